@@ -1,0 +1,82 @@
+"""Atomic file writes and provenance: a killed job never leaves a half-written file."""
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path, write, mode="w"):
+    """Call write(f) on a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fmt(v):
+    """Stable text for a CSV cell: floats to 8 significant digits, None empty."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.8g}"
+    return str(v)
+
+
+def write_csv(path, rows, columns):
+    def write(f):
+        f.write(",".join(columns) + "\n")
+        for row in rows:
+            f.write(",".join(fmt(row.get(c)) for c in columns) + "\n")
+
+    atomic_write(path, write)
+
+
+def write_json(path, obj):
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n"))
+
+
+def write_jsonl(path, rows):
+    atomic_write(path, lambda f: f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def torch_save(obj, path):
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
+
+
+def describe_device(device):
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def versions():
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,163 @@
+"""Run specifications: every hyperparameter of one training job, validated, with a stable id.
+
+The id is a readable prefix plus a hash of every field that changes the results, so two
+studies that ask for the same run share it, and changing one field gives a new run.
+Fields in EXECUTION (where and how fast it runs, how often it is saved) are left out.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+MODELS = ("rnn", "lstm")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda")
+ENCODINGS = ("scalar", "onehot")
+IMPLS = ("fused", "loop")
+INITS = ("default", "normal", "xavier", "orthogonal")
+EXECUTION = {"device", "threads", "checkpoint_every", "impl"}
+
+
+class SpecError(ValueError):
+    pass
+
+
+def _check(cond, name, msg, value):
+    if not cond:
+        raise SpecError(f"{name} {msg}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Common:
+    optimizer: str = "rmsprop"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    batch: int = 128
+    hidden: int = 128
+    steps: int = 10_000
+    max_norm: float = 10.0
+    seed: int = 0
+    eval_every: int = 100
+    log_every: int = 1
+    checkpoint_every: int = 1000
+    device: str = "auto"
+    threads: int = 1
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            want = type(f.default) if f.default is not dataclasses.MISSING else None
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif want is not None and not isinstance(value, want):
+                raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
+        for name in ("batch", "hidden", "steps", "eval_every", "log_every",
+                     "checkpoint_every", "threads"):
+            _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
+        for name in ("lr", "max_norm"):
+            v = getattr(self, name)
+            _check(math.isfinite(v) and v > 0, name, "must be a positive number", v)
+        _check(0 <= self.momentum < 1, "momentum", "must be in [0, 1)", self.momentum)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}", self.optimizer)
+        _check(self.device in DEVICES, "device", f"must be one of {DEVICES}", self.device)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SpecError(f"unknown {cls.kind} spec keys {unknown}; allowed: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def run_id(self):
+        """`<readable prefix>-<hash of every result-changing field>`."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return f"{self.prefix()}-{digest[:10]}"
+
+
+@dataclass(frozen=True)
+class PalindromeSpec(Common):
+    """One palindrome run: the course's train.py defaults (SPEC §3)."""
+
+    kind = "palindrome"
+    model: str = "lstm"
+    input_length: int = 10
+    input_encoding: str = "scalar"
+    init: str = "default"
+    init_std: float = 0.01
+    eval_size: int = 10_000
+    impl: str = "fused"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.model in MODELS, "model", f"must be one of {MODELS}", self.model)
+        _check(self.input_length >= 1, "input_length", "must be ≥ 1", self.input_length)
+        _check(self.input_encoding in ENCODINGS, "input_encoding", f"must be one of {ENCODINGS}",
+               self.input_encoding)
+        _check(self.init in INITS, "init", f"must be one of {INITS}", self.init)
+        _check(self.init_std > 0, "init_std", "must be > 0", self.init_std)
+        _check(self.eval_size >= 1, "eval_size", "must be ≥ 1", self.eval_size)
+        _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
+
+    def prefix(self):
+        return f"{self.model}-{self.optimizer}-len{self.input_length}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class TextSpec(Common):
+    """One text-generation run: the course defaults for part 3, 30k steps as the report."""
+
+    kind = "text"
+    optimizer: str = "rmsprop"
+    lr: float = 2e-3
+    batch: int = 64
+    steps: int = 30_000
+    max_norm: float = 5.0
+    eval_every: int = 500
+    layers: int = 2
+    seq_length: int = 30
+    temperature: float = 1.0
+    lr_decay: float = 1.0
+    lr_step: int = 5000
+    dropout: float = 0.0
+    val_fraction: float = 0.05
+    sample_every: int = 5000
+    sample_first: int = 100
+    sample_length: int = 30
+    samples_per_step: int = 3
+    sample_temperatures: tuple = field(default=())
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("layers", "seq_length", "lr_step", "sample_every", "sample_length",
+                     "samples_per_step"):
+            _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
+        _check(self.sample_first >= 0, "sample_first", "must be ≥ 0", self.sample_first)
+        _check(self.temperature > 0, "temperature", "must be > 0", self.temperature)
+        _check(0 < self.lr_decay <= 1, "lr_decay", "must be in (0, 1]", self.lr_decay)
+        _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
+        _check(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)", self.val_fraction)
+        temps = tuple(float(t) for t in self.sample_temperatures)
+        _check(all(t > 0 for t in temps), "sample_temperatures", "must all be > 0", temps)
+        object.__setattr__(self, "sample_temperatures", temps)
+
+    def prefix(self):
+        return f"text-{self.optimizer}-T{self.temperature:g}-seed{self.seed}"
+
+    def sampling_temperatures(self):
+        return self.sample_temperatures or (self.temperature,)
+
+    def sample_steps(self):
+        steps = set(range(self.sample_every, self.steps + 1, self.sample_every)) | {self.steps}
+        if 0 < self.sample_first <= self.steps:
+            steps.add(self.sample_first)
+        return sorted(steps)
+
+
+SPECS = {"palindrome": PalindromeSpec, "text": TextSpec}

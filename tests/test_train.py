@@ -1,0 +1,169 @@
+"""Training jobs learn, are deterministic on CPU, resume exactly, and stop on NaN."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnrepro.spec import PalindromeSpec, SpecError, TextSpec
+from rnnrepro.train import Diverged, train_palindrome, train_text
+
+FAST = dict(eval_size=1000, threads=1, device="cpu")
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_adam_learns_input_length_4(model, tmp_path):
+    spec = PalindromeSpec(model=model, optimizer="adam", input_length=4, steps=1500,
+                          eval_every=250, **FAST)
+    summary = train_palindrome(spec, tmp_path)
+    assert summary["eval_final"]["accuracy"] >= 0.99
+    assert summary["steps_to_0.99"] is not None and summary["steps_to_0.99"] <= 1500
+    for name in ("metrics.csv", "eval.csv", "timing.csv", "summary.json", "model.pt"):
+        assert (tmp_path / name).exists()
+    assert not (tmp_path / "resume.pt").exists()
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,loss,accuracy,grad_norm"
+
+
+def test_same_spec_and_seed_give_identical_metrics(tmp_path):
+    spec = PalindromeSpec(model="lstm", input_length=6, steps=120, eval_every=40, **FAST)
+    train_palindrome(spec, tmp_path / "a")
+    train_palindrome(spec, tmp_path / "b")
+    for name in ("metrics.csv", "eval.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    other = train_palindrome(PalindromeSpec(model="lstm", input_length=6, steps=120,
+                                            eval_every=40, seed=1, **FAST), tmp_path / "c")
+    assert (tmp_path / "c" / "metrics.csv").read_bytes() != (tmp_path / "a" / "metrics.csv").read_bytes()
+    assert other["run_id"] != spec.run_id()
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "rnnrepro", *args]
+
+
+@pytest.mark.parametrize("kind", ["palindrome", "text"])
+def test_killed_run_resumes_from_its_checkpoint_and_ends_the_same(kind, tmp_path, corpus_path):
+    if kind == "palindrome":
+        args = ["train", "palindrome", "--model", "lstm", "--input-length", "8", "--steps", "1500", "--hidden", "48",
+                "--eval-every", "500", "--eval-size", "500", "--checkpoint-every", "100",
+                "--device", "cpu"]
+    else:
+        args = ["train", "text", "--corpus", str(corpus_path), "--steps", "400", "--hidden", "32",
+                "--eval-every", "100", "--checkpoint-every", "50", "--sample-every", "100",
+                "--sample-first", "25", "--device", "cpu"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    subprocess.run(_cli(*args, "--out", str(clean)), check=True, capture_output=True)
+
+    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (killed / "resume.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
+    ck = torch.load(killed / "resume.pt", weights_only=False)
+    resumed_at = ck["state"]["step"]
+    assert resumed_at > 0
+
+    again = subprocess.run(_cli(*args, "--out", str(killed)), check=True, capture_output=True,
+                           text=True)
+    assert f"from step {resumed_at}" in again.stderr
+    for name in ("metrics.csv", "eval.csv") + (("samples.jsonl",) if kind == "text" else ()):
+        assert (clean / name).read_bytes() == (killed / name).read_bytes(), name
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["resumed_from"] == [resumed_at]
+    assert not (killed / "resume.pt").exists()
+
+
+def test_nan_loss_stops_the_run_naming_run_and_step(tmp_path):
+    spec = PalindromeSpec(model="rnn", input_length=5, steps=100, **FAST)
+    with pytest.raises(Diverged, match=rf"run {spec.run_id()}: loss is nan at step 37"):
+        train_palindrome(spec, tmp_path, inject_nan_at=37)
+    assert not (tmp_path / "summary.json").exists()
+    res = subprocess.run(_cli("train", "palindrome", "--steps", "60", "--eval-size", "100",
+                              "--inject-nan-at", "5", "--device", "cpu", "--out", str(tmp_path)),
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "loss is nan at step 5" in res.stderr
+
+
+def test_text_run_outputs(tmp_path, corpus_path):
+    spec = TextSpec(steps=60, hidden=32, eval_every=30, sample_every=30, sample_first=10,
+                    samples_per_step=2, sample_temperatures=(0.5, 2.0), temperature=2.0,
+                    threads=1, device="cpu")
+    summary = train_text(spec, corpus_path, tmp_path)
+    assert summary["corpus"]["characters"] == 540_241 and summary["corpus"]["distinct"] == 87
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step_000010.pt", "step_000030.pt", "step_000060.pt"]
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 2 * 3  # steps × samples × (greedy, T=0.5, T=2)
+    assert all(len(r["text"]) == 30 for r in rows)
+    evals = (tmp_path / "eval.csv").read_text().splitlines()
+    assert evals[0] == "step,loss,accuracy,bpc" and len(evals) == 1 + 3
+
+
+def test_text_training_temperature_divides_the_logits():
+    import torch.nn.functional as F
+
+    from rnnrepro.data import Corpus
+    from rnnrepro.train import TextTask
+
+    corpus = Corpus("abcdefghij" * 100)
+    torch.manual_seed(0)
+    task = TextTask(TextSpec(temperature=2.0, hidden=8, seq_length=5), torch.device("cpu"), corpus)
+    x, y = corpus.batch(4, 5, torch.Generator().manual_seed(0))
+    loss, _ = task.loss(x, y)
+    logits, _ = task.model(x)
+    assert torch.allclose(loss, F.cross_entropy((logits / 2.0).flatten(0, 1), y.flatten()))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("steps", 0, "steps must be ≥ 1"),
+    ("input_length", -1, "input_length must be ≥ 1"),
+    ("model", "gru", "model must be one of"),
+    ("optimizer", "adagrad", "optimizer must be one of"),
+    ("device", "tpu", "device must be one of"),
+    ("lr", 0.0, "lr must be a positive number"),
+    ("batch", "64", "batch must be int"),
+    ("init", "zeros", "init must be one of"),
+])
+def test_bad_palindrome_spec_names_the_field(field, value, match):
+    with pytest.raises(SpecError, match=match):
+        PalindromeSpec(**{field: value})
+
+
+def test_bad_text_spec_and_unknown_keys():
+    with pytest.raises(SpecError, match="temperature must be > 0"):
+        TextSpec(temperature=0.0)
+    with pytest.raises(SpecError, match="sample_temperatures must all be > 0"):
+        TextSpec(sample_temperatures=(1.0, -1.0))
+    with pytest.raises(SpecError, match=r"unknown palindrome spec keys \['hiden'\]"):
+        PalindromeSpec.from_dict({"hiden": 12})
+
+
+def test_run_id_covers_results_not_execution():
+    base = PalindromeSpec()
+    assert PalindromeSpec(device="cpu", threads=2, checkpoint_every=7).run_id() == base.run_id()
+    assert PalindromeSpec(lr=0.01).run_id() != base.run_id()
+    assert base.run_id().startswith("lstm-rmsprop-len10-seed0-")
+    assert PalindromeSpec(lr=1).lr == 1.0 and PalindromeSpec(lr=1).run_id() == PalindromeSpec(lr=1.0).run_id()
+
+
+def test_gradient_probe_shows_vanishing_gradients_in_the_rnn():
+    from rnnrepro.data import palindrome_batch
+    from rnnrepro.models import LSTM, VanillaRNN
+    from rnnrepro.probe import hidden_grad_norms
+
+    x, y = palindrome_batch(128, 40, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    rnn = hidden_grad_norms(VanillaRNN(64), x, y)
+    assert rnn.shape == (40,) and torch.isfinite(rnn).all()
+    assert rnn[0] < 1e-3 * rnn[-1]  # 39 steps back, the RNN's gradient has all but vanished
+    torch.manual_seed(0)
+    lstm = hidden_grad_norms(LSTM(64), x, y)
+    assert lstm[0] / lstm[-1] > rnn[0] / rnn[-1]

@@ -97,12 +97,21 @@ def cmd_complete(args):
         missing = sorted(set(prompt) - set(index))
         if missing:
             raise SpecError(f"prompt {prompt!r} has characters outside the vocabulary: {missing}")
-        gen = torch.Generator(device=device).manual_seed(derived_seed(args.seed, "complete", n))
         ids = torch.tensor([[index[ch] for ch in prompt]], device=device)
-        out, _ = generate(model, ids, args.length, args.method, args.temperature, gen, chunk=args.chunk)
-        rows.append({"prompt": prompt, "method": args.method, "temperature": args.temperature,
-                     "step": ck["step"], "completion": "".join(ck["vocab"][i] for i in out[0].tolist())})
+        for method in args.methods:
+            gen = torch.Generator(device=device).manual_seed(derived_seed(args.seed, "complete", n))
+            out, _ = generate(model, ids, args.length, method, args.temperature, gen, chunk=args.chunk)
+            rows.append({"prompt": prompt, "method": method,
+                         "temperature": args.temperature if method == "random" else None,
+                         "step": ck["step"], "chunk": args.chunk,
+                         "completion": "".join(ck["vocab"][i] for i in out[0].tolist())})
     write_jsonl(args.out, rows)
+
+
+def cmd_download(args):
+    from .download import download
+
+    download(args.url, args.sha256, args.out, args.retries, args.timeout, args.backoff)
 
 
 def cmd_corpus_stats(args):
@@ -133,6 +142,42 @@ def cmd_grad_probe(args):
             rows += [{"model": model_name, "seed": seed, "k": k + 1, "distance": T - k - 1,
                       "grad_norm": v} for k, v in enumerate(norms)]
     write_csv(args.out, rows, ("model", "seed", "k", "distance", "grad_norm"))
+
+
+def cmd_aggregate(args):
+    from .aggregate import aggregate_study
+
+    aggregate_study(args.study, args.runs, args.out_dir)
+
+
+def cmd_compute_table(args):
+    from .aggregate import compute_table
+
+    if len(args.benchmarks) != len(args.summaries):
+        raise SpecError("--benchmarks and --summaries must list the same runs in the same order")
+    compute_table(args.benchmarks, args.summaries, args.out)
+
+
+def cmd_scorecard(args):
+    from .scorecard import scorecard
+
+    table = scorecard(args.tables_dir, args.threshold, args.text_study)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+
+
+def cmd_figure(args):
+    from .figures import FIGURES
+    from .plots import draw, save
+
+    if args.name not in FIGURES:
+        raise SpecError(f"unknown figure {args.name!r}; known: {', '.join(FIGURES)}")
+    roles = FIGURES[args.name]["studies"]
+    if len(args.studies) != len(roles):
+        raise SpecError(f"figure {args.name} draws studies {roles}: give one name for each")
+    fig = draw(args.name, args.tables, dict(zip(roles, args.studies)), smoothing=args.smoothing,
+               threshold=args.threshold)
+    save(fig, args.out)
 
 
 def build_parser():
@@ -166,13 +211,22 @@ def build_parser():
     c.add_argument("--checkpoint", type=Path, required=True)
     c.add_argument("--prompt", nargs="+", required=True)
     c.add_argument("--length", type=int, default=200)
-    c.add_argument("--method", choices=("greedy", "random"), default="greedy")
+    c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
     c.add_argument("--temperature", type=float, default=1.0)
     c.add_argument("--chunk", type=int, default=30)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="cpu")
     c.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     c.set_defaults(func=cmd_complete)
+
+    d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
+    d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")
+    d.add_argument("--sha256", required=True)
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--retries", type=int, default=3, help="attempts per URL")
+    d.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
+    d.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling")
+    d.set_defaults(func=cmd_download)
 
     cs = sub.add_parser("corpus-stats", help="characters, vocabulary, book and validation bounds")
     cs.add_argument("--corpus", type=Path, required=True)
@@ -190,6 +244,31 @@ def build_parser():
     g.add_argument("--threads", type=int, default=1)
     g.add_argument("--out", type=Path, required=True)
     g.set_defaults(func=cmd_grad_probe)
+    a = sub.add_parser("aggregate", help="gather a study's run directories into tidy CSV tables")
+    a.add_argument("--study", required=True)
+    a.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    a.add_argument("--out-dir", type=Path, required=True)
+    a.set_defaults(func=cmd_aggregate)
+
+    ct = sub.add_parser("compute-table", help="per-job wall time and memory, with device")
+    ct.add_argument("--benchmarks", type=Path, nargs="+", required=True, help="Snakemake TSVs")
+    ct.add_argument("--summaries", type=Path, nargs="+", required=True, help="same order")
+    ct.add_argument("--out", type=Path, required=True)
+    ct.set_defaults(func=cmd_compute_table)
+    sc = sub.add_parser("scorecard", help="the original's claims against this run's tables")
+    sc.add_argument("--tables-dir", type=Path, required=True)
+    sc.add_argument("--threshold", type=float, default=0.99, help="converged: final accuracy ≥ this")
+    sc.add_argument("--text-study", default="text_temperature")
+    sc.add_argument("--out", type=Path, required=True)
+    sc.set_defaults(func=cmd_scorecard)
+    f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
+    f.add_argument("name")
+    f.add_argument("--tables", type=Path, required=True, help="results/tables")
+    f.add_argument("--studies", nargs="*", default=[], help="config study for each role")
+    f.add_argument("--smoothing", type=int, default=100, help="rolling-mean window (steps)")
+    f.add_argument("--threshold", type=float, default=0.99)
+    f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
+    f.set_defaults(func=cmd_figure)
     return p
 
 
@@ -199,7 +278,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         args.func(args)
-    except (SpecError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (SpecError, ValueError, OSError, RuntimeError) as err:
         print(f"rnnrepro {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,32 @@
+# rnnrepro: vanilla RNN vs LSTM on palindromes, the phased-LSTM gate and a character-level
+# LSTM on Grimm's Fairy Tales, from an empty checkout to the report PDF.
+#
+#   snakemake --cores 8 --resources gpu=1                 # the full reproduction
+#   snakemake --cores 2 --configfile config/test.yaml     # the tiny test config
+#
+# Studies in the config expand into training runs (workflow/rules/common.smk); every run
+# trains once, whatever the number of figures that use it.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.19")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/palindrome.smk"
+include: "workflow/rules/text.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report/report.pdf",

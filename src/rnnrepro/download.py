@@ -1,0 +1,67 @@
+"""Fetch a file by URL (http, https or file), verify its sha256, and move it into place.
+
+Nothing is written at the destination unless the whole file arrived and its checksum
+matched: bytes go to a temporary file beside it, which is renamed only at the end.
+"""
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger("rnnrepro")
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url, dest, timeout):
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
+        while block := response.read(1 << 16):
+            f.write(block)
+
+
+def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
+    """Try each URL in turn, `retries` attempts each, waiting backoff, 2·backoff, … between."""
+    out = Path(out)
+    if out.exists() and sha256_of(out) == sha256:
+        log.info("%s is already there with the right checksum", out)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        for attempt in range(1, retries + 1):
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            os.close(fd)
+            try:
+                log.info("downloading %s (attempt %d/%d)", url, attempt, retries)
+                _fetch(url, tmp, timeout)
+                actual = sha256_of(tmp)
+                if actual != sha256:
+                    # a wrong file will not become right by asking again: next URL
+                    errors.append(f"{url}: checksum mismatch: expected sha256 {sha256}, got {actual}")
+                    break
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, out)
+                log.info("saved %s (sha256 %s)", out, actual)
+                return out
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                errors.append(f"{url} (attempt {attempt}): {err}")
+                if attempt < retries:
+                    time.sleep(backoff * 2 ** (attempt - 1))
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+    raise DownloadError(f"could not download {out.name}; nothing was saved:\n  " + "\n  ".join(errors))

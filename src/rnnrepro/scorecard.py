@@ -1,0 +1,241 @@
+"""The original report's claims (SPEC §5), each checked against this run's tables.
+
+Every verdict is computed here from the tables; nothing is typed by hand. A claim about
+palindrome runs is judged seed by seed: it holds for a seed when every expectation it
+makes holds for that seed's runs; the verdict is "held" when it holds for every seed,
+"not held" for none, "partly" in between, and "not run" when the config has no runs
+that could test it. "Converged" means held-out accuracy at the end of training at or
+above the threshold (default 0.99).
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+CLAIMS = {
+    1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
+       "but not for 8, 9 and 10.",
+    2: "Trained for 20k steps, the RNN with Adam converges for lengths 8 and 9 but not 10; "
+       "length 10 still fails after 40k steps.",
+    3: "Adam does better than RMSprop for the vanilla RNN.",
+    4: "The RNN's accuracy falls as the input length grows.",
+    5: "The LSTM with Adam converges for lengths 5 to 9 within 10k steps; length 10 needs a "
+       "learning rate of 0.01.",
+    6: "The LSTM outperforms the vanilla RNN on the longer input lengths.",
+    7: "The corpus has 540,241 characters, 87 of them distinct.",
+    8: "The text model reaches about 70% training accuracy within 30k steps.",
+    9: "Training at temperature 0.5 converges earlier than at 1; at 2 it converges more slowly.",
+    10: "Early greedy samples (step 100) are dominated by spaces and repeated characters.",
+    11: "The LSTM cell has 4(nd + n^2 + n) trainable parameters.",
+}
+
+
+class Tables:
+    def __init__(self, tables_dir, threshold=0.99, text_study="text_temperature"):
+        self.dir, self.threshold, self.text_study = Path(tables_dir), threshold, text_study
+
+    def study(self, name, table="runs"):
+        path = self.dir / "studies" / name / f"{table}.csv"
+        return pd.read_csv(path) if path.exists() else None
+
+    def converged(self, runs):
+        return runs["eval_final_accuracy"] >= self.threshold
+
+
+def verdict(per_seed):
+    """per_seed: {seed: bool or None}; None = this seed has no runs to judge."""
+    judged = {s: v for s, v in per_seed.items() if v is not None}
+    if not judged:
+        return "not run", 0, 0
+    held = sum(judged.values())
+    word = "held" if held == len(judged) else "not held" if held == 0 else "partly"
+    return word, held, len(judged)
+
+
+def _lengths_text(lengths):
+    return ", ".join(str(int(x)) for x in sorted(lengths)) or "none"
+
+
+def convergence_claim(t, expectations):
+    """expectations: list of (study, input_length, should_converge). Lengths a study did not
+    run are skipped. Returns (verdict parts, measured text)."""
+    per_seed, measured = {}, []
+    for study, want in _group(expectations).items():
+        runs = t.study(study)
+        if runs is None:
+            continue
+        runs = runs.assign(converged=t.converged(runs))
+        by_len = runs.groupby("input_length")["converged"].agg(["sum", "count"])
+        parts = [f"{int(L)}: {int(r['sum'])}/{int(r['count'])}" for L, r in by_len.iterrows()
+                 if L in want]
+        if parts:
+            measured.append(f"{study} converged (seeds) at length " + ", ".join(parts))
+        for seed, g in runs.groupby("seed"):
+            for _, r in g.iterrows():
+                if r["input_length"] in want:
+                    ok = bool(r["converged"]) == want[r["input_length"]]
+                    per_seed[seed] = per_seed.get(seed, True) and ok
+    return per_seed, "; ".join(measured) or "no runs"
+
+
+def _group(expectations):
+    out = {}
+    for study, length, should in expectations:
+        out.setdefault(study, {})[length] = should
+    return out
+
+
+def mean_eval_accuracy(t, study):
+    """Mean held-out accuracy over all evaluations of a run (area under the accuracy curve
+    divided by its length): rewards learning sooner, not only learning at all."""
+    evals = t.study(study, "evals")
+    if evals is None:
+        return None
+    return evals.groupby(["seed", "input_length"])["accuracy"].mean()
+
+
+def better_claim(t, good, bad, lengths=None):
+    a, b = mean_eval_accuracy(t, good), mean_eval_accuracy(t, bad)
+    if a is None or b is None:
+        return {}, "no runs"
+    joint = pd.concat({"good": a, "bad": b}, axis=1).dropna().reset_index()
+    if lengths is not None:
+        joint = joint[joint["input_length"].isin(lengths(joint["input_length"]))]
+    per_seed = {s: bool(g["good"].mean() > g["bad"].mean()) for s, g in joint.groupby("seed")}
+    measured = (f"mean held-out accuracy over training, {good} {joint['good'].mean():.3f} vs "
+                f"{bad} {joint['bad'].mean():.3f} (lengths {_lengths_text(joint['input_length'].unique())})")
+    return per_seed, measured
+
+
+def longer_half(lengths):
+    ls = sorted(set(lengths))
+    return ls[len(ls) // 2:]
+
+
+def accuracy_falls_claim(t, study="rnn_adam"):
+    runs = t.study(study)
+    if runs is None or runs["input_length"].nunique() < 2:
+        return {}, "needs at least two input lengths"
+    per_seed = {}
+    for seed, g in runs.groupby("seed"):
+        g = g.sort_values("input_length")
+        acc = g["eval_final_accuracy"].to_numpy()
+        rho = g["eval_final_accuracy"].rank().corr(g["input_length"].rank())  # Spearman
+        per_seed[seed] = bool(acc[-1] < acc[0] and (rho < 0 if rho == rho else False))
+    means = runs.groupby("input_length")["eval_final_accuracy"].mean()
+    measured = "final held-out accuracy by length: " + ", ".join(
+        f"{int(L)}: {v:.3f}" for L, v in means.items())
+    return per_seed, measured
+
+
+def text_runs(t):
+    runs = t.study(t.text_study)
+    return runs, t.study(t.text_study, "evals"), t.study(t.text_study, "samples")
+
+
+def reference_text_run(runs):
+    r = runs.assign(d=(runs["temperature"] - 1.0).abs()).sort_values(["d", "seed"])
+    return r.iloc[0]
+
+
+def text_accuracy_claim(t):
+    runs, _, _ = text_runs(t)
+    if runs is None:
+        return {}, "no runs"
+    ref = reference_text_run(runs)
+    acc = ref["final_batch_accuracy"]
+    return ({0: bool(acc >= 0.65)},
+            f"training accuracy (mean of the last {100} logged steps) {acc:.3f} after "
+            f"{int(ref['steps'])} steps; held-out {ref['eval_final_accuracy']:.3f}")
+
+
+def temperature_claim(t):
+    runs, evals, _ = text_runs(t)
+    if runs is None:
+        return {}, "no runs"
+    temps = sorted(runs["temperature"].unique())
+    if not {0.5, 1.0, 2.0} <= set(temps):
+        return {}, "needs runs at temperatures 0.5, 1 and 2"
+    ref = reference_text_run(runs)
+    target = 0.9 * ref["eval_final_accuracy"]
+    steps = {}
+    for T in (0.5, 1.0, 2.0):
+        e = evals[evals["temperature"] == T]
+        e = e[e["seed"] == e["seed"].min()]
+        hit = e[e["accuracy"] >= target]["step"]
+        steps[T] = int(hit.min()) if len(hit) else None
+    inf = float("inf")
+    s = {T: (v if v is not None else inf) for T, v in steps.items()}
+    held = s[0.5] < s[1.0] < s[2.0]
+    measured = (f"steps to reach {target:.3f} held-out accuracy (90% of T=1's final): "
+                + ", ".join(f"T={T:g}: {v if v is not None else 'never'}" for T, v in steps.items()))
+    return {0: bool(held)}, measured
+
+
+def early_samples_claim(t):
+    runs, _, samples = text_runs(t)
+    if runs is None or samples is None or samples.empty:
+        return {}, "no samples"
+    ref = reference_text_run(runs)
+    s = samples[(samples["run_id"] == ref["run_id"]) & (samples["method"] == "greedy")]
+    first = s["step"].min()
+    texts = s[s["step"] == first]["text"].astype(str)
+    share = sum(_space_or_repeat(x) for x in texts) / len(texts)
+    return ({0: bool(share >= 0.5)},
+            f"at step {int(first)}, {share:.0%} of greedy sample characters (after the first) are "
+            "spaces or repeat the previous character")
+
+
+def _space_or_repeat(text):
+    rest = text[1:]
+    if not rest:
+        return 0.0
+    return sum(c == " " or c == p for p, c in zip(text, rest)) / len(rest)
+
+
+def corpus_claim(t):
+    path = t.dir / "corpus_stats.json"
+    if not path.exists():
+        return {}, "no corpus statistics"
+    stats = json.loads(path.read_text())
+    ok = stats["characters"] == 540_241 and stats["distinct"] == 87
+    return {0: ok}, f"{stats['characters']:,} characters, {stats['distinct']} distinct"
+
+
+def parameter_claim(t):
+    rows = [r for s in ("lstm_adam", "lstm_rmsprop", "lstm_adam_lr01") if (r := t.study(s)) is not None]
+    if not rows:
+        return {}, "no LSTM runs"
+    runs = pd.concat(rows)
+    ok = (runs["cell_parameters"] == runs["cell_formula"]).all()
+    r = runs.iloc[0]
+    return ({0: bool(ok)}, f"counted {int(r['cell_parameters']):,} = formula {int(r['cell_formula']):,} "
+            f"(n = {int(r['hidden'])}, d = 1), in all {len(runs)} LSTM runs")
+
+
+def scorecard(tables_dir, threshold=0.99, text_study="text_temperature"):
+    t = Tables(tables_dir, threshold, text_study)
+    L = lambda study, lengths, want: [(study, x, want) for x in lengths]
+    checks = {
+        1: lambda: convergence_claim(t, L("rnn_adam", (5, 6, 7), True) + L("rnn_adam", (8, 9, 10), False)),
+        2: lambda: convergence_claim(t, L("rnn_adam_long", (8, 9), True) + L("rnn_adam_long", (10,), False)
+                                     + L("rnn_adam_40k", (10,), False)),
+        3: lambda: better_claim(t, "rnn_adam", "rnn_rmsprop"),
+        4: lambda: accuracy_falls_claim(t),
+        5: lambda: convergence_claim(t, L("lstm_adam", (5, 6, 7, 8, 9), True) + L("lstm_adam", (10,), False)
+                                     + L("lstm_adam_lr01", (10,), True)),
+        6: lambda: better_claim(t, "lstm_adam", "rnn_adam", longer_half),
+        7: lambda: corpus_claim(t),
+        8: lambda: text_accuracy_claim(t),
+        9: lambda: temperature_claim(t),
+        10: lambda: early_samples_claim(t),
+        11: lambda: parameter_claim(t),
+    }
+    rows = []
+    for n, check in checks.items():
+        per_seed, measured = check()
+        word, held, judged = verdict(per_seed)
+        rows.append({"claim": n, "original": CLAIMS[n], "measured": measured, "verdict": word,
+                     "held": held, "judged": judged})
+    return pd.DataFrame(rows)

@@ -1,0 +1,96 @@
+# Tables and figures. Each figure depends only on the studies it draws.
+localrules:
+    aggregate_study,
+    compute_table,
+    figure,
+
+
+def study_name(name):
+    """Figures name the text study symbolically; the config says which study it is."""
+    return REPORT["text_study"] if name == "text" else name
+
+
+def figure_studies(figure):
+    return [study_name(s) for s in FIGURES[figure]["studies"]]
+
+
+# Figures whose studies are all in the config; the report lists the others as not run.
+ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_studies(f))]
+
+
+rule aggregate_study:
+    input:
+        summaries=lambda wildcards: study_files(wildcards.study, "summary.json"),
+        code=str(SRC / "aggregate.py"),
+    output:
+        runs="results/tables/studies/{study}/runs.csv",
+        curves="results/tables/studies/{study}/curves.csv",
+        evals="results/tables/studies/{study}/evals.csv",
+        samples="results/tables/studies/{study}/samples.csv",
+    params:
+        runs=lambda wildcards, input: [Path(p).parent for p in input.summaries],
+        out=lambda wildcards, output: Path(output.runs).parent,
+    log:
+        "logs/aggregate/{study}.log",
+    shell:
+        "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
+        " --out-dir {params.out:q} > {log:q} 2>&1"
+
+
+rule compute_table:
+    input:
+        benchmarks=[f"results/compute/{RUNS[r].kind}/{r}.tsv" for r in RUNS],
+        summaries=[run_file(r, "summary.json") for r in RUNS],
+    output:
+        "results/tables/compute.csv",
+    log:
+        "logs/compute_table.log",
+    shell:
+        "rnnrepro compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule grad_probe:
+    input:
+        code=[str(SRC / m) for m in ("probe.py", "models.py", "data.py")],
+    output:
+        "results/tables/grad_norms.csv",
+    params:
+        length=config["report"]["probe_length"],
+    log:
+        "logs/grad_probe.log",
+    threads: 1
+    shell:
+        "rnnrepro grad-probe --models rnn lstm --input-length {params.length}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+def figure_inputs(wildcards):
+    spec = FIGURES[wildcards.figure]
+    tables = [f"results/tables/studies/{s}/{t}.csv"
+              for s in figure_studies(wildcards.figure) for t in ("runs", "curves", "evals")]
+    tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
+    return {"tables": tables, "code": [str(SRC / "plots.py"), str(SRC / "models.py")]}
+
+
+rule figure:
+    input:
+        unpack(figure_inputs),
+    output:
+        pdf="results/figures/{figure}.pdf",
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../../report/captions/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+    params:
+        studies=lambda wildcards: figure_studies(wildcards.figure),
+        smoothing=REPORT["smoothing_window"],
+        threshold=REPORT["convergence_threshold"],
+    log:
+        "logs/figures/{figure}.log",
+    shell:
+        "rnnrepro figure {wildcards.figure} --tables results/tables"
+        " --studies {params.studies:q} --smoothing {params.smoothing}"
+        " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"

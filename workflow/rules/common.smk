@@ -1,0 +1,67 @@
+# The run table: studies in the config -> one training run per distinct spec.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this checkout's package first
+
+from rnnrepro import studies as S
+from rnnrepro.figures import FIGURES
+from rnnrepro.spec import SpecError
+
+try:
+    RUNS, STUDY_RUNS = S.expand(config)
+except SpecError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
+
+EXECUTION = config["execution"]
+GPU = int(S.uses_gpu(EXECUTION["device"]))
+REPORT = config["report"]
+
+# Training jobs depend on the code that decides their results: edit one of these modules
+# and every run retrains (`snakemake -n` says why). Plotting and report code is declared
+# by the rules that use it, so restyling a figure never retrains.
+SRC = Path("src/rnnrepro")
+TRAIN_CODE = [str(SRC / f"{m}.py") for m in ("spec", "models", "data", "train", "sampling", "io")]
+
+RUN_DIR = "results/runs/{kind}/{run_id}"
+
+
+wildcard_constraints:
+    run_id=r"[A-Za-z0-9._-]+",
+    study=r"[A-Za-z][A-Za-z0-9_]*",
+    figure=r"[A-Za-z0-9_]+",
+
+
+def run_ids(kind):
+    return [r for r, run in RUNS.items() if run.kind == kind]
+
+
+def run_file(run_id, name):
+    return str(Path(RUN_DIR.format(kind=RUNS[run_id].kind, run_id=run_id)) / name)
+
+
+def study_files(study, name):
+    return [run_file(r, name) for r in STUDY_RUNS[study]]
+
+
+def train_args(wildcards):
+    return " ".join(S.cli_args(RUNS[wildcards.run_id].spec))
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for the cluster's time limit: a CPU estimate, doubled on each retry."""
+    spec = RUNS[wildcards.run_id].spec
+    per_second = 20 if spec.kind == "text" else 60
+    return (10 + spec.steps // per_second // 60) * 2 ** (attempt - 1)
+
+
+def text_reference_run():
+    """The report's reference text run: temperature 1 (or the closest), lowest seed."""
+    study = REPORT["text_study"]
+    if study not in STUDY_RUNS:
+        raise WorkflowError(f"report.text_study: no study named {study!r} in the config")
+    specs = [RUNS[r].spec for r in STUDY_RUNS[study]]
+    best = min(specs, key=lambda s: (abs(s.temperature - 1.0), s.seed))
+    return best.run_id()

@@ -1,0 +1,24 @@
+rule train_palindrome:
+    input:
+        code=TRAIN_CODE,
+    output:
+        summary="results/runs/palindrome/{run_id}/summary.json",
+        metrics="results/runs/palindrome/{run_id}/metrics.csv",
+        evals="results/runs/palindrome/{run_id}/eval.csv",
+        timing="results/runs/palindrome/{run_id}/timing.csv",
+        model="results/runs/palindrome/{run_id}/model.pt",
+    params:
+        args=train_args,
+        out=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/train/palindrome/{run_id}.log",
+    benchmark:
+        "results/compute/palindrome/{run_id}.tsv"
+    threads: EXECUTION["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=EXECUTION["mem_mb"],
+        runtime=train_runtime,
+    shell:
+        # resume.pt, left beside the outputs by an interrupted attempt, is picked up here
+        "rnnrepro train palindrome {params.args} --out {params.out:q} > {log:q} 2>&1"

@@ -1,0 +1,55 @@
+# The claims scorecard and the report PDF: Jinja2 templates -> LaTeX -> latexmk.
+import json
+
+localrules:
+    scorecard,
+    render_report,
+
+
+def all_study_tables():
+    return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
+
+
+rule scorecard:
+    input:
+        tables=all_study_tables(),
+        corpus="results/tables/corpus_stats.json",
+        code=str(SRC / "scorecard.py"),
+    output:
+        "results/tables/scorecard.csv",
+    params:
+        threshold=REPORT["convergence_threshold"],
+        text_study=REPORT["text_study"],
+    log:
+        "logs/scorecard.log",
+    shell:
+        "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
+        " --text-study {params.text_study}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule render_report:
+    input:
+        figures=expand("results/figures/{figure}.pdf", figure=ACTIVE_FIGURES),
+        tables=all_study_tables(),
+        text=expand("results/tables/studies/{study}/{table}.csv", study=REPORT["text_study"],
+                    table=("curves", "samples")),
+        scorecard="results/tables/scorecard.csv",
+        corpus="results/tables/corpus_stats.json",
+        compute="results/tables/compute.csv",
+        completions="results/tables/completions.jsonl",
+        grad_norms="results/tables/grad_norms.csv",
+        templates=sorted(str(p) for p in Path("report/templates").glob("*.tex.j2")),
+        code=[str(SRC / m) for m in ("report.py", "latex.py", "scorecard.py")],
+    output:
+        pdf="results/report/report.pdf",
+        tex="results/report/report.tex",
+    params:
+        config=json.dumps(config, sort_keys=True),
+        figures=ACTIVE_FIGURES,
+    log:
+        "logs/render_report.log",
+    shell:
+        "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
+        " --figures {params.figures} --config-json {params.config:q}"
+        " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

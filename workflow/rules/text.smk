@@ -1,0 +1,45 @@
+rule train_text:
+    input:
+        code=TRAIN_CODE,
+        corpus=config["corpus"]["path"],
+    output:
+        summary="results/runs/text/{run_id}/summary.json",
+        metrics="results/runs/text/{run_id}/metrics.csv",
+        evals="results/runs/text/{run_id}/eval.csv",
+        timing="results/runs/text/{run_id}/timing.csv",
+        samples="results/runs/text/{run_id}/samples.jsonl",
+        model="results/runs/text/{run_id}/model.pt",
+    params:
+        args=train_args,
+        out=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/train/text/{run_id}.log",
+    benchmark:
+        "results/compute/text/{run_id}.tsv"
+    threads: EXECUTION["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=EXECUTION["mem_mb"],
+        runtime=train_runtime,
+    shell:
+        # checkpoints/ (weights at every sample step) stays beside the outputs for re-sampling
+        "rnnrepro train text {params.args} --corpus {input.corpus:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
+
+
+rule complete_text:
+    """Bonus: long completions of the report's prompts by the reference run's final model."""
+    input:
+        model=lambda wildcards: run_file(text_reference_run(), "model.pt"),
+        code=[str(SRC / "sampling.py"), str(SRC / "cli.py")],
+    output:
+        "results/tables/completions.jsonl",
+    params:
+        prompts=REPORT["prompts"],
+        length=REPORT["completion_length"],
+    log:
+        "logs/complete_text.log",
+    shell:
+        "rnnrepro complete --checkpoint {input.model:q} --prompt {params.prompts:q}"
+        " --length {params.length} --methods greedy random --temperature 1.0 --out {output:q}"
+        " > {log:q} 2>&1"

@@ -12,7 +12,11 @@ from snakemake.utils import min_version, validate
 min_version("9.19")
 
 
-configfile: "config/config.yaml"
+# The default config; a --configfile replaces it instead of being merged into it (a merge
+# could not drop a study). --config key=value still overrides single keys.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -180,6 +180,13 @@ def cmd_figure(args):
     save(fig, args.out)
 
 
+def cmd_report(args):
+    from .report import build
+
+    config = json.loads(args.config_json) if args.config_json else json.loads(args.config.read_text())
+    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="rnnrepro", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -269,6 +276,16 @@ def build_parser():
     f.add_argument("--threshold", type=float, default=0.99)
     f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
     f.set_defaults(func=cmd_figure)
+    r = sub.add_parser("report", help="render the report's LaTeX from the tables and compile it")
+    r.add_argument("--tables-dir", type=Path, required=True)
+    r.add_argument("--figures-dir", type=Path, required=True)
+    r.add_argument("--figures", nargs="*", default=[], help="figures to include")
+    cfg = r.add_mutually_exclusive_group(required=True)
+    cfg.add_argument("--config-json", help="the workflow's config as JSON text")
+    cfg.add_argument("--config", type=Path, help="the workflow's config as a JSON file")
+    r.add_argument("--tex", type=Path, required=True)
+    r.add_argument("--pdf", type=Path, required=True)
+    r.set_defaults(func=cmd_report)
     return p
 
 

@@ -1,0 +1,195 @@
+"""The report's figures: every one draws from small synthetic tables, saves as PDF and PNG,
+and shows what it should (one line per input length, the gate function, the smoothing window,
+"no runs" for a missing study)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnrepro.figures import FIGURES
+from rnnrepro.plots import BAND_TEXT, GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, draw, mean_band, save, smooth
+
+LENGTHS, SEEDS = (4, 6), (0, 1)
+# role -> (lengths, seeds, steps factor, lr): the studies of the test config, scaled down
+PALINDROME = {
+    "rnn_rmsprop": (LENGTHS, SEEDS, 1, 1e-3), "rnn_adam": (LENGTHS, SEEDS, 1, 1e-3),
+    "rnn_adam_long": (LENGTHS[-1:], SEEDS, 2, 1e-3), "rnn_adam_40k": (LENGTHS[-1:], (0,), 4, 1e-3),
+    "lstm_rmsprop": (LENGTHS, SEEDS, 1, 1e-3), "lstm_adam": (LENGTHS, SEEDS, 1, 1e-3),
+    "lstm_adam_lr01": (LENGTHS[-1:], SEEDS, 1, 1e-2),
+}
+STUDIES = {role: role for role in PALINDROME} | {"text": "text_temperature"}
+
+
+def _write(root, study, **tables):
+    folder = root / "studies" / study
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+
+
+def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.0, 2.0),
+              palindrome=PALINDROME, text_steps=None, text_eval_every=40, seed=0):
+    """Write runs/curves/evals tables shaped like the pipeline's (SPEC §4 studies, decaying
+    losses with noise) and grad_norms.csv under `root`; returns root."""
+    rng = np.random.default_rng(seed)
+    for role, (lengths, seeds, factor, lr) in palindrome.items():
+        model, optimizer = role.split("_")[:2]
+        runs, curves, evals = [], [], []
+        for length in lengths:
+            for s in seeds:
+                n = steps * factor
+                key = dict(study=role, run_id=f"{role}-len{length}-seed{s}", model=model,
+                           optimizer=optimizer, input_length=length, lr=lr, steps=n, init="default",
+                           init_std=0.01, seed=s)
+                rate = 3 / (steps * length / 4) * (1 + 0.2 * s)
+                t = np.arange(log_every, n + 1, log_every)
+                loss = 2.3 * np.exp(-rate * t) * rng.lognormal(0, 0.2, len(t)) + 1e-3
+                curves += [key | dict(step=a, loss=b, accuracy=1 - b / 2.6, grad_norm=1.0)
+                           for a, b in zip(t, loss)]
+                te = np.arange(0, n + 1, eval_every)
+                acc = 1 - 0.9 * np.exp(-rate * te)
+                evals += [key | dict(step=a, loss=2.3 * (1 - b), accuracy=b) for a, b in zip(te, acc)]
+                runs.append(key | dict(kind="palindrome", eval_final_accuracy=acc[-1],
+                                       eval_best_accuracy=acc.max(), log_every=log_every))
+        _write(root, role, runs=runs, curves=curves, evals=evals)
+    runs, curves, evals = [], [], []
+    for temp in temperatures:
+        n = text_steps or steps
+        key = dict(study="text_temperature", run_id=f"text-T{temp:g}", temperature=temp,
+                   optimizer="rmsprop", lr=2e-3, steps=n, seed=0)
+        t = np.arange(10, n + 1, 10)
+        loss = 1.3 + 3 * np.exp(-t / (n / 5 * temp)) + rng.normal(0, 0.05, len(t))
+        curves += [key | dict(step=a, loss=b, accuracy=0.7 - b / 10, grad_norm=1.0) for a, b in zip(t, loss)]
+        te = np.arange(0, n + 1, text_eval_every)
+        loss = 1.5 + 3 * np.exp(-te / (n / 5 * temp))
+        evals += [key | dict(step=a, loss=b, accuracy=0.7 - b / 10, bpc=b / math.log(2))
+                  for a, b in zip(te, loss)]
+        runs.append(key | dict(kind="text"))
+    _write(root, "text_temperature", runs=runs, curves=curves, evals=evals)
+    k = np.arange(1, 21)
+    pd.DataFrame([dict(model=m, seed=s, k=int(i), distance=int(20 - i), grad_norm=float(g))
+                  for m, decay in [("rnn", 0.5), ("lstm", 0.7)] for s in range(3)
+                  for i, g in zip(k, decay ** (20 - k) * rng.lognormal(0, 0.3, len(k)))]
+                 ).to_csv(root / "grad_norms.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    return fabricate(tmp_path_factory.mktemp("tables"))
+
+
+def _draw(name, tables, studies=None, **kw):
+    return draw(name, tables, {r: (studies or STUDIES)[r] for r in FIGURES[name]["studies"]
+                               if r in (studies or STUDIES)}, **kw)
+
+
+def _texts(fig):
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_draws_and_saves(name, tables, tmp_path):
+    fig = _draw(name, tables)
+    assert fig.get_figwidth() == pytest.approx(WIDTH)
+    assert not any("no runs" in t for t in _texts(fig))
+    pdf, png = tmp_path / "out" / f"{name}.pdf", tmp_path / "out" / f"{name}.png"
+    save(fig, [pdf, png])
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert int.from_bytes(head[16:20], "big") == round(WIDTH * PNG_DPI)   # width in pixels
+    assert sorted(p.name for p in pdf.parent.iterdir()) == sorted([pdf.name, png.name])  # no temp files
+
+
+def test_loss_figure_one_line_per_length_and_states_smoothing(tables):
+    fig = _draw("fig01_rnn_rmsprop_loss", tables, smoothing=100)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [str(n) for n in LENGTHS]
+    assert len(ax.get_lines()) == len(LENGTHS)
+    assert "palindrome length" in ax.get_legend().get_title().get_text()
+    assert "rolling mean over 100 steps" in ax.get_title(loc="left")
+    assert "2 seeds" in ax.get_title(loc="left")
+    assert ax.get_yscale() == "log"
+
+
+def test_smoothing_window_counts_steps_not_rows():
+    df = pd.DataFrame({"run_id": "a", "step": np.arange(10, 1001, 10), "loss": np.arange(100.0)})
+    out = smooth(df, "loss", 100)   # logged every 10 steps: 10 rows
+    assert out.loss.tolist() == df.loss.rolling(10, min_periods=1).mean().tolist()
+    assert smooth(df, "loss", 1).loss.tolist() == df.loss.tolist()
+
+
+def test_mean_band_over_seeds_linear_and_log():
+    df = pd.DataFrame({"step": [1, 1], "loss": [1.0, 100.0], "seed": [0, 1]})
+    lin = mean_band(df, "step", "loss").iloc[0]
+    assert lin["mean"] == 50.5 and lin["hi"] - lin["mean"] == pytest.approx(np.std([1, 100], ddof=1))
+    geo = mean_band(df, "step", "loss", log=True).iloc[0]
+    sd = np.std([0, 2], ddof=1)
+    assert geo["mean"] == pytest.approx(10) and geo["hi"] == pytest.approx(10 * 10 ** sd)
+    assert geo["lo"] == pytest.approx(10 / 10 ** sd) and geo["n"] == 2
+    assert "{" not in BAND_TEXT and "standard deviation" in BAND_TEXT   # the report's prose
+    assert band_note((3, 3)) == "mean over 3 seeds ± 1 s.d." and band_note((1, 1)) == "one seed (no band)"
+
+
+def test_variant_runs_are_dashed_and_labelled(tables):
+    fig = _draw("fig06_lstm_adam_loss", tables)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "lr 0.01 ($T$ = 6)" in labels and "lr 0.001" in labels
+    assert sorted({line.get_linestyle() for line in ax.get_lines()}) == ["-", "--"]
+    fig = _draw("fig03_rnn_adam_long_loss", tables)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "600 steps" in labels and "1,200 steps" in labels
+
+
+def test_time_gate_figure_draws_the_models_gate():
+    from rnnrepro.models import time_gate
+
+    fig = draw("fig08_time_gate", "/nonexistent", {})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    closed, leaky = lines[r"$k_t$, $\alpha = 0$"], lines[rf"$k_t$, leak $\alpha = {GATE_LEAK:g}$"]
+    t = closed.get_xdata()
+    np.testing.assert_allclose(closed.get_ydata(), time_gate(t, **GATE).numpy())
+    np.testing.assert_allclose(leaky.get_ydata(), time_gate(t, **GATE, alpha=GATE_LEAK).numpy())
+    assert t[-1] - t[0] >= 3 * GATE["tau"]
+    ticks = [lab.get_text() for lab in ax.get_xticklabels()]
+    assert ticks[:2] == ["$s$", r"$s{+}\tau$"]
+    assert any("r_{on}" in t for t in _texts(fig)) and any("period" in t for t in _texts(fig))
+
+
+def test_accuracy_figure_marks_threshold(tables):
+    fig = _draw("fig04_rnn_accuracy", tables, threshold=0.95)
+    ys = [line.get_ydata()[0] for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert ys == [0.95] * 3     # panel (a) and both optimizer panels of (b)
+    assert len(fig.axes) == 3
+
+
+def test_missing_or_empty_study_draws_a_no_runs_panel(tables, tmp_path):
+    empty = tmp_path / "studies" / "empty"
+    empty.mkdir(parents=True)
+    for name in ("runs", "curves", "evals"):
+        (empty / f"{name}.csv").write_text("study,run_id,seed,step,loss,accuracy\n")
+    for name in FIGURES:
+        if not FIGURES[name]["studies"] and name != "fig_gradient_norms":
+            continue
+        fig = draw(name, tmp_path, {r: "empty" for r in FIGURES[name]["studies"]})
+        assert any(t == "no runs" for t in _texts(fig)), name
+        save(fig, [tmp_path / f"{name}.png"])
+    fig = draw("fig04_rnn_accuracy", tables, {"rnn_adam": "rnn_adam"})   # (b): RNN with Adam only
+    assert [[t.get_text() for t in ax.texts] for ax in fig.axes] == [[], ["no runs"], []]
+
+
+def test_text_figure_uses_temperature_nearest_one(tmp_path):
+    root = fabricate(tmp_path, steps=200, temperatures=(0.5, 0.9, 2.0), palindrome={})
+    fig = draw("fig09_text_curves", root, {"text": "text_temperature"}, smoothing=50)
+    assert "training temperature $T$ = 0.9" in fig.get_suptitle()
+    assert "rolling mean over 50 steps" in fig.get_suptitle()
+    loss_ax = fig.axes[0]
+    assert len(loss_ax.get_lines()) == 2     # training and held-out for the one run
+    fig = draw("fig10_text_temperature", root, {"text": "text_temperature"})
+    assert len(fig.axes[0].get_lines()) == 6
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == ["$T$ = 0.5", "$T$ = 0.9", "$T$ = 2"]

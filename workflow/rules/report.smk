@@ -2,8 +2,22 @@
 import json
 
 localrules:
+    save_config,
     scorecard,
     render_report,
+
+
+rule save_config:
+    """The resolved config (defaults filled in) for the report's provenance; rewritten when
+    any value changes."""
+    output:
+        "results/report/config.json",
+    params:
+        config=json.dumps(config, sort_keys=True),
+    log:
+        "logs/save_config.log",
+    run:
+        Path(output[0]).write_text(params.config + "\n")
 
 
 def all_study_tables():
@@ -41,15 +55,15 @@ rule render_report:
         grad_norms="results/tables/grad_norms.csv",
         templates=sorted(str(p) for p in Path("report/templates").glob("*.tex.j2")),
         code=[str(SRC / m) for m in ("report.py", "latex.py", "scorecard.py")],
+        config="results/report/config.json",
     output:
         pdf="results/report/report.pdf",
         tex="results/report/report.tex",
     params:
-        config=json.dumps(config, sort_keys=True),
         figures=ACTIVE_FIGURES,
     log:
         "logs/render_report.log",
     shell:
         "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
-        " --figures {params.figures} --config-json {params.config:q}"
+        " --figures {params.figures} --config {input.config:q}"
         " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for rnnrepro: a virtual environment in .venv with pinned torch and
+# the package (editable, with test extras), and TeX Live + poppler from apt when missing.
+# Safe to run again: it only installs what is not there. Python >= 3.11 must be on PATH.
+#
+#   RNNREPRO_TORCH=2.13.0   torch version to install when none is importable (default)
+#   RNNREPRO_SKIP_APT=1     never call apt-get (install TeX yourself)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH=${RNNREPRO_TORCH:-2.13.0}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+"$PYTHON" - <<'PY' || { log "Python >= 3.11 is needed (found $("$PYTHON" --version 2>&1))"; exit 1; }
+import sys
+sys.exit(sys.version_info < (3, 11))
+PY
+
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+
+# torch first, pinned: an unpinned install would pull whatever build the index offers.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    log "installing torch==$TORCH"
+    "${PIP[@]}" install "torch==$TORCH"
+fi
+log "installing rnnrepro and its dependencies"
+"${PIP[@]}" install -e ".[test]"
+
+need_apt=()
+command -v latexmk >/dev/null || need_apt+=(latexmk texlive-latex-recommended texlive-latex-extra
+                                            texlive-fonts-recommended lmodern)
+command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "${RNNREPRO_SKIP_APT:-0}" = 1 ]; then
+        log "missing (install them yourself): ${need_apt[*]}"
+    else
+        SUDO=""
+        [ "$(id -u)" = 0 ] || SUDO="sudo"
+        log "installing from apt: ${need_apt[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    fi
+fi
+log "ready: $(.venv/bin/python -c 'import torch, snakemake; print("torch", torch.__version__, "| snakemake", snakemake.__version__, "| cuda", torch.cuda.is_available())')"

@@ -1,0 +1,214 @@
+"""The report: tables and figures of this run -> a Jinja2 context -> LaTeX -> PDF.
+
+Every number the templates print comes from the context built here out of results/tables;
+the templates hold the prose, and sentences that state a result test it first.
+"""
+
+import hashlib
+import json
+import math
+import platform
+import subprocess
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .figures import FIGURES
+from .latex import raw
+from .scorecard import Tables, reference_text_run
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def _mean_sd(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return mean, sd
+
+
+def palindrome_rows(t, study):
+    """One row per input length: accuracy over seeds, seeds converged, steps to converge."""
+    runs = t.study(study)
+    if runs is None:
+        return []
+    rows = []
+    for length, g in runs.groupby("input_length"):
+        conv = g["eval_final_accuracy"] >= t.threshold
+        steps = g["steps_to_0.99"].dropna()
+        final, final_sd = _mean_sd(g["eval_final_accuracy"].tolist())
+        best, _ = _mean_sd(g["eval_best_accuracy"].tolist())
+        rows.append({
+            "study": study, "input_length": int(length), "model": g["model"].iloc[0],
+            "optimizer": g["optimizer"].iloc[0], "lr": float(g["lr"].iloc[0]),
+            "steps": int(g["steps"].iloc[0]), "seeds": len(g), "converged": int(conv.sum()),
+            "final": final, "final_sd": final_sd, "best": best,
+            "steps_to": float(steps.median()) if len(steps) else None,
+        })
+    return rows
+
+
+def lengths_by_outcome(rows):
+    """Input lengths where every seed, some seeds or no seed converged."""
+    out = {"all": [], "some": [], "none": []}
+    for r in rows:
+        key = "all" if r["converged"] == r["seeds"] else "none" if r["converged"] == 0 else "some"
+        out[key].append(r["input_length"])
+    return out
+
+
+def text_context(t, study):
+    runs, evals, samples = t.study(study), t.study(study, "evals"), t.study(study, "samples")
+    if runs is None:
+        return None
+    ref = reference_text_run(runs)
+    curves = t.study(study, "curves")
+    ref_evals = evals[evals["run_id"] == ref["run_id"]]
+    first = lambda df: df.sort_values("text").groupby(
+        ["run_id", "temperature", "step", "method", "sample_temperature"], dropna=False).head(1)
+    samples = first(samples)
+
+    greedy = samples[(samples["run_id"] == ref["run_id"]) & (samples["method"] == "greedy")]
+    table1 = [{"step": int(r.step), "text": r.text} for r in greedy.sort_values("step").itertuples()]
+
+    table2 = []  # each training temperature's own greedy and random samples
+    for T, g in samples.groupby("temperature"):
+        g = g[g["seed"] == g["seed"].min()]
+        for step, s in g.groupby("step"):
+            gr = s[s["method"] == "greedy"]["text"]
+            rn = s[(s["method"] == "random") & ((s["sample_temperature"] - T).abs() < 1e-9)]["text"]
+            table2.append({"temperature": float(T), "step": int(step),
+                           "greedy": gr.iloc[0] if len(gr) else None,
+                           "random": rn.iloc[0] if len(rn) else None})
+
+    ref_random = samples[(samples["run_id"] == ref["run_id"]) & (samples["method"] == "random")]
+    sampling_only = []  # the reference model sampled at every temperature
+    for step, s in ref_random.groupby("step"):
+        sampling_only.append({"step": int(step), "by_t": {float(r.sample_temperature): r.text
+                                                         for r in s.itertuples()}})
+    by_T = []
+    for T, g in runs.groupby("temperature"):
+        r = g.sort_values("seed").iloc[0]
+        by_T.append({"temperature": float(T), "final_batch_accuracy": r["final_batch_accuracy"],
+                     "eval_final_accuracy": r["eval_final_accuracy"],
+                     "eval_final_bpc": r["eval_final_bpc"], "final_loss": r["final_loss"]})
+    return {
+        "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
+        "sampling_only": sampling_only,
+        "sample_temperatures": sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),
+        "best_val": ref_evals["accuracy"].max(),
+        "logged_steps": len(curves[curves["run_id"] == ref["run_id"]]),
+    }
+
+
+def compute_context(tables_dir):
+    path = Path(tables_dir) / "compute.csv"
+    df = pd.read_csv(path)
+    kinds = []
+    for kind, g in df.groupby("kind"):
+        kinds.append({"kind": kind, "jobs": len(g), "job_seconds": g["job_seconds"].sum(),
+                      "train_seconds": g["train_seconds"].sum(), "mean_seconds": g["job_seconds"].mean(),
+                      "max_rss_mb": g["max_rss_mb"].max()})
+    return {"kinds": kinds, "jobs": len(df), "job_seconds": df["job_seconds"].sum(),
+            "devices": sorted(df["device"].unique())}
+
+
+def gradient_context(tables_dir):
+    df = pd.read_csv(Path(tables_dir) / "grad_norms.csv")
+    out = {"length": int(df["k"].max())}
+    for model, g in df.groupby("model"):
+        m = g.groupby("k")["grad_norm"].mean()
+        out[model] = {"first": m.iloc[0], "last": m.iloc[-1], "ratio": m.iloc[0] / m.iloc[-1]}
+    return out
+
+
+def provenance(config, tables_dir):
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    commit = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    canonical = json.dumps(config, sort_keys=True).encode()
+    return {
+        "commit": commit or "not a git checkout", "dirty": dirty,
+        "config_sha256": hashlib.sha256(canonical).hexdigest(),
+        "date": date.today().isoformat(),
+        "python": platform.python_version(),
+        "packages": {p: version(p) for p in ("torch", "snakemake", "snakemake-executor-plugin-slurm",
+                                             "pandas", "numpy", "seaborn", "matplotlib", "jinja2")},
+        "platform": platform.platform(),
+    }
+
+
+def build_context(tables_dir, figures_dir, figures, config):
+    report = config.get("report", {})
+    threshold = report.get("convergence_threshold", 0.99)
+    text_study = report.get("text_study", "text_temperature")
+    t = Tables(tables_dir, threshold, text_study)
+    from . import plots
+
+    studies = {name: palindrome_rows(t, name) for name in config["studies"]
+               if config["studies"][name]["kind"] == "palindrome"}
+    outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
+    scorecard = pd.read_csv(Path(tables_dir) / "scorecard.csv").to_dict("records")
+    lstm_runs = [r for s in ("lstm_adam", "lstm_rmsprop") if (r := t.study(s)) is not None]
+    lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
+    seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
+    return {
+        "config": config, "threshold": threshold, "smoothing": report.get("smoothing_window", 100),
+        "band": plots.BAND_TEXT, "seeds": seeds,
+        "defaults": config.get("defaults", {}),
+        "figures": {name: {"path": str((Path(figures_dir) / f"{name}.pdf").resolve()),
+                           "caption": raw(FIGURES[name]["caption"])} for name in figures},
+        "missing_figures": [name for name in FIGURES if name not in figures],
+        "studies": studies, "outcomes": outcomes,
+        "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
+        "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard)
+                           for v in ("held", "partly", "not held", "not run")},
+        "text": text_context(t, text_study),
+        "corpus": json.loads((Path(tables_dir) / "corpus_stats.json").read_text()),
+        "completions": [json.loads(line) for line in
+                        (Path(tables_dir) / "completions.jsonl").read_text(encoding="utf-8").splitlines()],
+        "lstm_params": None if lstm is None else {
+            "n": int(lstm["hidden"]), "counted": int(lstm["cell_parameters"]),
+            "formula": int(lstm["cell_formula"]), "total": int(lstm["parameters"])},
+        "compute": compute_context(tables_dir),
+        "gradients": gradient_context(tables_dir),
+        "meta": provenance(config, tables_dir),
+    }
+
+
+def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
+    from .io import atomic_write
+    from .latex import environment
+
+    env = environment(template_dir)
+    tex = env.get_template(template).render(**context)
+    atomic_write(tex_out, lambda f: f.write(tex))
+    return tex_out
+
+
+def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out):
+    from .latex import compile_pdf
+
+    context = build_context(tables_dir, figures_dir, figures, config)
+    render(context, tex_out)
+    return compile_pdf(Path(tex_out), Path(pdf_out))

@@ -1,0 +1,97 @@
+"""The workflow end to end on config/test.yaml: real Snakemake, real training, real LaTeX.
+
+One complete run in a private copy of the workflow; the tests after it ask Snakemake what a
+change would rerun (dry runs), so they share the finished run.
+"""
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+
+from .workflow_utils import make_workdir, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, corpus_path):
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), corpus_path)
+    snakemake(workdir)
+    return workdir
+
+
+def test_full_run_produces_the_report(done):
+    pdf = done / "results" / "report" / "report.pdf"
+    assert pdf.exists() and pdf.stat().st_size > 50_000
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "??" not in text, "unresolved reference in the PDF"
+    for junk in ("(((", ")))", "((*", "*))"):
+        assert junk not in text, f"unexpanded template syntax {junk!r} in the PDF"
+    for caption in ("Figure 1", "Figure 10", "Table 1", "Table 2", "Scorecard"):
+        assert caption in text, caption
+
+
+def test_every_rule_has_a_log_and_training_has_benchmarks(done):
+    runs = list((done / "results" / "runs").glob("*/*/summary.json"))
+    assert len(runs) == 21 + 3  # the test config's distinct runs
+    assert len(list((done / "results" / "compute").glob("*/*.tsv"))) == len(runs)
+    compute = pd.read_csv(done / "results" / "tables" / "compute.csv")
+    assert len(compute) == len(runs) and (compute["job_seconds"] > 0).all()
+    assert len(list((done / "logs" / "train").glob("*/*.log"))) == len(runs)
+    assert not list((done / "results" / "runs").glob("*/*/resume.pt"))
+
+
+def test_unchanged_config_has_nothing_to_do(done):
+    jobs, out = planned_jobs(done)
+    assert jobs == [], out
+    assert "Nothing to be done" in out
+
+
+def test_unrelated_changes_plan_nothing(done):
+    (done / "NOTES.md").write_text("a note\n")
+    (done / "config" / "config.yaml").write_text(
+        (done / "config" / "config.yaml").read_text() + "\n# an edit to the other config\n")
+    (done / "src" / "rnnrepro" / "models.py").touch()  # same content, new mtime
+    jobs, out = planned_jobs(done)
+    assert jobs == [], out
+
+
+def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
+    config = yaml.safe_load((done / "test.yaml").read_text())
+    config["studies"]["lstm_adam_lr01"]["set"]["lr"] = 0.02
+    write_config(done / "changed.yaml", config)
+    jobs, out = planned_jobs(done, config="changed.yaml")
+    rules = sorted(r for r, _ in jobs)
+    trained = [w for r, w in jobs if r.startswith("train_")]
+    assert len(trained) == 2 and all("lstm-adam-len6" in w for w in trained), out
+    assert [w for r, w in jobs if r == "aggregate_study"] == ["study=lstm_adam_lr01"], out
+    figures = sorted(w for r, w in jobs if r == "figure")
+    assert figures == ["figure=fig06_lstm_adam_loss", "figure=fig07_lstm_accuracy"], out
+    assert rules == sorted(["train_palindrome"] * 2 + ["aggregate_study", "compute_table",
+                                                       "figure", "figure", "scorecard",
+                                                       "render_report"]), out
+
+
+@pytest.mark.parametrize("override,expect", [
+    ({"bogus": 1}, "'bogus' was unexpected"),
+    ({"seeds": []}, "should be non-empty"),
+    ({"execution": {"device": "tpu"}}, "'tpu' is not one of ['auto', 'cpu', 'cuda']"),
+    ({"studies": {"x": {"kind": "palindrome", "grid": {"hiden": [3]}}}}, "'hiden' is not one of"),
+    ({"studies": {"x": {"kind": "palindrome", "grid": {"steps": []}}}}, "instance['studies']['x']['grid']['steps']"),
+    ({"studies": {"x": {"kind": "palindrome", "set": {"steps": 0}}}}, "0 is less than the minimum of 1"),
+    ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
+     "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),
+    ({"studies": {"x": {"kind": "text", "grid": {"temperature": [0.0]}}}},
+     "config studies.x: temperature must be > 0"),
+    ({"studies": {"x": {"kind": "rnn"}}}, "'rnn' is not one of ['palindrome', 'text']"),
+])
+def test_bad_config_is_refused_before_any_job_naming_the_key(tmp_path, corpus_path, override, expect):
+    workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c.update(override))
+    res = snakemake(workdir, "--dry-run", check=False)
+    assert res.returncode != 0
+    assert expect in res.stdout + res.stderr
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()

@@ -71,9 +71,9 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     assert [w for r, w in jobs if r == "aggregate_study"] == ["study=lstm_adam_lr01"], out
     figures = sorted(w for r, w in jobs if r == "figure")
     assert figures == ["figure=fig06_lstm_adam_loss", "figure=fig07_lstm_accuracy"], out
-    assert rules == sorted(["train_palindrome"] * 2 + ["aggregate_study", "compute_table",
-                                                       "figure", "figure", "scorecard",
-                                                       "render_report"]), out
+    assert rules == sorted(["train_palindrome"] * 2 + [
+        "aggregate_study", "compute_table", "figure", "figure", "save_config", "scorecard",
+        "render_report", "all"]), out
 
 
 @pytest.mark.parametrize("override,expect", [

@@ -32,10 +32,10 @@ def write_config(path, config):
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def snakemake(workdir, *args, config="test.yaml", check=True, timeout=1800):
+def snakemake(workdir, *args, config="test.yaml", check=True, timeout=1800, env=None):
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--configfile", config,
            "--cores", "2", *args]
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and res.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n"
                              f"{res.stdout[-6000:]}\n{res.stderr[-6000:]}")

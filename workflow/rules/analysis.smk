@@ -33,7 +33,7 @@ rule aggregate_study:
     log:
         "logs/aggregate/{study}.log",
     shell:
-        "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
+        "{RNNREPRO} aggregate --study {wildcards.study} --runs {params.runs:q}"
         " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule compute_table:
     log:
         "logs/compute_table.log",
     shell:
-        "rnnrepro compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
+        "{RNNREPRO} compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -61,7 +61,7 @@ rule grad_probe:
         "logs/grad_probe.log",
     threads: 1
     shell:
-        "rnnrepro grad-probe --models rnn lstm --input-length {params.length}"
+        "{RNNREPRO} grad-probe --models rnn lstm --input-length {params.length}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -91,6 +91,6 @@ rule figure:
     log:
         "logs/figures/{figure}.log",
     shell:
-        "rnnrepro figure {wildcards.figure} --tables results/tables"
+        "{RNNREPRO} figure {wildcards.figure} --tables results/tables"
         " --studies {params.studies:q} --smoothing {params.smoothing}"
         " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"

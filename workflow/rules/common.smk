@@ -15,6 +15,10 @@ try:
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
+# Rules call the package's CLI with the interpreter that runs Snakemake (also inside
+# cluster jobs), so no PATH setup is needed; the package must be installed there.
+RNNREPRO = f"{sys.executable} -m rnnrepro"
+
 EXECUTION = config["execution"]
 GPU = int(S.uses_gpu(EXECUTION["device"]))
 REPORT = config["report"]

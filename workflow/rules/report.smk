@@ -1,4 +1,5 @@
 # The claims scorecard and the report PDF: Jinja2 templates -> LaTeX -> latexmk.
+import hashlib
 import json
 
 localrules:
@@ -9,15 +10,15 @@ localrules:
 
 rule save_config:
     """The resolved config (defaults filled in) for the report's provenance; rewritten when
-    any value changes."""
+    any value changes (the params trigger compares its hash)."""
     output:
         "results/report/config.json",
     params:
-        config=json.dumps(config, sort_keys=True),
+        sha256=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
     log:
         "logs/save_config.log",
     run:
-        Path(output[0]).write_text(params.config + "\n")
+        Path(output[0]).write_text(json.dumps(config, sort_keys=True) + "\n")
 
 
 def all_study_tables():
@@ -37,7 +38,7 @@ rule scorecard:
     log:
         "logs/scorecard.log",
     shell:
-        "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
+        "{RNNREPRO} scorecard --tables-dir results/tables --threshold {params.threshold}"
         " --text-study {params.text_study}"
         " --out {output:q} > {log:q} 2>&1"
 
@@ -64,6 +65,6 @@ rule render_report:
     log:
         "logs/render_report.log",
     shell:
-        "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
+        "{RNNREPRO} report --tables-dir results/tables --figures-dir results/figures"
         " --figures {params.figures} --config {input.config:q}"
         " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -6,6 +6,10 @@
 #
 # Studies in the config expand into training runs (workflow/rules/common.smk); every run
 # trains once, whatever the number of figures that use it.
+#
+# `snakemake --lint` asks for a conda environment or container per rule. Every rule runs the
+# same installed package (scripts/setup.sh, or environment.yml + `pip install -e .`), and a
+# per-rule environment would install torch once per environment; so the rules declare none.
 
 from snakemake.utils import min_version, validate
 

@@ -5,19 +5,6 @@ localrules:
     figure,
 
 
-def study_name(name):
-    """Figures name the text study symbolically; the config says which study it is."""
-    return REPORT["text_study"] if name == "text" else name
-
-
-def figure_studies(figure):
-    return [study_name(s) for s in FIGURES[figure]["studies"]]
-
-
-# Figures whose studies are all in the config; the report lists the others as not run.
-ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_studies(f))]
-
-
 rule aggregate_study:
     input:
         summaries=lambda wildcards: study_files(wildcards.study, "summary.json"),
@@ -33,7 +20,7 @@ rule aggregate_study:
     log:
         "logs/aggregate/{study}.log",
     shell:
-        "{RNNREPRO} aggregate --study {wildcards.study} --runs {params.runs:q}"
+        "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
         " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
@@ -46,7 +33,7 @@ rule compute_table:
     log:
         "logs/compute_table.log",
     shell:
-        "{RNNREPRO} compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
+        "rnnrepro compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -61,16 +48,8 @@ rule grad_probe:
         "logs/grad_probe.log",
     threads: 1
     shell:
-        "{RNNREPRO} grad-probe --models rnn lstm --input-length {params.length}"
+        "rnnrepro grad-probe --models rnn lstm --input-length {params.length}"
         " --out {output:q} > {log:q} 2>&1"
-
-
-def figure_inputs(wildcards):
-    spec = FIGURES[wildcards.figure]
-    tables = [f"results/tables/studies/{s}/{t}.csv"
-              for s in figure_studies(wildcards.figure) for t in ("runs", "curves", "evals")]
-    tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
-    return {"tables": tables, "code": [str(SRC / "plots.py"), str(SRC / "models.py")]}
 
 
 rule figure:
@@ -91,6 +70,6 @@ rule figure:
     log:
         "logs/figures/{figure}.log",
     shell:
-        "{RNNREPRO} figure {wildcards.figure} --tables results/tables"
+        "rnnrepro figure {wildcards.figure} --tables results/tables"
         " --studies {params.studies:q} --smoothing {params.smoothing}"
         " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"

@@ -1,4 +1,6 @@
 # The run table: studies in the config -> one training run per distinct spec.
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -15,9 +17,9 @@ try:
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
-# Rules call the package's CLI with the interpreter that runs Snakemake (also inside
-# cluster jobs), so no PATH setup is needed; the package must be installed there.
-RNNREPRO = f"{sys.executable} -m rnnrepro"
+# Rules call the package's `rnnrepro` command from the environment that runs Snakemake
+# (also inside cluster jobs), whatever the caller's PATH.
+shell.prefix(f'set -euo pipefail; export PATH="{Path(sys.executable).parent}:$PATH"; ')
 
 EXECUTION = config["execution"]
 GPU = int(S.uses_gpu(EXECUTION["device"]))
@@ -69,3 +71,28 @@ def text_reference_run():
     specs = [RUNS[r].spec for r in STUDY_RUNS[study]]
     best = min(specs, key=lambda s: (abs(s.temperature - 1.0), s.seed))
     return best.run_id()
+
+
+def study_name(name):
+    """Figures name the text study symbolically; the config says which study it is."""
+    return REPORT["text_study"] if name == "text" else name
+
+
+def figure_studies(figure):
+    return [study_name(s) for s in FIGURES[figure]["studies"]]
+
+
+# Figures whose studies are all in the config; the report lists the others as not run.
+ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_studies(f))]
+
+
+def figure_inputs(wildcards):
+    spec = FIGURES[wildcards.figure]
+    tables = [f"results/tables/studies/{s}/{t}.csv"
+              for s in figure_studies(wildcards.figure) for t in ("runs", "curves", "evals")]
+    tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
+    return {"tables": tables, "code": [str(SRC / "plots.py"), str(SRC / "models.py")]}
+
+
+def all_study_tables():
+    return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]

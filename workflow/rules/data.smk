@@ -15,7 +15,7 @@ rule download_corpus:
     log:
         "logs/download_corpus.log",
     shell:
-        "{RNNREPRO} download --url {params.urls:q} --sha256 {params.sha256} --out {output:q}"
+        "rnnrepro download --url {params.urls:q} --sha256 {params.sha256} --out {output:q}"
         " --retries {params.retries} --timeout {params.timeout} --backoff {params.backoff}"
         " > {log:q} 2>&1"
 
@@ -28,4 +28,4 @@ rule corpus_stats:
     log:
         "logs/corpus_stats.log",
     shell:
-        "{RNNREPRO} corpus-stats --corpus {input:q} --out {output:q} > {log:q} 2>&1"
+        "rnnrepro corpus-stats --corpus {input:q} --out {output:q} > {log:q} 2>&1"

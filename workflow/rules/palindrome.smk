@@ -21,4 +21,4 @@ rule train_palindrome:
         runtime=train_runtime,
     shell:
         # resume.pt, left beside the outputs by an interrupted attempt, is picked up here
-        "{RNNREPRO} train palindrome {params.args} --out {params.out:q} > {log:q} 2>&1"
+        "rnnrepro train palindrome {params.args} --out {params.out:q} > {log:q} 2>&1"

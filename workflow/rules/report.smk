@@ -1,6 +1,4 @@
 # The claims scorecard and the report PDF: Jinja2 templates -> LaTeX -> latexmk.
-import hashlib
-import json
 
 localrules:
     save_config,
@@ -21,10 +19,6 @@ rule save_config:
         Path(output[0]).write_text(json.dumps(config, sort_keys=True) + "\n")
 
 
-def all_study_tables():
-    return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
-
-
 rule scorecard:
     input:
         tables=all_study_tables(),
@@ -38,7 +32,7 @@ rule scorecard:
     log:
         "logs/scorecard.log",
     shell:
-        "{RNNREPRO} scorecard --tables-dir results/tables --threshold {params.threshold}"
+        "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
         " --text-study {params.text_study}"
         " --out {output:q} > {log:q} 2>&1"
 
@@ -65,6 +59,6 @@ rule render_report:
     log:
         "logs/render_report.log",
     shell:
-        "{RNNREPRO} report --tables-dir results/tables --figures-dir results/figures"
+        "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
         " --figures {params.figures} --config {input.config:q}"
         " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -23,7 +23,7 @@ rule train_text:
         runtime=train_runtime,
     shell:
         # checkpoints/ (weights at every sample step) stays beside the outputs for re-sampling
-        "{RNNREPRO} train text {params.args} --corpus {input.corpus:q} --out {params.out:q}"
+        "rnnrepro train text {params.args} --corpus {input.corpus:q} --out {params.out:q}"
         " > {log:q} 2>&1"
 
 
@@ -40,6 +40,6 @@ rule complete_text:
     log:
         "logs/complete_text.log",
     shell:
-        "{RNNREPRO} complete --checkpoint {input.model:q} --prompt {params.prompts:q}"
+        "rnnrepro complete --checkpoint {input.model:q} --prompt {params.prompts:q}"
         " --length {params.length} --methods greedy random --temperature 1.0 --out {output:q}"
         " > {log:q} 2>&1"

@@ -19,7 +19,9 @@ PALINDROME = {
     "lstm_rmsprop": (LENGTHS, SEEDS, 1, 1e-3), "lstm_adam": (LENGTHS, SEEDS, 1, 1e-3),
     "lstm_adam_lr01": (LENGTHS[-1:], SEEDS, 1, 1e-2),
 }
-STUDIES = {role: role for role in PALINDROME} | {"text": "text_temperature"}
+STUDIES = {role: role for role in PALINDROME} | {"text": "text_temperature", "init": "init_study",
+                                                  "init_lr": "init_lr01"}
+INITS = (("default", 0.01), ("normal", 1.0), ("normal", 0.001))
 
 
 def _write(root, study, **tables):
@@ -68,6 +70,25 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
                   for a, b in zip(te, loss)]
         runs.append(key | dict(kind="text"))
     _write(root, "text_temperature", runs=runs, curves=curves, evals=evals)
+    # the initialisation study: the Adam runs again under each init, accuracy scaled down
+    for study, roles, inits in (("init_study", ("rnn_adam", "lstm_adam"), INITS),
+                                ("init_lr01", ("lstm_adam_lr01",), INITS[1:])):
+        if not all(role in palindrome for role in roles):
+            continue
+        tables = {}
+        for name in ("runs", "curves", "evals"):
+            parts = []
+            for role in roles:
+                df = pd.read_csv(root / "studies" / role / f"{name}.csv")
+                for i, (init, std) in enumerate(inits):
+                    part = df.assign(study=study, init=init, init_std=std,
+                                     run_id=df.run_id + f"-{init}{std}")
+                    for col in ("eval_final_accuracy", "eval_best_accuracy", "accuracy"):
+                        if col in part and name != "curves":
+                            part[col] = part[col] / (1 + i)
+                    parts.append(part)
+            tables[name] = pd.concat(parts).to_dict("records")
+        _write(root, study, **tables)
     k = np.arange(1, 21)
     pd.DataFrame([dict(model=m, seed=s, k=int(i), distance=int(20 - i), grad_norm=float(g))
                   for m, decay in [("rnn", 0.5), ("lstm", 0.7)] for s in range(3)

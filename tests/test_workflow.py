@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from rnnrepro.figures import FIGURES
+
 from .workflow_utils import make_workdir, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -31,18 +33,42 @@ def test_full_run_produces_the_report(done):
     assert "??" not in text, "unresolved reference in the PDF"
     for junk in ("(((", ")))", "((*", "*))"):
         assert junk not in text, f"unexpanded template syntax {junk!r} in the PDF"
-    for caption in ("Figure 1", "Figure 10", "Table 1", "Table 2", "Scorecard"):
-        assert caption in text, caption
+    flat = " ".join(text.split())
+    for name, fig in FIGURES.items():  # every figure's caption, by its first words
+        start = " ".join(fig["caption"].split()[:5])
+        if "$" not in start:
+            assert start in flat, (name, start)
+    for caption in ("Figure 11:", "Table 1:", "Greedy samples of", "Samples from the model trained at",
+                    "Sampling-only temperature", "Completions of the prompts", "Scorecard of the",
+                    "Corpus statistics", "The part-1 claims under each initialisation",
+                    "Palindrome runs: held-out accuracy"):
+        assert caption in flat, caption
 
 
 def test_every_rule_has_a_log_and_training_has_benchmarks(done):
     runs = list((done / "results" / "runs").glob("*/*/summary.json"))
-    assert len(runs) == 21 + 3  # the test config's distinct runs
+    assert len(runs) == 30 + 3  # the test config's distinct runs (shared ones train once)
     assert len(list((done / "results" / "compute").glob("*/*.tsv"))) == len(runs)
     compute = pd.read_csv(done / "results" / "tables" / "compute.csv")
     assert len(compute) == len(runs) and (compute["job_seconds"] > 0).all()
     assert len(list((done / "logs" / "train").glob("*/*.log"))) == len(runs)
     assert not list((done / "results" / "runs").glob("*/*/resume.pt"))
+
+
+def test_initialisation_study_runs_and_its_verdicts(done):
+    tables = done / "results" / "tables"
+    runs = pd.read_csv(tables / "studies" / "init_study" / "runs.csv")
+    variants = set(zip(runs.init, runs.init_std))
+    assert variants == {("default", 0.01), ("normal", 1.0), ("normal", 0.001)}
+    assert len(runs) == 2 * 2 * 3 and runs.run_id.is_unique
+    card = pd.read_csv(tables / "scorecard_init.csv")
+    assert set(zip(card.init, card.init_std)) == variants
+    assert sorted(card.claim.unique()) == [1, 4, 5, 6]
+    # claim 4's measured accuracies are those of the study's RNN runs under that init
+    for (init, std), g in card[card.claim == 4].groupby(["init", "init_std"]):
+        rnn = runs[(runs.model == "rnn") & (runs.init == init) & (runs.init_std == std)]
+        for r in rnn.itertuples():
+            assert f"{r.input_length}: {r.eval_final_accuracy:.3f}" in g.measured.iat[0]
 
 
 def test_unchanged_config_has_nothing_to_do(done):
@@ -70,9 +96,10 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     assert len(trained) == 2 and all("lstm-adam-len6" in w for w in trained), out
     assert [w for r, w in jobs if r == "aggregate_study"] == ["study=lstm_adam_lr01"], out
     figures = sorted(w for r, w in jobs if r == "figure")
-    assert figures == ["figure=fig06_lstm_adam_loss", "figure=fig07_lstm_accuracy"], out
+    assert figures == ["figure=fig06_lstm_adam_loss", "figure=fig07_lstm_accuracy",
+                       "figure=fig11_init_study"], out
     assert rules == sorted(["train_palindrome"] * 2 + [
-        "aggregate_study", "compute_table", "figure", "figure", "save_config", "scorecard",
+        "aggregate_study", "compute_table", "figure", "figure", "figure", "save_config", "scorecard",
         "render_report", "all"]), out
 
 

@@ -164,6 +164,11 @@ def cmd_scorecard(args):
     table = scorecard(args.tables_dir, args.threshold, args.text_study)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
+    if args.init_out:
+        from .scorecard import init_scorecard
+
+        init_scorecard(args.tables_dir, args.threshold, args.init_study, args.init_lr_study
+                       ).to_csv(args.init_out, index=False)
 
 
 def cmd_figure(args):
@@ -267,6 +272,9 @@ def build_parser():
     sc.add_argument("--threshold", type=float, default=0.99, help="converged: final accuracy ≥ this")
     sc.add_argument("--text-study", default="text_temperature")
     sc.add_argument("--out", type=Path, required=True)
+    sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
+    sc.add_argument("--init-study", default="init_study")
+    sc.add_argument("--init-lr-study", default="init_lr01")
     sc.set_defaults(func=cmd_scorecard)
     f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
     f.add_argument("name")

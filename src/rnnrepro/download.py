@@ -5,6 +5,7 @@ matched: bytes go to a temporary file beside it, which is renamed only at the en
 """
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -58,7 +59,7 @@ def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
                 os.replace(tmp, out)
                 log.info("saved %s (sha256 %s)", out, actual)
                 return out
-            except (urllib.error.URLError, OSError, ValueError) as err:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
                 errors.append(f"{url} (attempt {attempt}): {err}")
                 if attempt < retries:
                     time.sleep(backoff * 2 ** (attempt - 1))

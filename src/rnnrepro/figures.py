@@ -56,4 +56,12 @@ FIGURES = {
         "studies": ["text"],
         "caption": "Character-level LSTM trained at temperatures 0.5, 1 and 2: loss and accuracy.",
     },
+    "fig11_init_study": {
+        # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern
+        "studies": ["init", "init_lr", "lstm_adam_lr01"],
+        "code": ["scorecard.py"],  # picks the initialisation closest to the original's pattern
+        "caption": "Initialisation study (RNN and LSTM, Adam, one seed unless configured): final "
+                   "held-out accuracy against input length for each initialisation (top), and the "
+                   "training loss under the initialisation closest to the original's pattern (bottom).",
+    },
 }

@@ -54,7 +54,7 @@ CB = sns.color_palette("colorblind")
 MODEL_COLORS = {"RNN": CB[0], "LSTM": CB[1]}
 SPLIT_COLORS = {"train": CB[0], "held-out": CB[3]}
 VARIANT_STYLES = ["-", "--", ":", "-."]
-HEIGHTS = {"fig04_rnn_accuracy": 5.2, "fig08_time_gate": 2.7, "fig_gradient_norms": 2.9,
+HEIGHTS = {"fig04_rnn_accuracy": 5.2, "fig11_init_study": 5.6, "fig08_time_gate": 2.7, "fig_gradient_norms": 2.9,
            "fig09_text_curves": 2.9, "fig10_text_temperature": 2.9}   # others: 3.0
 
 RC = {
@@ -327,6 +327,58 @@ def _fig04(fig, tables, smoothing, threshold):
                      ha="left", fontsize=7.5, color="0.3")
 
 
+def _fig11_init(fig, tables, smoothing, threshold):
+    """Top: final held-out accuracy against input length, one line per initialisation, a
+    panel per model (LSTM at lr 0.01 as hollow markers). Bottom: the training loss of the
+    initialisation that comes closest to the original's pattern of convergence."""
+    from .scorecard import init_label, init_scorecard
+
+    runs, lr_runs = tables("init", "runs"), tables("init_lr", "runs")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
+    axes = top.subplots(1, 2, sharey=True)
+    if runs.empty:
+        for ax in axes:
+            _no_runs(ax)
+        return
+    variants = runs[["init", "init_std"]].drop_duplicates().sort_values(["init", "init_std"])
+    colors = dict(zip(map(tuple, variants.to_numpy()), CB[2:] + CB[:2]))
+    for ax, model in zip(axes, ("rnn", "lstm")):
+        for (init, std), c in colors.items():
+            df = runs[(runs.model == model) & (runs.init == init) & (runs.init_std == std)]
+            agg = df.groupby("input_length")["eval_final_accuracy"].mean()
+            ax.plot(agg.index, agg.to_numpy(), color=c, marker="o", label=init_label(init, std))
+            if model == "lstm" and not lr_runs.empty:
+                lr = lr_runs[(lr_runs.init == init) & (lr_runs.init_std == std)]
+                for r in lr.groupby("input_length")["eval_final_accuracy"].mean().items():
+                    ax.plot(*r, color=c, marker="D", mfc="white", ls="none")
+        _threshold(ax, threshold)
+        ax.set_title(model.upper())
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xticks(sorted(runs.input_length.unique()))
+    axes[0].set_ylabel("final held-out accuracy")
+    top.supxlabel(LENGTH_LABEL, fontsize=9)
+    top.suptitle("(a) final held-out accuracy by initialisation", x=0.01, ha="left", fontsize=9)
+    handles, _ = axes[0].get_legend_handles_labels()
+    extra = [Line2D([], [], color="0.35", marker="D", mfc="white", ls="none", label="LSTM, lr 0.01")]
+    _legend_right(axes[1], handles + ([] if lr_runs.empty else extra), "initialisation")
+
+    scores = init_scorecard(tables.dir, threshold, tables.studies["init"],
+                            tables.studies.get("init_lr", "init_lr01"))
+    best = scores.sort_values("pattern_match", ascending=False, kind="stable").iloc[0]
+    curves = tables("init", "curves")
+    curves = curves[(curves.init == best.init) & (curves.init_std == best.init_std)]
+    bottom.suptitle(f"(b) training loss under {best.label}, the closest to the original's "
+                    f"pattern ({best.pattern_match:.0%} met)", x=0.01, ha="left", fontsize=9)
+    axes = bottom.subplots(1, 2, sharey=True)
+    for ax, model in zip(axes, ("rnn", "lstm")):
+        drawn = _length_curves(ax, [curves[curves.model == model]], "loss", smoothing, log=True)
+        ax.set_title(model.upper())
+        _steps_axis(ax)
+    axes[0].set_ylabel("training loss (nats)")
+    if drawn:
+        _legend_right(axes[1], drawn[0], LENGTH_TITLE)
+
+
 def _fig08(fig, tables, smoothing, threshold):
     from .models import time_gate
 
@@ -431,6 +483,7 @@ _DRAW = {
     "fig_gradient_norms": _fig_gradient_norms,
     "fig09_text_curves": lambda *a: _text_figure(*a, by_temperature=False),
     "fig10_text_temperature": lambda *a: _text_figure(*a, by_temperature=True),
+    "fig11_init_study": _fig11_init,
 }
 
 

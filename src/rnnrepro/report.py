@@ -109,6 +109,26 @@ def text_context(t, study):
     }
 
 
+def init_context(tables_dir):
+    """The initialisation study: per initialisation, the verdicts of claims 1, 4, 5, 6 and
+    the share of the original's convergence pattern it reproduces."""
+    path = Path(tables_dir) / "scorecard_init.csv"
+    df = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if df.empty:
+        return None
+    variants = []
+    for (label, init, std), g in df.groupby(["label", "init", "init_std"], sort=False):
+        variants.append({"label": label, "init": init, "std": std,
+                         "match": float(g["pattern_match"].iloc[0]),
+                         "verdicts": {int(r.claim): r.verdict for r in g.itertuples()},
+                         "measured": {int(r.claim): r.measured for r in g.itertuples()}})
+    best = max(variants, key=lambda v: v["match"])
+    default = next((v for v in variants if v["init"] == "default"), None)
+    return {"variants": variants, "best": best, "default": default,
+            "claims": sorted({int(c) for c in df["claim"]}),
+            "reproduced": [v for v in variants if v["match"] == 1.0]}
+
+
 def compute_context(tables_dir):
     path = Path(tables_dir) / "compute.csv"
     df = pd.read_csv(path)
@@ -191,6 +211,7 @@ def build_context(tables_dir, figures_dir, figures, config):
             "n": int(lstm["hidden"]), "counted": int(lstm["cell_parameters"]),
             "formula": int(lstm["cell_formula"]), "total": int(lstm["parameters"])},
         "compute": compute_context(tables_dir),
+        "init": init_context(tables_dir),
         "gradients": gradient_context(tables_dir),
         "meta": provenance(config, tables_dir),
     }

@@ -32,12 +32,24 @@ CLAIMS = {
 
 
 class Tables:
-    def __init__(self, tables_dir, threshold=0.99, text_study="text_temperature"):
+    """The study tables, by study name. A view maps a name to (study, {column: value}):
+    the named study's rows that match, so a claim written for `rnn_adam` can be judged on,
+    say, the RNN runs of the initialisation study."""
+
+    def __init__(self, tables_dir, threshold=0.99, text_study="text_temperature", views=None):
         self.dir, self.threshold, self.text_study = Path(tables_dir), threshold, text_study
+        self.views = views or {}
 
     def study(self, name, table="runs"):
-        path = self.dir / "studies" / name / f"{table}.csv"
-        return pd.read_csv(path) if path.exists() else None
+        real, where = self.views.get(name, (name, {}))
+        path = self.dir / "studies" / real / f"{table}.csv"
+        if not path.exists():
+            return None
+        df = pd.read_csv(path)
+        for column, value in where.items():
+            keep = df[column].isin(value) if isinstance(value, (list, tuple, set)) else df[column] == value
+            df = df[keep]
+        return df if len(df) or not where else None
 
     def converged(self, runs):
         return runs["eval_final_accuracy"] >= self.threshold
@@ -57,10 +69,11 @@ def _lengths_text(lengths):
     return ", ".join(str(int(x)) for x in sorted(lengths)) or "none"
 
 
-def convergence_claim(t, expectations):
-    """expectations: list of (study, input_length, should_converge). Lengths a study did not
-    run are skipped. Returns (verdict parts, measured text)."""
-    per_seed, measured = {}, []
+def convergence_matches(t, expectations):
+    """(seed, expectation met) for every run an expectation covers, and the measured text.
+    expectations: list of (study, input_length, should_converge); lengths a study did not
+    run are skipped."""
+    matches, measured = [], []
     for study, want in _group(expectations).items():
         runs = t.study(study)
         if runs is None:
@@ -71,12 +84,17 @@ def convergence_claim(t, expectations):
                  if L in want]
         if parts:
             measured.append(f"{study} converged (seeds) at length " + ", ".join(parts))
-        for seed, g in runs.groupby("seed"):
-            for _, r in g.iterrows():
-                if r["input_length"] in want:
-                    ok = bool(r["converged"]) == want[r["input_length"]]
-                    per_seed[seed] = per_seed.get(seed, True) and ok
-    return per_seed, "; ".join(measured) or "no runs"
+        matches += [(r.seed, bool(r.converged) == want[r.input_length])
+                    for r in runs.itertuples() if r.input_length in want]
+    return matches, "; ".join(measured) or "no runs"
+
+
+def convergence_claim(t, expectations):
+    matches, measured = convergence_matches(t, expectations)
+    per_seed = {}
+    for seed, ok in matches:
+        per_seed[seed] = per_seed.get(seed, True) and ok
+    return per_seed, measured
 
 
 def _group(expectations):
@@ -214,17 +232,25 @@ def parameter_claim(t):
             f"(n = {int(r['hidden'])}, d = 1), in all {len(runs)} LSTM runs")
 
 
-def scorecard(tables_dir, threshold=0.99, text_study="text_temperature"):
-    t = Tables(tables_dir, threshold, text_study)
-    L = lambda study, lengths, want: [(study, x, want) for x in lengths]
-    checks = {
-        1: lambda: convergence_claim(t, L("rnn_adam", (5, 6, 7), True) + L("rnn_adam", (8, 9, 10), False)),
-        2: lambda: convergence_claim(t, L("rnn_adam_long", (8, 9), True) + L("rnn_adam_long", (10,), False)
-                                     + L("rnn_adam_40k", (10,), False)),
+def _lengths(study, lengths, want):
+    return [(study, x, want) for x in lengths]
+
+
+# The original's pattern of convergence (claims 1 and 5), as expectations.
+PATTERN = (_lengths("rnn_adam", (5, 6, 7), True) + _lengths("rnn_adam", (8, 9, 10), False)
+           + _lengths("lstm_adam", (5, 6, 7, 8, 9), True) + _lengths("lstm_adam", (10,), False)
+           + _lengths("lstm_adam_lr01", (10,), True))
+
+
+def _checks(t):
+    return {
+        1: lambda: convergence_claim(t, PATTERN[:6]),
+        2: lambda: convergence_claim(t, _lengths("rnn_adam_long", (8, 9), True)
+                                     + _lengths("rnn_adam_long", (10,), False)
+                                     + _lengths("rnn_adam_40k", (10,), False)),
         3: lambda: better_claim(t, "rnn_adam", "rnn_rmsprop"),
         4: lambda: accuracy_falls_claim(t),
-        5: lambda: convergence_claim(t, L("lstm_adam", (5, 6, 7, 8, 9), True) + L("lstm_adam", (10,), False)
-                                     + L("lstm_adam_lr01", (10,), True)),
+        5: lambda: convergence_claim(t, PATTERN[6:]),
         6: lambda: better_claim(t, "lstm_adam", "rnn_adam", longer_half),
         7: lambda: corpus_claim(t),
         8: lambda: text_accuracy_claim(t),
@@ -232,10 +258,63 @@ def scorecard(tables_dir, threshold=0.99, text_study="text_temperature"):
         10: lambda: early_samples_claim(t),
         11: lambda: parameter_claim(t),
     }
+
+
+def _row(n, check):
+    per_seed, measured = check()
+    word, held, judged = verdict(per_seed)
+    return {"claim": n, "original": CLAIMS[n], "measured": measured, "verdict": word,
+            "held": held, "judged": judged}
+
+
+def scorecard(tables_dir, threshold=0.99, text_study="text_temperature"):
+    t = Tables(tables_dir, threshold, text_study)
+    return pd.DataFrame([_row(n, check) for n, check in _checks(t).items()])
+
+
+# ---------------------------------------------------------------- initialisation study
+
+INIT_CLAIMS = (1, 4, 5, 6)
+
+
+def init_label(init, std):
+    if init == "normal":
+        return f"N(0, sd {std:g})"
+    return {"default": "default U(±1/√n)", "xavier": "Xavier", "orthogonal": "orthogonal"}.get(init, init)
+
+
+def init_variants(tables_dir, init_study="init_study"):
+    runs = Tables(tables_dir).study(init_study)
+    if runs is None:
+        return []
+    pairs = runs[["init", "init_std"]].drop_duplicates().itertuples(index=False)
+    return sorted(pairs, key=lambda p: (p.init != "default", p.init, -p.init_std))
+
+
+def init_views(tables_dir, init, std, init_study="init_study", lr_study="init_lr01"):
+    """Part-1 study names mapped to the runs of one initialisation (the seeds of the
+    initialisation study only, so every variant is judged on the same seeds)."""
+    seeds = sorted(Tables(tables_dir).study(init_study)["seed"].unique())
+    same = {"init": init, "init_std": std, "seed": seeds}
+    lr = (lr_study, same)
+    if init == "default" or Tables(tables_dir).study(lr_study) is None:
+        lr = ("lstm_adam_lr01", {**same, "init_std": std})  # the main study has the default init
+    return {"rnn_adam": (init_study, {**same, "model": "rnn"}),
+            "lstm_adam": (init_study, {**same, "model": "lstm"}), "lstm_adam_lr01": lr}
+
+
+def init_scorecard(tables_dir, threshold=0.99, init_study="init_study", lr_study="init_lr01"):
+    """Claims 1, 4, 5 and 6 under every initialisation of the study, and how much of the
+    original's convergence pattern each reproduces (share of expectation × seed pairs met)."""
     rows = []
-    for n, check in checks.items():
-        per_seed, measured = check()
-        word, held, judged = verdict(per_seed)
-        rows.append({"claim": n, "original": CLAIMS[n], "measured": measured, "verdict": word,
-                     "held": held, "judged": judged})
-    return pd.DataFrame(rows)
+    for v in init_variants(tables_dir, init_study):
+        t = Tables(tables_dir, threshold, views=init_views(tables_dir, v.init, v.init_std,
+                                                           init_study, lr_study))
+        matches, _ = convergence_matches(t, PATTERN)
+        share = sum(ok for _, ok in matches) / len(matches) if matches else None
+        checks = _checks(t)
+        for n in INIT_CLAIMS:
+            rows.append({"init": v.init, "init_std": v.init_std, "label": init_label(*v),
+                         "pattern_match": share, **_row(n, checks[n])})
+    return pd.DataFrame(rows, columns=["init", "init_std", "label", "pattern_match", "claim",
+                                       "original", "measured", "verdict", "held", "judged"])

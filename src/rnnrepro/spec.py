@@ -102,6 +102,8 @@ class PalindromeSpec(Common):
                self.input_encoding)
         _check(self.init in INITS, "init", f"must be one of {INITS}", self.init)
         _check(self.init_std > 0, "init_std", "must be > 0", self.init_std)
+        if self.init != "normal":  # only N(0, std) reads init_std: one run id per init
+            object.__setattr__(self, "init_std", type(self).init_std)
         _check(self.eval_size >= 1, "eval_size", "must be ≥ 1", self.eval_size)
         _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
 

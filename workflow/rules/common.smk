@@ -73,9 +73,12 @@ def text_reference_run():
     return best.run_id()
 
 
+# Figures name some studies by role; the config's report section says which study it is.
+ROLES = {"text": "text_study", "init": "init_study", "init_lr": "init_lr_study"}
+
+
 def study_name(name):
-    """Figures name the text study symbolically; the config says which study it is."""
-    return REPORT["text_study"] if name == "text" else name
+    return REPORT[ROLES[name]] if name in ROLES else name
 
 
 def figure_studies(figure):
@@ -91,7 +94,8 @@ def figure_inputs(wildcards):
     tables = [f"results/tables/studies/{s}/{t}.csv"
               for s in figure_studies(wildcards.figure) for t in ("runs", "curves", "evals")]
     tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
-    return {"tables": tables, "code": [str(SRC / "plots.py"), str(SRC / "models.py")]}
+    code = ["plots.py", "models.py", *spec.get("code", [])]
+    return {"tables": tables, "code": [str(SRC / m) for m in code]}
 
 
 def all_study_tables():

@@ -25,16 +25,20 @@ rule scorecard:
         corpus="results/tables/corpus_stats.json",
         code=str(SRC / "scorecard.py"),
     output:
-        "results/tables/scorecard.csv",
+        main="results/tables/scorecard.csv",
+        init="results/tables/scorecard_init.csv",
     params:
         threshold=REPORT["convergence_threshold"],
         text_study=REPORT["text_study"],
+        init_study=REPORT["init_study"],
+        init_lr_study=REPORT["init_lr_study"],
     log:
         "logs/scorecard.log",
     shell:
         "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
-        " --text-study {params.text_study}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --text-study {params.text_study} --init-study {params.init_study}"
+        " --init-lr-study {params.init_lr_study} --out {output.main:q} --init-out {output.init:q}"
+        " > {log:q} 2>&1"
 
 
 rule render_report:
@@ -43,7 +47,8 @@ rule render_report:
         tables=all_study_tables(),
         text=expand("results/tables/studies/{study}/{table}.csv", study=REPORT["text_study"],
                     table=("curves", "samples")),
-        scorecard="results/tables/scorecard.csv",
+        scorecard=rules.scorecard.output.main,
+        scorecard_init=rules.scorecard.output.init,
         corpus="results/tables/corpus_stats.json",
         compute="results/tables/compute.csv",
         completions="results/tables/completions.jsonl",

@@ -38,3 +38,7 @@ rule all:
     default_target: True
     input:
         "results/report/report.pdf",
+
+
+onerror:
+    report_missing_runs()

@@ -23,3 +23,14 @@ def corpus(corpus_path):
     from rnnrepro.data import Corpus
 
     return Corpus.from_file(corpus_path)
+
+
+@pytest.fixture(scope="session")
+def finished_workflow(tmp_path_factory, corpus_path):
+    """One complete run of config/test.yaml in a private copy of the workflow, shared by the
+    end-to-end tests (they only read it or ask Snakemake for dry runs)."""
+    from .workflow_utils import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), corpus_path)
+    snakemake(workdir)
+    return workdir

@@ -167,3 +167,16 @@ def test_gradient_probe_shows_vanishing_gradients_in_the_rnn():
     torch.manual_seed(0)
     lstm = hidden_grad_norms(LSTM(64), x, y)
     assert lstm[0] / lstm[-1] > rnn[0] / rnn[-1]
+
+
+def test_bad_corpus_is_a_clear_error_from_the_training_command(tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Es war einmal ein König. ".encode("latin-1") * 200)
+    short = tmp_path / "short.txt"
+    short.write_text("Once upon a time. " * 3)
+    for corpus, expect in ((latin1, "is not UTF-8"), (short, "too short for seq_length 30")):
+        res = subprocess.run(_cli("train", "text", "--corpus", str(corpus), "--steps", "5",
+                                  "--device", "cpu", "--out", str(tmp_path / "out")),
+                             capture_output=True, text=True)
+        assert res.returncode == 1 and expect in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr

@@ -19,10 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory, corpus_path):
-    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), corpus_path)
-    snakemake(workdir)
-    return workdir
+def done(finished_workflow):
+    return finished_workflow
 
 
 def test_full_run_produces_the_report(done):
@@ -33,7 +31,7 @@ def test_full_run_produces_the_report(done):
     assert "??" not in text, "unresolved reference in the PDF"
     for junk in ("(((", ")))", "((*", "*))"):
         assert junk not in text, f"unexpanded template syntax {junk!r} in the PDF"
-    flat = " ".join(text.split())
+    flat = " ".join(text.replace("’", "'").split())
     for name, fig in FIGURES.items():  # every figure's caption, by its first words
         start = " ".join(fig["caption"].split()[:5])
         if "$" not in start:
@@ -115,6 +113,12 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     ({"studies": {"x": {"kind": "text", "grid": {"temperature": [0.0]}}}},
      "config studies.x: temperature must be > 0"),
     ({"studies": {"x": {"kind": "rnn"}}}, "'rnn' is not one of ['palindrome', 'text']"),
+    ({"studies": {"x": {"kind": "palindrome", "grid": {"optimizer": ["adagrad"]}}}},
+     "config studies.x: optimizer must be one of ('rmsprop', 'adam', 'sgd'), got 'adagrad'"),
+    ({"studies": {"x": {"kind": "palindrome", "set": {"batch": -1}}}}, "-1 is less than the minimum of 1"),
+    ({"studies": {"x": {"kind": "palindrome", "sett": {}}}}, "'sett' was unexpected"),
+    ({"studies": {}}, "should be non-empty"),
+    ({"corpus": {"urls": ["ftp://x"], "sha256": "0" * 64, "path": "d"}}, "does not match '^(https?|file)://'"),
 ])
 def test_bad_config_is_refused_before_any_job_naming_the_key(tmp_path, corpus_path, override, expect):
     workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c.update(override))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .figures import FIGURES
+from .io import read_jsonl
 from .latex import raw
 from .scorecard import Tables, reference_text_run
 
@@ -205,8 +206,8 @@ def build_context(tables_dir, figures_dir, figures, config):
                            for v in ("held", "partly", "not held", "not run")},
         "text": text_context(t, text_study),
         "corpus": json.loads((Path(tables_dir) / "corpus_stats.json").read_text()),
-        "completions": [json.loads(line) for line in
-                        (Path(tables_dir) / "completions.jsonl").read_text(encoding="utf-8").splitlines()],
+        "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"
+                                                    ).exists() else [],
         "lstm_params": None if lstm is None else {
             "n": int(lstm["hidden"]), "counted": int(lstm["cell_parameters"]),
             "formula": int(lstm["cell_formula"]), "total": int(lstm["parameters"])},

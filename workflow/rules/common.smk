@@ -24,6 +24,7 @@ shell.prefix(f'set -euo pipefail; export PATH="{Path(sys.executable).parent}:$PA
 EXECUTION = config["execution"]
 GPU = int(S.uses_gpu(EXECUTION["device"]))
 REPORT = config["report"]
+HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3
 
 # Training jobs depend on the code that decides their results: edit one of these modules
 # and every run retrains (`snakemake -n` says why). Plotting and report code is declared
@@ -100,3 +101,22 @@ def figure_inputs(wildcards):
 
 def all_study_tables():
     return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
+
+
+def report_missing_runs():
+    """After a failure: which runs have no results yet, and the last line of each one's log,
+    so that a diverged or killed run is named instead of left to a traceback."""
+    missing = [r for r in RUNS if not Path(run_file(r, "summary.json")).exists()]
+    if not missing:
+        return
+    lines = [f"{len(missing)} of {len(RUNS)} training runs have no results yet:"]
+    for r in missing:
+        log = Path("logs/train") / RUNS[r].kind / f"{r}.log"
+        last = ""
+        if log.exists():
+            tail = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+            last = tail[-1] if tail else ""
+        lines.append(f"  {r} (studies: {', '.join(RUNS[r].studies)}) {last}")
+    lines.append("The report needs every run. Fix or remove the failed ones and run again; "
+                 "--keep-going lets the other jobs finish meanwhile.")
+    print("\n".join(lines), file=sys.stderr)

@@ -1,0 +1,99 @@
+"""What goes wrong on real machines: killed jobs, diverged runs, a second Snakemake, and
+whether a second run from scratch gives the same tables. All through the real workflow."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .workflow_utils import make_workdir, snakemake
+
+pytestmark = pytest.mark.slow
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def only(studies):
+    """An edit for make_workdir: keep the named studies of the test config (and extras)."""
+    def edit(config):
+        config["studies"] = {k: v for k, v in config["studies"].items() if k in studies}
+        config["studies"].update(studies.get("extra", {}))
+    return edit
+
+
+def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path):
+    long = {"kind": "palindrome", "grid": {"model": ["lstm"], "optimizer": ["adam"], "input_length": [8]},
+            "set": {"steps": 3000, "hidden": 48, "eval_every": 500}, "seeds": [0]}
+    workdir = make_workdir(tmp_path, corpus_path, edit=only({"extra": {"long": long}}))
+    cmd = [SNAKEMAKE, "--configfile", "test.yaml", "--cores", "1", "results/tables/studies/long/runs.csv"]
+    first = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = workdir / "results" / "runs" / "palindrome"
+    deadline = time.time() + 180
+    while not list(runs.glob("*/resume.pt")) and time.time() < deadline:
+        time.sleep(0.1)
+    (resume,) = runs.glob("*/resume.pt")
+    run_id = resume.parent.name
+
+    # a second Snakemake in the same folder is refused while the first runs
+    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+
+    # kill the training process itself, as a cluster time limit or the OOM killer would
+    time.sleep(0.5)
+    subprocess.run(["pkill", "-KILL", "-f", f"rnnrepro train palindrome .*{run_id}"], check=True)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode != 0, out
+    assert resume.exists(), "Snakemake's cleanup must not delete the checkpoint"
+    assert not (resume.parent / "summary.json").exists()
+
+    again = snakemake(workdir, "results/tables/studies/long/runs.csv")
+    log = (workdir / "logs" / "train" / "palindrome" / f"{run_id}.log").read_text()
+    assert f"resuming {run_id} from step" in log, log[-2000:]
+    step = int(log.split(f"resuming {run_id} from step ")[1].split()[0])
+    assert 0 < step < 3000 and step % 100 == 0  # at most checkpoint_every steps lost
+    assert not resume.exists()
+
+    # the resumed run ends exactly where an uninterrupted one does
+    summary = json.loads((resume.parent / "summary.json").read_text())
+    assert summary["resumed_from"] == [step]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(summary["spec"]))
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "rnnrepro", "train", "palindrome", "--spec", str(spec),
+                    "--out", str(clean)], check=True, capture_output=True)
+    for name in ("metrics.csv", "eval.csv"):
+        assert (clean / name).read_bytes() == (resume.parent / name).read_bytes(), name
+
+
+def test_a_diverged_run_is_named_and_the_others_finish(tmp_path, corpus_path):
+    diverge = {"kind": "palindrome", "grid": {"model": ["rnn"], "optimizer": ["sgd"], "input_length": [4]},
+               "set": {"lr": 1.0e38}, "seeds": [0]}
+    healthy = {"kind": "palindrome", "grid": {"model": ["rnn", "lstm"], "optimizer": ["adam"],
+                                              "input_length": [4]}, "seeds": [0]}
+    workdir = make_workdir(tmp_path, corpus_path,
+                           edit=only({"extra": {"rnn_adam": healthy, "diverge": diverge}}))
+    res = snakemake(workdir, "--keep-going", check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "1 of 3 training runs have no results yet" in out, out[-3000:]
+    assert "rnn-sgd-len4-seed0-" in out and "loss is inf at step 2" in out
+    assert len(list((workdir / "results" / "runs").glob("palindrome/*/summary.json"))) == 2
+    assert "Traceback" not in out
+
+
+def test_a_second_run_from_scratch_gives_identical_tables(finished_workflow, tmp_path, corpus_path):
+    again = make_workdir(tmp_path, corpus_path)
+    snakemake(again)
+    a, b = finished_workflow / "results" / "tables", again / "results" / "tables"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()
+                   and p.name not in ("compute.csv", "runs.csv"))
+    assert len(files) > 30
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    timing = ["wall_seconds", "steps_per_second"]
+    for runs in a.rglob("runs.csv"):
+        x, y = (pd.read_csv(p).drop(columns=timing) for p in (runs, b / runs.relative_to(a)))
+        pd.testing.assert_frame_equal(x, y)

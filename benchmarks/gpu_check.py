@@ -1,19 +1,28 @@
 """CUDA checks and timings for a lent GPU machine; prints a table, writes JSON.
 
-    bash benchmarks/gpu.sh            # on a machine with CUDA; ~4 minutes on an H200
+    bash benchmarks/gpu.sh            # on a machine with CUDA; about 3 minutes on an H200 (estimated)
+    GPU_CHECK_DEVICE=cpu GPU_CHECK_SCALE=0.02 python benchmarks/gpu_check.py   # a dry run
 
-1. Correctness: the fused (cuDNN) and reference paths on CUDA against CPU float64, for the
-   palindrome RNN/LSTM and the text model, forward and gradients.
-2. Real training jobs through the CLI on CUDA: full-length palindrome runs (10k steps) and
-   a text run, their steps/s against the same jobs on `impl loop` (eager reference loop).
-3. Exploratory: the palindrome training step captured in one CUDA graph, and several
-   training processes sharing the GPU (aggregate throughput).
+1. Correctness on CUDA against CPU float64, forward and gradients: the palindrome RNN/LSTM
+   by every path (fused = cuDNN, loop = the reference equations, bptt = the hand-written
+   recurrence), and the text model (torch's LSTM and the bptt path).
+2. `impl graph` (the whole palindrome step captured in one CUDA graph) against the eager
+   fused step, both through `fit` for the same spec and seed: the per-step loss curves must
+   agree within tolerance for adam, rmsprop and sgd (the graph uses capturable optimizers);
+   a NaN injected at a step must stop the graph run naming that step.
+3. Real training jobs through the CLI on CUDA, steps/s from each job's summary: palindrome
+   LSTM and RNN by impl fused (what auto picks on CUDA), graph, bptt and loop; the text
+   model; and several palindrome jobs sharing the GPU (aggregate throughput).
+Ends with a short table of the timings and the verdicts of the checks.
 """
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,28 +31,46 @@ import torch.nn.functional as F
 
 from rnnrepro.data import palindrome_batch
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
+from rnnrepro.spec import PalindromeSpec
+from rnnrepro.train import Diverged, train_palindrome
 
 OUT = Path(os.environ.get("OUT", "gpu-out"))
 OUT.mkdir(parents=True, exist_ok=True)
-CORPUS = os.environ.get("RNNREPRO_CORPUS", "shared/data/grimms_fairy_tales.txt")
+CORPUS = next((p for p in (os.environ.get("RNNREPRO_CORPUS"), "shared/data/grimms_fairy_tales.txt",
+                           "../shared/data/grimms_fairy_tales.txt", "data/grimms_fairy_tales.txt")
+               if p and Path(p).exists()), None)
 dev = torch.device(os.environ.get("GPU_CHECK_DEVICE", "cuda"))  # cpu: a dry run of the script
 SCALE = float(os.environ.get("GPU_CHECK_SCALE", "1"))  # shrink step counts for a dry run
 results = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
            "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
+checks, speeds = {}, {}
+tmp = Path(tempfile.mkdtemp(prefix="gpu-runs-"))
+started = time.perf_counter()
 
 
 def report(key, value):
     results[key] = value
-    print(f"{key:58s} {value}", flush=True)
+    print(f"{key:62s} {value}", flush=True)
+
+
+def check(name, ok, detail):
+    checks[name] = ("PASS" if ok else "FAIL") + f" ({detail})"
+    report(f"check: {name}", checks[name])
 
 
 def max_diff(a, b):
     return (a.double().cpu() - b.double().cpu()).abs().max().item()
 
 
-# 1. correctness ---------------------------------------------------------------------------
+def steps(n):
+    return max(int(n * SCALE), 20)
+
+
+# 1. correctness ---------------------------------------------------------------------------------
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cuda.matmul.allow_tf32 = False
+paths = {"fused": lambda m, x: m(x, fast=True), "loop": lambda m, x: m(x, fast=False),
+         "bptt": lambda m, x: m.forward_bptt(x)}
 for cls in (VanillaRNN, LSTM):
     torch.manual_seed(0)
     cpu64 = cls(128).double()
@@ -51,101 +78,129 @@ for cls in (VanillaRNN, LSTM):
     ref = cpu64(x, fast=False)
     F.cross_entropy(ref, y).backward()
     ref_grads = [p.grad.clone() for p in cpu64.parameters()]
-    for fast in (True, False):
+    for name, run in paths.items():
         gpu = cls(128).to(dev)
         gpu.load_state_dict(cpu64.state_dict())
-        out = gpu(x.to(dev), fast=fast)
+        out = run(gpu, x.to(dev))
         F.cross_entropy(out, y.to(dev)).backward()
         gdiff = max(max_diff(p.grad, g) for p, g in zip(gpu.parameters(), ref_grads))
-        report(f"{cls.__name__} cuda {'fused' if fast else 'loop'} vs cpu64: logits / grads",
-               f"{max_diff(out, ref):.2e} / {gdiff:.2e}")
+        ldiff = max_diff(out, ref)
+        report(f"{cls.__name__} {dev.type} {name} vs cpu64: logits / grads", f"{ldiff:.2e} / {gdiff:.2e}")
+        check(f"{cls.__name__} {name} matches cpu64", ldiff < 1e-4 and gdiff < 1e-4,
+              f"{ldiff:.1e}, {gdiff:.1e}")
 torch.manual_seed(0)
 text64 = TextGenerationModel(87).double()
-idx = torch.randint(87, (64, 30))
-gpu = TextGenerationModel(87).to(dev)
-gpu.load_state_dict(text64.state_dict())
-report("TextGenerationModel cuda vs cpu64: logits",
-       f"{max_diff(gpu(idx.to(dev))[0], text64(idx)[0]):.2e}")
+idx, tgt = torch.randint(87, (64, 30)), torch.randint(87, (64, 30))
+with torch.backends.mkldnn.flags(enabled=False):
+    ref = text64(idx)[0]
+F.cross_entropy(ref.flatten(0, 1), tgt.flatten()).backward()
+ref_grads = [p.grad.clone() for p in text64.parameters()]
+for name, run in (("fused", lambda m, i: m(i)[0]), ("bptt", lambda m, i: m.forward_bptt(i))):
+    gpu = TextGenerationModel(87).to(dev)
+    gpu.load_state_dict(text64.state_dict())
+    out = run(gpu, idx.to(dev))
+    F.cross_entropy(out.flatten(0, 1), tgt.to(dev).flatten()).backward()
+    gdiff = max(max_diff(p.grad, g) for p, g in zip(gpu.parameters(), ref_grads))
+    ldiff = max_diff(out, ref)
+    report(f"TextGenerationModel {dev.type} {name} vs cpu64: logits / grads", f"{ldiff:.2e} / {gdiff:.2e}")
+    check(f"text {name} matches cpu64", ldiff < 1e-4 and gdiff < 1e-4, f"{ldiff:.1e}, {gdiff:.1e}")
 torch.backends.cudnn.allow_tf32 = True
 
 
-# 2. real jobs through the CLI -----------------------------------------------------------
+# 2. impl graph against the eager step, through fit --------------------------------------------
+def metrics(run_dir):
+    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    return [tuple(map(float, r.split(","))) for r in rows]
+
+
+graph_note = "" if dev.type == "cuda" else " (graph falls back to auto off CUDA)"
+for optimizer in ("adam", "rmsprop", "sgd"):
+    n = steps(500)
+    spec = dict(model="lstm", optimizer=optimizer, input_length=10, steps=n, eval_every=n,
+                eval_size=1000, device=dev.type, lr=1e-3 if optimizer != "sgd" else 0.05)
+    curves, walls = {}, {}
+    for impl in ("fused", "graph"):
+        t = time.perf_counter()
+        train_palindrome(PalindromeSpec(impl=impl, **spec), tmp / f"cmp-{optimizer}-{impl}",
+                         stream=io.StringIO())
+        walls[impl] = time.perf_counter() - t
+        curves[impl] = metrics(tmp / f"cmp-{optimizer}-{impl}")
+    dl = max(abs(a[1] - b[1]) for a, b in zip(curves["fused"], curves["graph"]))
+    dg = max(abs(a[3] - b[3]) / max(abs(a[3]), 1e-6) for a, b in zip(curves["fused"], curves["graph"]))
+    first = max(abs(a[1] - b[1]) for a, b in zip(curves["fused"][:20], curves["graph"][:20]))
+    report(f"graph vs eager, lstm {optimizer}, {n} steps: max |dloss| (first 20) / grad-norm rel",
+           f"{dl:.2e} ({first:.2e}) / {dg:.2e}; wall {walls['fused']:.1f} s vs {walls['graph']:.1f} s"
+           + graph_note)
+    check(f"graph = eager loss curve ({optimizer})",
+          len(curves["fused"]) == len(curves["graph"]) == n and first < 1e-4 and dl < 5e-2,
+          f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
+try:
+    train_palindrome(PalindromeSpec(model="lstm", impl="graph", steps=60, eval_size=100,
+                                    device=dev.type), tmp / "nan", inject_nan_at=37,
+                     stream=io.StringIO())
+    check("graph run stops on NaN naming the step", False, "no error")
+except Diverged as err:
+    check("graph run stops on NaN naming the step", "at step 37" in str(err), str(err)[:70])
+
+
+# 3. real jobs through the CLI ------------------------------------------------------------------
 def job(args, out):
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rnnrepro", "train", *args, "--device", dev.type,
-                    "--out", str(out)], check=True, stderr=subprocess.DEVNULL)
+                    "--out", str(out)], check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
-    s = json.loads((Path(out) / "summary.json").read_text())
-    return wall, s
+    return wall, json.loads((Path(out) / "summary.json").read_text())
 
 
-tmp = Path("/tmp/gpu-runs")
+JOB_STEPS = {"fused": 2000, "graph": 4000, "bptt": 600, "loop": 600}
 for model in ("lstm", "rnn"):
-    for impl in ("fused", "loop"):
-        steps = int((10_000 if impl == "fused" else 3000) * SCALE)
+    for impl, n in JOB_STEPS.items():
+        n = steps(n)
         wall, s = job(["palindrome", "--model", model, "--optimizer", "adam", "--input-length", "10",
-                       "--steps", str(steps), "--impl", impl], tmp / f"{model}-{impl}")
-        report(f"palindrome {model} len10 {impl}: steps/s, job wall s ({steps} steps)",
+                       "--steps", str(n), "--eval-every", str(min(1000, n)), "--impl", impl],
+                      tmp / f"{model}-{impl}")
+        speeds[(f"palindrome {model}", impl)] = s["steps_per_second"]
+        report(f"palindrome {model} len10 {impl}: steps/s, job wall s ({n} steps)",
                f"{s['steps_per_second']:.0f}, {wall:.1f} (acc {s['eval_final']['accuracy']:.3f})")
-wall, s = job(["text", "--corpus", CORPUS, "--steps", str(int(3000 * SCALE)),
-            "--sample-every", "1000"], tmp / "text")
-report("text T=1 3000 steps: steps/s, job wall s",
-       f"{s['steps_per_second']:.0f}, {wall:.1f} (val acc {s['eval_final']['accuracy']:.3f})")
+if CORPUS:
+    n = steps(2000)
+    wall, s = job(["text", "--corpus", CORPUS, "--steps", str(n), "--sample-every", str(min(1000, n))],
+                  tmp / "text")
+    speeds[("text", "fused")] = s["steps_per_second"]
+    report(f"text T=1 {n} steps (auto = fused on CUDA): steps/s, job wall s",
+           f"{s['steps_per_second']:.0f}, {wall:.1f} (val acc {s['eval_final']['accuracy']:.3f})")
+else:
+    report("text", "skipped: no corpus (set RNNREPRO_CORPUS)")
 
-# 3a. the palindrome step in one CUDA graph ----------------------------------------------
-try:
-    torch.manual_seed(0)
-    model = LSTM(128).to(dev)
-    params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3, capturable=True)
-
-    def step():
-        x, y = palindrome_batch(128, 10, None, dev)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0, foreach=True)
-        opt.step()
-        return loss.detach()
-
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(5):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_loss = step()
-    for n_steps, label in ((200, "warm"), (3000, "timed")):
-        torch.cuda.synchronize()
+for impl in ("fused", "graph"):
+    for n_jobs in (1, 4):
+        n = steps(1000)
         t = time.perf_counter()
-        for _ in range(n_steps):
-            graph.replay()
-        torch.cuda.synchronize()
-        rate = n_steps / (time.perf_counter() - t)
-    report("palindrome lstm len10, whole step in a CUDA graph: steps/s", f"{rate:.0f}")
-    t = time.perf_counter()
-    for _ in range(1000):
-        step()
-    torch.cuda.synchronize()
-    report("  the same step eager (no metrics, no eval): steps/s",
-           f"{1000 / (time.perf_counter() - t):.0f}")
-    report("  loss after graph replays", f"{static_loss.item():.4f}")
-except Exception as err:  # exploratory: report and go on
-    report("cuda graph step", f"failed: {type(err).__name__}: {err}")
+        procs = [subprocess.Popen([sys.executable, "-m", "rnnrepro", "train", "palindrome",
+                                   "--model", "lstm", "--steps", str(n), "--seed", str(i),
+                                   "--impl", impl, "--device", dev.type,
+                                   "--out", str(tmp / f"share-{impl}{n_jobs}-{i}")],
+                                  stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                 for i in range(n_jobs)]
+        codes = [p.wait() for p in procs]
+        wall = time.perf_counter() - t
+        speeds[(f"{n_jobs} lstm jobs at once (aggregate)", impl)] = n_jobs * n / wall
+        report(f"{n_jobs} concurrent lstm {impl} jobs x {n} steps: wall s, aggregate steps/s, exits",
+               f"{wall:.1f}, {n_jobs * n / wall:.0f}, {codes}")
 
-# 3b. several jobs sharing the GPU ------------------------------------------------------
-for n in (1, 4):
-    t = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "rnnrepro", "train", "palindrome",
-                               "--model", "lstm", "--steps", str(int(3000 * SCALE)),
-                               "--seed", str(i), "--device", dev.type, "--out", str(tmp / f"share{n}-{i}")],
-                              stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-             for i in range(n)]
-    codes = [p.wait() for p in procs]
-    wall = time.perf_counter() - t
-    report(f"{n} concurrent lstm jobs x {int(3000 * SCALE)} steps: wall s, aggregate steps/s, exits",
-           f"{wall:.1f}, {n * int(3000 * SCALE) / wall:.0f}, {codes}")
-
+# the table ----------------------------------------------------------------------------------------
+impls = ["fused", "graph", "bptt", "loop"]
+print(f"\n== steps/s on {results['device']} (torch {torch.__version__}), "
+      f"{time.perf_counter() - started:.0f} s in all ==")
+print(f"{'':38s}" + "".join(f"{i:>8s}" for i in impls))
+for row in dict.fromkeys(k for k, _ in speeds):
+    print(f"{row:38s}" + "".join(f"{speeds[(row, i)]:8.0f}" if (row, i) in speeds else f"{'':8s}"
+                                 for i in impls))
+print("== checks ==")
+for name, verdict in checks.items():
+    print(f"{name:46s} {verdict}")
+results["checks"] = checks
+results["speeds"] = {f"{k} | {i}": v for (k, i), v in speeds.items()}
 (OUT / "gpu_results.json").write_text(json.dumps(results, indent=2))
+shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(0 if all(v.startswith("PASS") for v in checks.values()) else 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ("Snakefile", "workflow", "config", "report", "src", "profiles")
+COPY = ("Snakefile", "workflow", "config", "report", "src", "profiles", "benchmarks")
 
 
 def make_workdir(tmp, corpus_path, edit=None):

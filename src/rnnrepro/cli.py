@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def cmd_complete(args):
     write_jsonl(args.out, rows)
 
 
+def cmd_bench(args):
+    from . import bench
+
+    corpus = args.corpus or os.environ.get("RNNREPRO_CORPUS") or "data/grimms_fairy_tales.txt"
+    bench.run(cases=args.cases, threads=args.threads, corpus=corpus, quick=args.quick,
+              rounds=args.rounds, seconds=args.seconds, overhead=not args.no_overhead,
+              baseline=args.baseline or bench.BASELINE, out=args.out)
+
+
 def cmd_download(args):
     from .download import download
 
@@ -189,7 +199,7 @@ def cmd_report(args):
     from .report import build
 
     config = json.loads(args.config_json) if args.config_json else json.loads(args.config.read_text())
-    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf)
+    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench)
 
 
 def build_parser():
@@ -230,6 +240,20 @@ def build_parser():
     c.add_argument("--device", default="cpu")
     c.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     c.set_defaults(func=cmd_complete)
+
+    b = sub.add_parser("bench", help="time the training step against a course-style baseline")
+    b.add_argument("--cases", nargs="+", choices=("rnn", "lstm", "text"),
+                   default=["rnn", "lstm", "text"])
+    b.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    b.add_argument("--corpus", type=Path,
+                   help="text corpus (default: $RNNREPRO_CORPUS or data/grimms_fairy_tales.txt)")
+    b.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (median)")
+    b.add_argument("--seconds", type=float, default=0.4, help="seconds per implementation per round")
+    b.add_argument("--quick", action="store_true", help="a few steps of each: checks, not timings")
+    b.add_argument("--no-overhead", action="store_true", help="skip the per-job overhead")
+    b.add_argument("--baseline", type=Path, help="course_baseline.py (default: the checkout's)")
+    b.add_argument("--out", type=Path, help="CSV, one row per case, implementation, threads")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
     d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")
@@ -291,6 +315,7 @@ def build_parser():
     cfg = r.add_mutually_exclusive_group(required=True)
     cfg.add_argument("--config-json", help="the workflow's config as JSON text")
     cfg.add_argument("--config", type=Path, help="the workflow's config as a JSON file")
+    r.add_argument("--bench", type=Path, help="rnnrepro bench's CSV, for the appendix")
     r.add_argument("--tex", type=Path, required=True)
     r.add_argument("--pdf", type=Path, required=True)
     r.set_defaults(func=cmd_report)

@@ -142,6 +142,27 @@ def compute_context(tables_dir):
             "devices": sorted(df["device"].unique())}
 
 
+def bench_context(path, quick=False):
+    """The speed benchmark: per case and thread count, the course baseline, the project's
+    step and the plain nn.LSTM model, as steps/s and ratios."""
+    if not path or not Path(path).exists():
+        return None
+    df = pd.read_csv(path)
+    df = df[df["case"] != "job-overhead"] if "case" in df else df
+    rows = []
+    for (case, threads), g in df.groupby(["case", "threads"], sort=False):
+        pick = lambda name: g[g["implementation"] == name].iloc[0] if (g["implementation"] == name).any() else None
+        course, project, plain = pick("course"), pick("project"), pick("plain-nn.LSTM")
+        if course is None or project is None:
+            continue
+        rows.append({"case": case, "threads": int(threads), "impl": project["impl"],
+                     "course": course["steps_per_s"], "project": project["steps_per_s"],
+                     "ratio": project["ratio_to_baseline"],
+                     "ratio_plain": None if plain is None else project["ratio_to_plain"],
+                     "floor": project["floor_fraction"]})
+    return {"rows": rows, "quick": quick}
+
+
 def gradient_context(tables_dir):
     df = pd.read_csv(Path(tables_dir) / "grad_norms.csv")
     out = {"length": int(df["k"].max())}
@@ -179,7 +200,7 @@ def provenance(config, tables_dir):
     }
 
 
-def build_context(tables_dir, figures_dir, figures, config):
+def build_context(tables_dir, figures_dir, figures, config, bench=None):
     report = config.get("report", {})
     threshold = report.get("convergence_threshold", 0.99)
     text_study = report.get("text_study", "text_temperature")
@@ -213,6 +234,7 @@ def build_context(tables_dir, figures_dir, figures, config):
             "formula": int(lstm["cell_formula"]), "total": int(lstm["parameters"])},
         "compute": compute_context(tables_dir),
         "init": init_context(tables_dir),
+        "bench": bench_context(bench, config.get("bench", {}).get("quick", False)),
         "gradients": gradient_context(tables_dir),
         "meta": provenance(config, tables_dir),
     }
@@ -228,9 +250,9 @@ def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
     return tex_out
 
 
-def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out):
+def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out, bench=None):
     from .latex import compile_pdf
 
-    context = build_context(tables_dir, figures_dir, figures, config)
+    context = build_context(tables_dir, figures_dir, figures, config, bench)
     render(context, tex_out)
     return compile_pdf(Path(tex_out), Path(pdf_out))

@@ -15,7 +15,11 @@ MODELS = ("rnn", "lstm")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 ENCODINGS = ("scalar", "onehot")
-IMPLS = ("fused", "loop")
+# auto: the fastest path measured for the model on the device (rnnrepro bench); fused: torch's
+# fused kernel on our parameters; loop: the reference loop of the equations; bptt: the
+# hand-written recurrence and backward pass (models.py); graph: the whole step in one CUDA
+# graph (CUDA only: elsewhere it runs as auto).
+IMPLS = ("auto", "fused", "loop", "bptt", "graph")
 INITS = ("default", "normal", "xavier", "orthogonal")
 EXECUTION = {"device", "threads", "checkpoint_every", "impl"}
 
@@ -92,7 +96,7 @@ class PalindromeSpec(Common):
     init: str = "default"
     init_std: float = 0.01
     eval_size: int = 10_000
-    impl: str = "fused"
+    impl: str = "auto"
 
     def __post_init__(self):
         super().__post_init__()

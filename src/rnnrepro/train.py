@@ -8,10 +8,13 @@ While a run is going, resume.pt holds everything needed to continue it exactly.
 """
 
 import hashlib
+import inspect
 import logging
 import math
 import time
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -42,12 +45,70 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def make_optimizer(spec, params):
+def _skip_dynamo_import():
+    """Spare every job about 1.4 s (more than importing torch): torch wraps the Optimizer
+    methods that __init__ calls with `torch._disable_dynamo`, which imports torch._dynamo on
+    the first call only to mark them as not to be compiled. Nothing here is compiled, so
+    mark them done before that. Skipped if dynamo is already imported, or if torch's wrapper
+    is not the one this expects (then torch imports dynamo as usual)."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    try:
+        probe = torch._disable_dynamo(lambda: None).__code__
+    except AttributeError:
+        return
+    for cls in (torch.optim.Optimizer,):
+        for fn in vars(cls).values():
+            inner = getattr(fn, "__wrapped__", None)
+            if getattr(fn, "__code__", None) is probe and inner is not None:
+                setattr(inner, "__dynamo_disable", inner)
+
+
+def optimizer_step(opt):
+    """`opt.step()`, minus the import of torch._dynamo (about 1.3 s) that torch's step wrapper
+    does on the first call, for a graph break that matters only under torch.compile. While
+    torch._dynamo is not loaded, this calls the unwrapped step under no_grad (what the
+    wrapper does, for a non-differentiable optimizer; no step hooks are used here) and
+    notes the call for an LR scheduler; otherwise it calls `opt.step()`. Same arithmetic."""
+    import sys
+
+    if "torch._dynamo" in sys.modules or opt.defaults.get("differentiable"):
+        return opt.step()
+    with torch.no_grad():
+        inspect.unwrap(type(opt).step)(opt)
+    opt._opt_called = True
+
+
+def make_optimizer(spec, params, capturable=False):
+    """`capturable` keeps the optimizer's step counters on the device (a CUDA graph needs it)."""
+    _skip_dynamo_import()
+    extra = {"capturable": True} if capturable else {}
     if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr)
+        return torch.optim.Adam(params, lr=spec.lr, **extra)
     if spec.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=spec.lr, momentum=spec.momentum)
+        return torch.optim.RMSprop(params, lr=spec.lr, momentum=spec.momentum, **extra)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
+
+
+# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured.
+# On CPU (2-core AMD EPYC, 1 and 2 threads) torch's fused LSTM kernel (oneDNN) beat the
+# hand-written recurrence for the palindrome LSTM, and the hand-written recurrence beat
+# torch's RNN kernel (which on CPU is a loop of small ops) for the vanilla RNN. On CUDA one
+# cuDNN kernel beats any per-step Python loop.
+AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
+
+
+def resolve_impl(spec, device):
+    """The model path a palindrome run takes on `device`: fused, loop, bptt or graph."""
+    impl = spec.impl
+    if impl == "graph" and device.type != "cuda":
+        log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
+        impl = "auto"
+    if impl == "auto":
+        impl = AUTO_IMPL.get((device.type, spec.model), "fused")
+    return impl
 
 
 def derived_seed(*parts):
@@ -63,13 +124,17 @@ class PalindromeTask:
         self.model = cls(spec.hidden, onehot=spec.input_encoding == "onehot",
                          init=spec.init, init_std=spec.init_std).to(device)
         self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
-        self.fast = spec.impl == "fused"
+        self.impl = resolve_impl(spec, device)
+        model = self.model
+        # graph: the fused path, captured with the rest of the step (GraphStep)
+        self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
+                        "loop": partial(model, fast=False), "bptt": model.forward_bptt}[self.impl]
 
     def batch(self, gen):
         return D.palindrome_batch(self.spec.batch, self.spec.input_length, gen, self.device)
 
     def loss(self, x, y):
-        logits = self.model(x, fast=self.fast)
+        logits = self.forward(x)
         return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
 
     @torch.no_grad()
@@ -77,7 +142,7 @@ class PalindromeTask:
         self.model.eval()
         loss = correct = 0.0
         for x, y in zip(*(t.split(4096) for t in self.test)):
-            logits = self.model(x, fast=self.fast)
+            logits = self.forward(x)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()
         self.model.train()
@@ -112,11 +177,19 @@ class PalindromeTask:
 class TextTask:
     eval_columns = ("step", "loss", "accuracy", "bpc")
 
-    def __init__(self, spec, device, corpus):
+    def __init__(self, spec, device, corpus, impl="auto"):
+        """impl: "fused" trains through `model.forward` (torch's LSTM); "bptt" through
+        `model.forward_bptt` (first layer by embedding lookup and the hand-written recurrence,
+        measured faster on CPU); "auto" picks bptt on CPU and fused elsewhere."""
         corpus.check_length(spec.seq_length)
         self.spec, self.device, self.corpus = spec, device, corpus
         self.model = TextGenerationModel(len(corpus.vocab), spec.hidden, spec.layers,
                                          spec.dropout).to(device)
+        if impl == "auto":
+            impl = "bptt" if device.type == "cpu" else "fused"
+        if impl not in ("fused", "bptt"):
+            raise ValueError(f"text impl must be auto, fused or bptt, got {impl!r}")
+        self.impl = impl
         self.data = corpus.data.to(device)
         self.val = [t.to(device) for t in corpus.validation(spec.seq_length)]
         self.sample_steps = set(spec.sample_steps())
@@ -126,7 +199,10 @@ class TextTask:
         return self.corpus.batch(s.batch, s.seq_length, gen, self.device, self.data)
 
     def loss(self, x, y):
-        logits, _ = self.model(x)
+        if self.impl == "bptt":  # time-major all the way: no transposes
+            logits, y = self.model.forward_bptt(x, time_major=True), y.t()
+        else:
+            logits, _ = self.model(x)
         logits = logits / self.spec.temperature
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         return loss, (logits.argmax(-1) == y).float().mean()
@@ -185,21 +261,124 @@ def train_text(spec, corpus, out, **kw):
     return fit(spec, out, lambda device: TextTask(spec, device, corpus), **kw)
 
 
+def prepare(spec, make_task):
+    """Device, threads, seeds, task (model and data), optimizer, scheduler and batch generator
+    of a run, as `fit` sets them up (and `rnnrepro bench` times them)."""
+    device = resolve_device(spec.device)
+    torch.set_num_threads(spec.threads)
+    torch.manual_seed(spec.seed)
+    task = make_task(device)
+    params = [p for p in task.model.parameters() if p.requires_grad]
+    opt = make_optimizer(spec, params, capturable=getattr(task, "impl", None) == "graph")
+    return SimpleNamespace(device=device, task=task, model=task.model, params=params, opt=opt,
+                           sched=task.scheduler(opt),
+                           gen=torch.Generator(device=device).manual_seed(spec.seed))
+
+
+def make_step(task, opt, params, spec, sched=None):
+    """The training step, as `fit` runs it and `rnnrepro bench` times it.
+
+    Returns step(gen, poison=False): draw a batch, loss, backward, clip the gradient norm,
+    optimizer (and scheduler) step; it returns (loss, batch accuracy, gradient norm before
+    clipping) as one tensor of 3 on the device, without waiting for it (no host sync).
+    `poison` makes the loss NaN (the testing aid behind --inject-nan-at). With impl graph on
+    CUDA the step is captured once and replayed (`GraphStep`).
+    """
+    if getattr(task, "impl", None) == "graph":
+        return GraphStep(task, opt, params, spec)
+
+    def step(gen, poison=False):
+        x, y = task.batch(gen)
+        loss, acc = task.loss(x, y)
+        if poison:
+            loss = loss * float("nan")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_norm)
+        optimizer_step(opt)
+        if sched:
+            sched.step()
+        return torch.stack((loss.detach(), acc, grad_norm))
+
+    return step
+
+
+class GraphStep:
+    """The palindrome step (fused model path) captured in one CUDA graph and replayed.
+
+    A fixed-shape step is a few hundred tiny kernels; replaying them as one graph removes
+    the launch cost that bounds these models on a GPU. The batch is still drawn eagerly
+    from the run's generator (so the data are those of the eager step) and copied into the
+    graph's static inputs; loss, accuracy and gradient norm come out in a static tensor of 3
+    (valid until the next call, and copied out by `fit` before it). The loss is multiplied by
+    a static scalar: 1, or NaN at an injected step. Warm-up steps (needed before capture)
+    are undone: parameters and optimizer state are put back as they were.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, task, opt, params, spec):
+        if task.device.type != "cuda":
+            raise RuntimeError("GraphStep needs CUDA")
+        self.task, self.opt, self.params, self.spec = task, opt, params, spec
+        x, y = task.batch(torch.Generator(device=task.device).manual_seed(0))  # shapes only
+        self.x, self.y = x.clone(), y.clone()
+        self.poison = torch.ones((), device=task.device)
+        saved_params = [p.detach().clone() for p in params]
+        saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
+                       for p, st in opt.state.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP):
+                opt.zero_grad(set_to_none=True)
+                self._body()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():
+            for p, v in zip(params, saved_params):
+                p.copy_(v)
+            for p, st in opt.state.items():
+                old = saved_state.get(p, {})
+                for k, v in st.items():
+                    if torch.is_tensor(v):  # state the warm-up created starts from zero
+                        v.copy_(old[k]) if k in old else v.zero_()
+                    elif k in old:
+                        st[k] = old[k]
+        opt.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = self._body()
+
+    def _body(self):
+        loss, acc = self.task.loss(self.x, self.y)
+        loss = loss * self.poison
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_norm, foreach=True)
+        optimizer_step(self.opt)
+        return torch.stack((loss.detach(), acc, grad_norm))
+
+    def __call__(self, gen, poison=False):
+        x, y = self.task.batch(gen)
+        self.x.copy_(x)
+        self.y.copy_(y)
+        if poison:
+            self.poison.fill_(float("nan"))
+        self.graph.replay()
+        if poison:
+            self.poison.fill_(1.0)
+        return self.out
+
+
 def fit(spec, out, make_task, inject_nan_at=None, stream=None):
     """Train to spec.steps, resuming from out/resume.pt if a previous attempt left one."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):
         stale.unlink()
-    run_id, device = spec.run_id(), resolve_device(spec.device)
-    torch.set_num_threads(spec.threads)
-    torch.manual_seed(spec.seed)
-    task = make_task(device)
-    model = task.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(spec, params)
-    sched = task.scheduler(opt)
-    gen = torch.Generator(device=device).manual_seed(spec.seed)
+    run_id = spec.run_id()
+    run = prepare(spec, make_task)
+    device, task, model, params, opt, sched, gen = (
+        run.device, run.task, run.model, run.params, run.opt, run.sched, run.gen)
     st = {"step": 0, "metrics": [], "evals": [], "timing": [], "samples": [], "elapsed": 0.0,
           "resumed_from": []}
 
@@ -239,20 +418,11 @@ def fit(spec, out, make_task, inject_nan_at=None, stream=None):
     buf = torch.zeros(FLUSH, 3, device=device)
     started = window = time.perf_counter()
     elapsed0, window_step = st["elapsed"], step
-    bar = progress(spec.steps, initial=step, desc=run_id, stream=stream)
     model.train()
+    train_step = make_step(task, opt, params, spec, sched)
+    bar = progress(spec.steps, initial=step, desc=run_id, stream=stream)
     while step < spec.steps:
-        x, y = task.batch(gen)
-        loss, acc = task.loss(x, y)
-        if inject_nan_at == step + 1:
-            loss = loss * float("nan")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_norm)
-        opt.step()
-        if sched:
-            sched.step()
-        buf[len(pending)] = torch.stack((loss.detach(), acc, grad_norm))
+        buf[len(pending)] = train_step(gen, poison=inject_nan_at == step + 1)
         step += 1
         pending.append(step)
         boundary = (step == spec.steps or step % spec.eval_every == 0

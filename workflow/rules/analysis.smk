@@ -3,6 +3,7 @@ localrules:
     aggregate_study,
     compute_table,
     figure,
+    bench,
 
 
 rule aggregate_study:
@@ -73,3 +74,23 @@ rule figure:
         "rnnrepro figure {wildcards.figure} --tables results/tables"
         " --studies {params.studies:q} --smoothing {params.smoothing}"
         " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"
+
+
+rule bench:
+    """Speed of the training step against a course-style baseline, in one process; it takes
+    every core so that no other job runs beside it while it times."""
+    input:
+        corpus=config["corpus"]["path"],
+        baseline="benchmarks/course_baseline.py",
+        code=[str(SRC / m) for m in ("bench.py", "train.py", "models.py", "bptt.py")],
+    output:
+        "results/benchmarks/bench.csv",
+    params:
+        quick="--quick" if config["bench"]["quick"] else "",
+        threads=config["bench"]["threads"],
+    log:
+        "logs/bench.log",
+    threads: workflow.cores
+    shell:
+        "rnnrepro bench --corpus {input.corpus:q} --baseline {input.baseline:q}"
+        " --threads {params.threads} {params.quick} --out {output:q} > {log:q} 2>&1"

@@ -30,7 +30,8 @@ HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips par
 # and every run retrains (`snakemake -n` says why). Plotting and report code is declared
 # by the rules that use it, so restyling a figure never retrains.
 SRC = Path("src/rnnrepro")
-TRAIN_CODE = [str(SRC / f"{m}.py") for m in ("spec", "models", "data", "train", "sampling", "io")]
+TRAIN_CODE = [str(SRC / f"{m}.py")
+              for m in ("spec", "models", "bptt", "data", "train", "sampling", "io")]
 
 RUN_DIR = "results/runs/{kind}/{run_id}"
 

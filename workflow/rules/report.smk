@@ -53,6 +53,7 @@ rule render_report:
         compute="results/tables/compute.csv",
         completions="results/tables/completions.jsonl" if HAS_TEXT else [],
         grad_norms="results/tables/grad_norms.csv",
+        bench=rules.bench.output if config["bench"]["enabled"] else [],
         templates=sorted(str(p) for p in Path("report/templates").glob("*.tex.j2")),
         code=[str(SRC / m) for m in ("report.py", "latex.py", "scorecard.py")],
         config="results/report/config.json",
@@ -61,9 +62,10 @@ rule render_report:
         tex="results/report/report.tex",
     params:
         figures=ACTIVE_FIGURES,
+        bench=lambda wildcards, input: f"--bench {input.bench}" if input.bench else "",
     log:
         "logs/render_report.log",
     shell:
         "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
-        " --figures {params.figures} --config {input.config:q}"
+        " --figures {params.figures} --config {input.config:q} {params.bench}"
         " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -1,0 +1,282 @@
+"""`rnnrepro bench`: the project's training step against a course-style baseline, on this machine.
+
+For each case (palindrome RNN and LSTM at input length 10, batch 128; the two-layer text
+model, batch 64, sequence 30) and each thread count, every implementation is built in this
+one process and timed interleaved (A, B, C, then C, B, A, ...), after a warm-up, for several
+rounds; the table reports the median of the rounds' steps/s:
+
+- `course`: the course-style baseline (benchmarks/course_baseline.py, loaded from the
+  checkout; not part of the package);
+- `project`: the project's own step for the same spec, exactly as `fit` runs it
+  (`train.prepare` + `train.make_step`, impl auto); `project:<impl>` the other paths;
+- `plain-nn.LSTM` (text only): `nn.LSTM` + `nn.Linear` on one-hot inputs, fed by the
+  project's batch sampler, with the same optimizer and clipping.
+
+The floor is the step's matmul FLOPs (forward and backward, 2mnk each, one-hot products
+counted as lookups, none for h_0 = 0) over the machine's matmul rate, measured in the same run
+at the same thread count (a 512³ float32 matmul, median of rounds); `floor_fraction` is
+steps/s over that floor. The step's own matmuls are smaller and at 2 threads parallelise
+worse than the 512³ one, so the floor is optimistic there.
+Per-job overhead: wall time of a bare interpreter, of importing the CLI and the training
+modules, and of a whole `rnnrepro train palindrome --steps 1` job.
+"""
+
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from . import train
+from .spec import PalindromeSpec, TextSpec
+
+COLUMNS = ("case", "implementation", "impl", "threads", "steps_per_s", "ratio_to_baseline",
+           "ratio_to_plain", "floor_fraction", "floor_steps_per_s", "flop_per_step",
+           "matmul_gflop_per_s", "step_ms", "min_steps_per_s", "max_steps_per_s", "rounds",
+           "steps_per_round", "timed_s", "wall_s", "load_avg")
+CASES = ("rnn", "lstm", "text")
+BASELINE = Path(__file__).resolve().parents[2] / "benchmarks" / "course_baseline.py"
+
+
+def load_baseline(path=BASELINE):
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"the course-style baseline is not at {path} (--baseline)")
+    spec = importlib.util.spec_from_file_location("course_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- FLOPs and the matmul rate ------------------------------------------------------------------
+def palindrome_flops(spec, gates):
+    """Matmul FLOPs of one palindrome training step (forward + backward)."""
+    B, H, T, G = spec.batch, spec.hidden, spec.input_length, gates * spec.hidden
+    d = 0 if spec.input_encoding == "onehot" else 1  # one-hot input: a lookup
+    recurrent = 3 * (T - 1) * 2 * B * H * G  # forward, dL/dh, dL/dW_h; none at t = 0
+    inputs = 2 * 2 * T * B * d * G  # forward and dL/dW_x
+    readout = 3 * 2 * B * H * 10
+    return recurrent + inputs + readout
+
+
+def text_flops(spec, vocab):
+    B, H, T, L, G = spec.batch, spec.hidden, spec.seq_length, spec.layers, 4 * spec.hidden
+    recurrent = L * 3 * (T - 1) * 2 * B * H * G
+    upper_inputs = (L - 1) * 3 * 2 * T * B * H * G  # forward, dL/dx, dL/dW_ih
+    head = 3 * 2 * T * B * H * vocab
+    return recurrent + upper_inputs + head  # the first layer's one-hot input: a lookup
+
+
+def matmul_rate(m=512, k=512, n=512, seconds=0.5):
+    """GFLOP/s of (m × k) @ (k × n) at the current thread count: the median of 5 rounds."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    reps = 3
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds / 5 or reps < 20:  # warm up and size the rounds
+        torch.mm(a, b, out=out)
+        reps += 1
+    rates = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        rates.append(2 * m * k * n * reps / (time.perf_counter() - t) / 1e9)
+    return statistics.median(rates)
+
+
+# --- the implementations -----------------------------------------------------------------------
+def project_step(spec, make_task):
+    """The step `fit` runs for `spec`: its setup (`prepare`) and step (`make_step`)."""
+    run = train.prepare(spec, make_task)
+    run.model.train()
+    step = train.make_step(run.task, run.opt, run.params, spec, run.sched)
+    return (lambda: step(run.gen)), run.task.impl
+
+
+def plain_lstm_step(spec, corpus):
+    """nn.LSTM + nn.Linear on one-hot inputs: what one writes with torch's modules."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(spec.seed)
+    V = len(corpus.vocab)
+    lstm = nn.LSTM(V, spec.hidden, spec.layers, batch_first=True)
+    head = nn.Linear(spec.hidden, V)
+    params = [*lstm.parameters(), *head.parameters()]
+    opt = train.make_optimizer(spec, params)
+    gen = torch.Generator().manual_seed(spec.seed)
+
+    def step():
+        x, y = corpus.batch(spec.batch, spec.seq_length, gen)
+        out, _ = lstm(F.one_hot(x, V).float())
+        logits = head(out) / spec.temperature
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        acc = (logits.argmax(-1) == y).float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, spec.max_norm)
+        opt.step()
+        return acc
+
+    return step
+
+
+def build(case, threads, baseline, corpus=None):
+    """[(implementation, impl, step callable)], the spec and the step's FLOPs for one case."""
+    if case in ("rnn", "lstm"):
+        spec = PalindromeSpec(model=case, input_length=10, batch=128, device="cpu",
+                              threads=threads)
+        course = baseline.PalindromeBaseline(case, spec.input_length, spec.batch, spec.hidden,
+                                             spec.optimizer, spec.lr, spec.max_norm, spec.seed)
+        impls = [("course", "", course.step)]
+        step, impl = project_step(spec, lambda d: train.PalindromeTask(spec, d))
+        impls.append(("project", impl, step))
+        for other in ("fused", "bptt"):
+            if other != impl:
+                s = PalindromeSpec(**{**spec.to_dict(), "impl": other})
+                impls.append((f"project:{other}", other,
+                              project_step(s, lambda d, s=s: train.PalindromeTask(s, d))[0]))
+        return impls, palindrome_flops(spec, 4 if case == "lstm" else 1)
+    spec = TextSpec(batch=64, seq_length=30, device="cpu", threads=threads)
+    course = baseline.TextBaseline(corpus.text, spec.batch, spec.seq_length, spec.hidden,
+                                   spec.layers, spec.optimizer, spec.lr, spec.max_norm, spec.seed)
+    impls = [("course", "", course.step)]
+    step, impl = project_step(spec, lambda d: train.TextTask(spec, d, corpus))
+    impls.append(("project", impl, step))
+    other = "fused" if impl == "bptt" else "bptt"
+    impls.append((f"project:{other}", other,
+                  project_step(spec, lambda d: train.TextTask(spec, d, corpus, impl=other))[0]))
+    impls.append(("plain-nn.LSTM", "", plain_lstm_step(spec, corpus)))
+    return impls, text_flops(spec, len(corpus.vocab))
+
+
+def time_interleaved(impls, rounds, seconds, warmup):
+    """Steps/s of each implementation per round, interleaved, after a warm-up that also
+    sizes each one's round to about `seconds`."""
+    sizes = {}
+    for name, _, step in impls:
+        n, t = 0, time.perf_counter()
+        while n < 2 or time.perf_counter() - t < warmup:
+            step()
+            n += 1
+        sizes[name] = max(2, round(seconds * n / (time.perf_counter() - t)))
+    rates = {name: [] for name, _, _ in impls}
+    for r in range(rounds):
+        for name, _, step in (impls if r % 2 == 0 else impls[::-1]):
+            t = time.perf_counter()
+            for _ in range(sizes[name]):
+                step()
+            rates[name].append(sizes[name] / (time.perf_counter() - t))
+    return rates, sizes
+
+
+# --- per-job overhead --------------------------------------------------------------------------
+def job_overhead(repeats, eval_size=None):
+    """Wall seconds (median of `repeats`) of what every training job pays before its steps."""
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        train_cmd = [py, "-m", "rnnrepro", "train", "palindrome", "--steps", "1", "--device",
+                     "cpu", "--out", str(Path(tmp) / "run")]
+        if eval_size:
+            train_cmd += ["--eval-size", str(eval_size)]
+        commands = [("python -c pass", [py, "-c", "pass"]),
+                    ("import rnnrepro.cli", [py, "-c", "import rnnrepro.cli"]),
+                    ("import rnnrepro.train", [py, "-c", "import rnnrepro.train"]),
+                    ("train palindrome --steps 1", train_cmd)]
+        rows = []
+        for name, cmd in commands:
+            walls = []
+            for _ in range(repeats):
+                shutil.rmtree(Path(tmp) / "run", ignore_errors=True)
+                t = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                walls.append(time.perf_counter() - t)
+            rows.append({"case": "job-overhead", "implementation": name, "threads": 1,
+                         "wall_s": statistics.median(walls), "rounds": repeats,
+                         "load_avg": os.getloadavg()[0]})
+        return rows
+
+
+# --- the whole bench ---------------------------------------------------------------------------
+def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds=0.4,
+        warmup=0.5, overhead=True, baseline=BASELINE, out=None, stream=sys.stdout):
+    """Time every case; return the rows (and write them to `out` as CSV)."""
+    if quick:
+        rounds, seconds, warmup = 2, 0.02, 0.01
+    base = load_baseline(baseline)
+    text_corpus = None
+    if "text" in cases:
+        from .data import Corpus
+
+        if corpus is None or not Path(corpus).exists():
+            print(f"bench: no corpus at {corpus}: the text case is skipped", file=stream)
+            cases = [c for c in cases if c != "text"]
+        else:
+            text_corpus = Corpus.from_file(corpus)
+    saved_threads = torch.get_num_threads()
+    rows = []
+    started = time.perf_counter()
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            rate = matmul_rate(seconds=0.05 if quick else 0.5)
+            for case in cases:
+                impls, flops = build(case, n, base, text_corpus)
+                torch.set_num_threads(n)
+                rates, sizes = time_interleaved(impls, rounds, seconds, warmup)
+                floor = rate * 1e9 / flops
+                med = {name: statistics.median(r) for name, r in rates.items()}
+                for name, impl, _ in impls:
+                    rows.append({
+                        "case": case, "implementation": name, "impl": impl, "threads": n,
+                        "steps_per_s": med[name], "ratio_to_baseline": med[name] / med["course"],
+                        "ratio_to_plain": (med[name] / med["plain-nn.LSTM"]
+                                           if "plain-nn.LSTM" in med else None),
+                        "floor_fraction": med[name] / floor, "floor_steps_per_s": floor,
+                        "flop_per_step": flops, "matmul_gflop_per_s": rate,
+                        "step_ms": 1000 / med[name], "min_steps_per_s": min(rates[name]),
+                        "max_steps_per_s": max(rates[name]), "rounds": rounds,
+                        "steps_per_round": sizes[name],
+                        "timed_s": sum(sizes[name] / r for r in rates[name]),
+                        "load_avg": os.getloadavg()[0]})
+                block = rows[-len(impls):]
+                print_rows(block, stream, header=len(rows) == len(block))
+        if overhead:
+            over = job_overhead(1 if quick else 3, eval_size=100 if quick else None)
+            rows += over
+            print(" ".join(["job overhead (wall s):"] +
+                           [f"{r['implementation']} {r['wall_s']:.2f};" for r in over]),
+                  file=stream)
+    finally:
+        torch.set_num_threads(saved_threads)
+    print(f"bench: {time.perf_counter() - started:.0f} s, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.2f}", file=stream)
+    if out:
+        write(rows, out)
+    return rows
+
+
+def print_rows(rows, stream, header=True):
+    if header:
+        print(f"{'case':6s} {'implementation':18s} {'impl':6s} {'thr':>3s} {'steps/s':>8s} "
+              f"{'(min-max)':>13s} {'x course':>8s} {'x plain':>7s} {'floor':>6s} "
+              f"{'of floor':>8s}", file=stream)
+    for r in rows:
+        plain = f"{r['ratio_to_plain']:.2f}" if r["ratio_to_plain"] is not None else ""
+        spread = f"{r['min_steps_per_s']:.0f}-{r['max_steps_per_s']:.0f}"
+        print(f"{r['case']:6s} {r['implementation']:18s} {r['impl']:6s} {r['threads']:3d} "
+              f"{r['steps_per_s']:8.1f} {spread:>13s} {r['ratio_to_baseline']:8.2f} {plain:>7s} "
+              f"{r['floor_steps_per_s']:6.0f} {r['floor_fraction']:8.0%}", file=stream)
+
+
+def write(rows, path):
+    from .io import write_csv
+
+    write_csv(path, rows, COLUMNS)

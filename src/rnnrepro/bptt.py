@@ -1,0 +1,178 @@
+"""The recurrence with a hand-written backward pass (`impl bptt`), kept apart from the
+models so that models.py reads as the equations. Same parameters, same function; tests in
+tests/test_bench.py check values and gradients against the reference loop (and gradcheck).
+"""
+
+import torch
+
+# --- impl bptt: the recurrence with a hand-written backward pass ----------------------------------
+#
+# On CPU, torch's fused RNN kernels run these small models well below the machine's matmul
+# rate. This path keeps the same parameters and computes the same function, with:
+#   - one matmul per time step forward and one backward (none at t = 0, where h_0 = 0), and
+#     the recurrent weight's gradient as a single matmul over all steps;
+#   - the gate derivatives for every step computed at once, vectorised over time;
+#   - tanh(x) as 2σ(2x) − 1, because torch's float tanh is about five times slower than its
+#     sigmoid on CPU: the rows of the tanh block (the LSTM's g, the RNN's whole cell) enter
+#     doubled (`tanh_scale`, applied to the weights through autograd), so one sigmoid over
+#     all gates yields every gate.
+# The zero initial state only (training never carries one). Tests check values and
+# gradients against the reference loop and torch's own LSTM, and run gradcheck in float64.
+
+
+def tanh_scale(gates, hidden, ref):
+    """(gates·hidden,) ones with 2 on the block that goes through tanh."""
+    s = ref.new_ones(gates, hidden)
+    s[2 if gates == 4 else 0] = 2.0
+    return s.view(-1)
+
+
+def _tanh_from_doubled_(x):
+    """In place: x <- 2σ(x) − 1 = tanh(x / 2)."""
+    return x.sigmoid_().mul_(2).sub_(1)
+
+
+def _lstm_scan(xz, W, save):
+    """Forward of one LSTM layer from input terms xz (T, B, 4H) and recurrent weight W (4H, H),
+    both with the g block doubled. Returns (hs, acts, c2s, tcs): h_t; the activations
+    (i, f, σ_g, o) with g = 2σ_g − 1; 2c_t (kept doubled: then tanh c_t = 2σ(2c_t) − 1);
+    tanh c_t. Without `save` only hs is kept for every step."""
+    T, B, G = xz.shape
+    H = G // 4
+    WT = W.t()
+    hs = xz.new_empty(T, B, H)
+    if save:
+        acts = xz.clone()
+        c2s, tcs = xz.new_empty(T, B, H), xz.new_empty(T, B, H)
+        steps = zip(acts.unbind(0), acts.view(T, B, 4, H).unbind(0), c2s.unbind(0), tcs.unbind(0))
+    else:
+        acts = xz.new_empty(B, G)
+        c2s, tcs = xz.new_empty(2, B, H), xz.new_empty(B, H)
+        steps = ((acts, acts.view(B, 4, H), c2s[t % 2], tcs) for t in range(T))
+    c2_prev = None
+    for t, (a, a4, c2, tc) in enumerate(steps):
+        if t and save:
+            a.addmm_(hs[t - 1], WT)
+        elif t:
+            torch.addmm(xz[t], hs[t - 1], WT, out=a)
+        elif not save:
+            a.copy_(xz[0])
+        a.sigmoid_()
+        i, f, sg, o = a4.unbind(1)
+        if t:  # 2c_t = f ⊙ 2c_{t−1} + 2 i ⊙ (2σ_g − 1)
+            torch.mul(f, c2_prev, out=c2).sub_(i, alpha=2)
+        else:
+            torch.mul(i, -2, out=c2)
+        c2.addcmul_(i, sg, value=4)
+        torch.sigmoid(c2, out=tc).mul_(2).sub_(1)
+        torch.mul(o, tc, out=hs[t])
+        c2_prev = c2
+    return hs, acts, c2s, tcs
+
+
+def _lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only):
+    """Backward of `_lstm_scan`: gradients for xz and W (in their doubled-g form)."""
+    T, B, G = acts.shape
+    H = G // 4
+    i, f, sg, o = acts.view(T, B, 4, H).unbind(2)
+    # dL/dc_t = dL/dh_t ⊙ o_t (1 − tanh² c_t) + dL/dc_{t+1} ⊙ f_{t+1}
+    A = torch.addcmul(o, o, tcs * tcs, value=-1)
+    # dz = (dc·g·i(1−i), dc·c_{t−1}·f(1−f), dc·i·2σ_g(1−σ_g), dh·tanh c·o(1−o)) with g doubled
+    D = torch.empty_like(acts).view(T, B, 4, H)
+    Di, Df, Dg, Do = D.unbind(2)
+    torch.addcmul(i, i, i, value=-1, out=Di).mul_(sg.mul(2).sub_(1))
+    torch.addcmul(f, f, f, value=-1, out=Df)
+    Df[0].zero_()
+    Df[1:].mul_(c2s[:-1]).mul_(0.5)
+    torch.addcmul(sg, sg, sg, value=-1, out=Dg).mul_(i).mul_(2)
+    torch.addcmul(o, o, o, value=-1, out=Do).mul_(tcs)
+    dz = torch.empty_like(acts)
+    dz4 = dz.view(T, B, 4, H)
+    dh = dH if last_only else dH[T - 1]
+    dc = dh * A[T - 1]
+    dhbuf = dh.new_empty(B, H)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            if last_only:
+                dh = torch.mm(dz[t + 1], W, out=dhbuf)
+            else:
+                dh = torch.addmm(dH[t], dz[t + 1], W, out=dhbuf)
+            dc.mul_(f[t + 1]).addcmul_(dh, A[t])
+        torch.mul(D[t, :, :3], dc.unsqueeze(1), out=dz4[t, :, :3])
+        torch.mul(Do[t], dh, out=dz4[t, :, 3])
+    dW = dz[1:].reshape(-1, G).t() @ hs[:-1].reshape(-1, H)
+    return dz, dW
+
+
+def _rnn_scan(xz, W):
+    """Forward of the vanilla RNN from xz (T, B, H) and W (H, H), both doubled."""
+    T = xz.shape[0]
+    WT = W.t()
+    hs = torch.empty_like(xz)
+    _tanh_from_doubled_(hs[0].copy_(xz[0]))
+    for t in range(1, T):
+        _tanh_from_doubled_(torch.addmm(xz[t], hs[t - 1], WT, out=hs[t]))
+    return hs
+
+
+def _rnn_bptt(dH, W, hs, last_only):
+    T, B, H = hs.shape
+    D = torch.addcmul(hs.new_full((), 0.5), hs, hs, value=-0.5)  # d tanh(z/2) / dz
+    dz = torch.empty_like(hs)
+    for t in range(T - 1, -1, -1):
+        if t == T - 1:
+            dh = dH if last_only else dH[t]
+        elif last_only:
+            dh = torch.mm(dz[t + 1], W)
+        else:
+            dh = torch.addmm(dH[t], dz[t + 1], W)
+        torch.mul(dh, D[t], out=dz[t])
+    dW = dz[1:].reshape(-1, H).t() @ hs[:-1].reshape(-1, H)
+    return dz, dW
+
+
+class _LSTMRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xz, W, last_only):
+        hs, acts, c2s, tcs = _lstm_scan(xz, W, save=True)
+        ctx.save_for_backward(W, acts, c2s, tcs, hs)
+        ctx.last_only = last_only
+        return hs[-1].clone() if last_only else hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dH):
+        W, acts, c2s, tcs, hs = ctx.saved_tensors
+        dz, dW = _lstm_bptt(dH.contiguous(), W, acts, c2s, tcs, hs, ctx.last_only)
+        return dz, dW, None
+
+
+class _RNNRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xz, W, last_only):
+        hs = _rnn_scan(xz, W)
+        ctx.save_for_backward(W, hs)
+        ctx.last_only = last_only
+        return hs[-1].clone() if last_only else hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dH):
+        W, hs = ctx.saved_tensors
+        dz, dW = _rnn_bptt(dH.contiguous(), W, hs, ctx.last_only)
+        return dz, dW, None
+
+
+def recurrence(gates, xz, W, last_only=False):
+    """Hidden states of an LSTM (gates=4) or vanilla RNN (gates=1) layer from a zero state.
+
+    xz (T, B, gates·H): the input terms W_x x_t + b for every step; W (gates·H, H): the
+    recurrent weight; both with the tanh block doubled (`tanh_scale`). Returns h_1..h_T
+    (T, B, H), or only h_T with `last_only`. Without gradients it keeps no activations.
+    """
+    if not (torch.is_grad_enabled() and (xz.requires_grad or W.requires_grad)):
+        with torch.no_grad():
+            hs = _lstm_scan(xz, W, save=False)[0] if gates == 4 else _rnn_scan(xz, W)
+        return hs[-1] if last_only else hs
+    fn = _LSTMRecurrence if gates == 4 else _RNNRecurrence
+    return fn.apply(xz.contiguous(), W, last_only)

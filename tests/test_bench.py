@@ -1,0 +1,238 @@
+"""`rnnrepro bench`, the course-style baseline, and the fast paths it measures.
+
+The fast paths must compute what the reference paths compute: the hand-written recurrence
+(`impl bptt`) against the equations and torch's LSTM, values and gradients, and gradcheck
+in float64; `impl auto`/`graph` resolve and fall back as documented; the optimizer step
+without torch's wrapper is the same arithmetic and keeps torch._dynamo out of a job.
+"""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnrepro import bench, train
+from rnnrepro.data import Corpus, palindrome_batch
+from rnnrepro.bptt import recurrence, tanh_scale
+from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
+from rnnrepro.spec import PalindromeSpec, SpecError, TextSpec
+
+FAST = dict(eval_size=200, threads=1, device="cpu")
+
+
+# --- the bench ------------------------------------------------------------------------------------
+def test_bench_quick_writes_its_csv(tmp_path, corpus_path):
+    out = tmp_path / "bench.csv"
+    res = subprocess.run([sys.executable, "-m", "rnnrepro", "bench", "--quick", "--threads", "1",
+                          "--corpus", str(corpus_path), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "x course" in res.stdout and "job overhead" in res.stdout
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == bench.COLUMNS
+    got = {(r["case"], r["implementation"], r["threads"]) for r in rows}
+    for case in ("rnn", "lstm", "text"):
+        assert {(case, "course", "1"), (case, "project", "1")} <= got
+    assert ("text", "plain-nn.LSTM", "1") in got
+    steps = [r for r in rows if r["case"] != "job-overhead"]
+    for r in steps:
+        assert float(r["steps_per_s"]) > 0 and 0 < float(r["floor_fraction"])
+        assert float(r["flop_per_step"]) > 0 and float(r["matmul_gflop_per_s"]) > 0
+        if r["implementation"] == "course":
+            assert float(r["ratio_to_baseline"]) == 1.0
+    assert {r["implementation"] for r in rows if r["case"] == "job-overhead"} == {
+        "python -c pass", "import rnnrepro.cli", "import rnnrepro.train",
+        "train palindrome --steps 1"}
+    assert all(float(r["wall_s"]) > 0 for r in rows if r["case"] == "job-overhead")
+
+
+def test_baseline_computes_a_loss_of_the_right_shape():
+    base = bench.load_baseline()
+    for model in ("rnn", "lstm"):
+        b = base.PalindromeBaseline(model, input_length=5, batch=8, hidden=16)
+        x, y = next(b.batches)
+        assert x.shape == (8, 5) and y.shape == (8,)
+        assert b.model(x).shape == (8, 10)
+        loss, acc = b.step()
+        assert isinstance(loss, float) and loss > 0 and 0 <= acc <= 1
+    text = base.TextBaseline("abcdefghij" * 50, batch=4, seq_length=6, hidden=8)
+    loss, acc = text.step()
+    assert isinstance(loss, float) and loss > 0 and 0 <= acc <= 1
+    x = torch.zeros(6, 4, text.vocab)
+    assert text.model(x)[0].shape == (6, 4, text.vocab)
+
+
+def test_fit_and_bench_run_the_same_step(monkeypatch, tmp_path):
+    calls = []
+    real = train.make_step
+
+    def spy(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "make_step", spy)
+    spec = PalindromeSpec(model="rnn", input_length=4, steps=3, eval_every=3, **FAST)
+    train.train_palindrome(spec, tmp_path / "run")
+    step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d))
+    out = step()
+    assert calls == [spec, spec]
+    assert impl == "bptt" and out.shape == (3,)
+
+
+def test_flop_counts():
+    spec = PalindromeSpec(model="lstm", input_length=10, batch=128, hidden=128)
+    rec = 3 * 9 * 2 * 128 * 128 * 512
+    assert bench.palindrome_flops(spec, 4) == rec + 2 * 2 * 10 * 128 * 512 + 3 * 2 * 128 * 128 * 10
+    text = TextSpec(batch=64, seq_length=30, hidden=128, layers=2)
+    assert bench.text_flops(text, 87) == (2 * 3 * 29 * 2 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 512
+                                          + 3 * 2 * 30 * 64 * 128 * 87)
+
+
+# --- impl bptt computes what the reference computes -------------------------------------------------
+@pytest.mark.parametrize("cls", [VanillaRNN, LSTM])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_bptt_path_equals_the_reference_loop(cls, onehot):
+    torch.manual_seed(0)
+    model = cls(24, onehot=onehot)
+    x, y = palindrome_batch(9, 7, torch.Generator().manual_seed(1))
+    results = []
+    for run in (lambda: model(x, fast=False), lambda: model.forward_bptt(x)):
+        model.zero_grad()
+        logits = run()
+        F.cross_entropy(logits, y).backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+    (ref, ref_grads), (got, got_grads) = results
+    assert torch.allclose(got, ref, atol=1e-6)
+    for g, r in zip(got_grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-6, rtol=1e-4)
+    with torch.no_grad():  # the no-grad path keeps no activations, same values
+        assert torch.equal(model.forward_bptt(x), got)
+
+
+@pytest.mark.parametrize("cls", [VanillaRNN, LSTM])
+def test_bptt_path_float64_matches_to_rounding(cls):
+    torch.manual_seed(2)
+    model = cls(16).double()
+    x, y = palindrome_batch(5, 6, torch.Generator().manual_seed(3))
+    grads = []
+    for run in (lambda: model(x, fast=False), lambda: model.forward_bptt(x)):
+        model.zero_grad()
+        F.cross_entropy(run(), y).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for g, r in zip(*grads):
+        assert (g - r).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("gates", [1, 4])
+@pytest.mark.parametrize("last_only", [True, False])
+def test_recurrence_gradcheck(gates, last_only):
+    torch.manual_seed(4)
+    T, B, H = 4, 3, 5
+    xz = torch.randn(T, B, gates * H, dtype=torch.float64, requires_grad=True)
+    W = (0.5 * torch.randn(gates * H, H, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: recurrence(gates, a, b, last_only), (xz, W))
+
+
+def test_recurrence_is_the_lstm_equations():
+    """`recurrence` takes the tanh block doubled; undoing that gives torch's LSTM."""
+    torch.manual_seed(5)
+    T, B, d, H = 6, 4, 3, 8
+    ref = torch.nn.LSTM(d, H)
+    x = torch.randn(T, B, d)
+    s = tanh_scale(4, H, x)
+    xz = (x @ ref.weight_ih_l0.T + ref.bias_ih_l0 + ref.bias_hh_l0) * s
+    hs = recurrence(4, xz, ref.weight_hh_l0 * s.unsqueeze(1))
+    assert torch.allclose(hs, ref(x)[0], atol=1e-6)
+
+
+def test_text_bptt_path_equals_the_torch_lstm_path():
+    torch.manual_seed(6)
+    model = TextGenerationModel(11, hidden=16)
+    idx, y = torch.randint(11, (4, 9)), torch.randint(11, (4, 9))
+    results = []
+    for run in (lambda: model(idx)[0], lambda: model.forward_bptt(idx),
+                lambda: model.forward_bptt(idx, time_major=True).transpose(0, 1)):
+        model.zero_grad()
+        logits = run()
+        F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+    ref, ref_grads = results[0]
+    for got, grads in results[1:]:
+        assert torch.allclose(got, ref, atol=1e-6)
+        for g, r in zip(grads, ref_grads):
+            assert torch.allclose(g, r, atol=1e-6, rtol=1e-4)
+
+
+# --- impl resolution, fallback, determinism -------------------------------------------------------
+def test_impl_values_and_auto_resolution():
+    cpu = torch.device("cpu")
+    assert PalindromeSpec().impl == "auto"
+    assert train.resolve_impl(PalindromeSpec(model="rnn"), cpu) == "bptt"
+    assert train.resolve_impl(PalindromeSpec(model="lstm"), cpu) == "fused"
+    for impl in ("fused", "loop", "bptt"):
+        assert train.resolve_impl(PalindromeSpec(impl=impl), cpu) == impl
+    assert train.resolve_impl(PalindromeSpec(model="rnn", impl="graph"), cpu) == "bptt"
+    with pytest.raises(SpecError, match="impl must be one of"):
+        PalindromeSpec(impl="cudagraph")
+    assert PalindromeSpec(impl="bptt").run_id() == PalindromeSpec(impl="fused").run_id()
+    corpus = Corpus("abcdefghij" * 100)
+    assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "bptt"
+    with pytest.raises(ValueError, match="text impl must be"):
+        train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, impl="graph")
+
+
+def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
+    spec = dict(model="rnn", input_length=5, steps=60, eval_every=30, **FAST)
+    train.train_palindrome(PalindromeSpec(impl="graph", **spec), tmp_path / "graph")
+    train.train_palindrome(PalindromeSpec(impl="auto", **spec), tmp_path / "auto")
+    for name in ("metrics.csv", "eval.csv"):
+        assert (tmp_path / "graph" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes()
+    task = train.PalindromeTask(PalindromeSpec(**spec), torch.device("cpu"))
+    task.impl = "graph"
+    opt = train.make_optimizer(PalindromeSpec(**spec), list(task.model.parameters()))
+    with pytest.raises(RuntimeError, match="needs CUDA"):
+        train.make_step(task, opt, list(task.model.parameters()), PalindromeSpec(**spec))
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("impl", ["bptt", "fused"])
+def test_every_cpu_path_is_deterministic_and_learns(model, impl, tmp_path):
+    spec = PalindromeSpec(model=model, optimizer="adam", input_length=3, steps=150,
+                          eval_every=150, impl=impl, **FAST)
+    a = train.train_palindrome(spec, tmp_path / "a")
+    train.train_palindrome(spec, tmp_path / "b")
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    first = float((tmp_path / "a" / "eval.csv").read_text().splitlines()[1].split(",")[1])
+    assert a["eval_final"]["loss"] < 0.8 * first
+
+
+# --- the optimizer step without torch's wrapper -----------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_optimizer_step_is_torchs_step(optimizer):
+    spec = PalindromeSpec(optimizer=optimizer, momentum=0.5 if optimizer != "adam" else 0.0)
+    models = []
+    for step in (lambda o: o.step(), train.optimizer_step):
+        torch.manual_seed(7)
+        model = VanillaRNN(8)
+        opt = train.make_optimizer(spec, list(model.parameters()))
+        x, y = palindrome_batch(16, 5, torch.Generator().manual_seed(8))
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            step(opt)
+        models.append(model)
+    for p, q in zip(*(m.parameters() for m in models)):
+        assert torch.equal(p, q)
+
+
+def test_a_training_job_does_not_import_dynamo(tmp_path):
+    code = ("import sys; from rnnrepro.spec import PalindromeSpec; "
+            "from rnnrepro.train import train_palindrome; "
+            f"train_palindrome(PalindromeSpec(steps=3, eval_size=50, device='cpu'), {str(tmp_path)!r}); "
+            "print('torch._dynamo' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip().splitlines()[-1] == "False"

@@ -2,6 +2,7 @@
 whether a second run from scratch gives the same tables. All through the real workflow."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -97,3 +98,18 @@ def test_a_second_run_from_scratch_gives_identical_tables(finished_workflow, tmp
     for runs in a.rglob("runs.csv"):
         x, y = (pd.read_csv(p).drop(columns=timing) for p in (runs, b / runs.relative_to(a)))
         pd.testing.assert_frame_equal(x, y)
+
+
+def test_a_latex_error_names_the_line_and_keeps_the_last_good_pdf(finished_workflow, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    good = (workdir / "results" / "report" / "last-good" / "report.pdf").read_bytes()
+    template = workdir / "report" / "templates" / "05_scorecard.tex.j2"
+    template.write_text(template.read_text().replace("\\label{sec:scorecard}",
+                                                     "\\label{sec:scorecard}\\undefinedmacro"))
+    res = snakemake(workdir, check=False)
+    log = (workdir / "logs" / "render_report.log").read_text()
+    assert res.returncode != 0
+    assert "Undefined control sequence" in log and "undefinedmacro" in log, log[-2000:]
+    assert "report.tex:" in log  # file:line of the first error
+    assert (workdir / "results" / "report" / "last-good" / "report.pdf").read_bytes() == good

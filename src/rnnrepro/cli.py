@@ -196,10 +196,12 @@ def cmd_figure(args):
 
 
 def cmd_report(args):
-    from .report import build
+    from .report import TEMPLATES, build
 
+    args.templates = args.templates or TEMPLATES
     config = json.loads(args.config_json) if args.config_json else json.loads(args.config.read_text())
-    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench)
+    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench,
+          args.templates)
 
 
 def build_parser():
@@ -316,6 +318,8 @@ def build_parser():
     cfg.add_argument("--config-json", help="the workflow's config as JSON text")
     cfg.add_argument("--config", type=Path, help="the workflow's config as a JSON file")
     r.add_argument("--bench", type=Path, help="rnnrepro bench's CSV, for the appendix")
+    r.add_argument("--templates", type=Path, default=None,
+                   help="template folder (default: the checkout's report/templates)")
     r.add_argument("--tex", type=Path, required=True)
     r.add_argument("--pdf", type=Path, required=True)
     r.set_defaults(func=cmd_report)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import platform
+import shutil
 import subprocess
 from datetime import date
 from importlib import metadata
@@ -250,9 +251,16 @@ def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
     return tex_out
 
 
-def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out, bench=None):
+def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out, bench=None,
+          template_dir=TEMPLATES):
     from .latex import compile_pdf
 
     context = build_context(tables_dir, figures_dir, figures, config, bench)
-    render(context, tex_out)
-    return compile_pdf(Path(tex_out), Path(pdf_out))
+    render(context, tex_out, template_dir=template_dir)
+    pdf = compile_pdf(Path(tex_out), Path(pdf_out))
+    # Snakemake removes a job's outputs before it reruns it; this copy, which no rule
+    # declares, keeps the last good PDF through a failed rebuild.
+    keep = pdf.parent / "last-good" / pdf.name
+    keep.parent.mkdir(exist_ok=True)
+    shutil.copyfile(pdf, keep)
+    return pdf

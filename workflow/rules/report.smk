@@ -68,4 +68,5 @@ rule render_report:
     shell:
         "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
         " --figures {params.figures} --config {input.config:q} {params.bench}"
+        " --templates report/templates"
         " --tex {output.tex:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -126,3 +126,10 @@ def test_bad_config_is_refused_before_any_job_naming_the_key(tmp_path, corpus_pa
     assert res.returncode != 0
     assert expect in res.stdout + res.stderr
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_snakemake_html_report_carries_the_figures(done):
+    snakemake(done, "--report", "report.html")
+    html = (done / "report.html").read_text(errors="replace")
+    for name in FIGURES:
+        assert f"{name}.png" in html, name

@@ -173,7 +173,7 @@ def gradient_context(tables_dir):
     return out
 
 
-def provenance(config, tables_dir):
+def provenance(config):
     def git(*args):
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
@@ -237,7 +237,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None):
         "init": init_context(tables_dir),
         "bench": bench_context(bench, config.get("bench", {}).get("quick", False)),
         "gradients": gradient_context(tables_dir),
-        "meta": provenance(config, tables_dir),
+        "meta": provenance(config),
     }
 
 

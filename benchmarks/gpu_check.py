@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from rnnrepro.data import palindrome_batch
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
 from rnnrepro.spec import PalindromeSpec
+import rnnrepro.train as T
 from rnnrepro.train import Diverged, train_palindrome
 
 OUT = Path(os.environ.get("OUT", "gpu-out"))
@@ -119,20 +120,31 @@ for optimizer in ("adam", "rmsprop", "sgd"):
     spec = dict(model="lstm", optimizer=optimizer, input_length=10, steps=n, eval_every=n,
                 eval_size=1000, device=dev.type, lr=1e-3 if optimizer != "sgd" else 0.05)
     curves, walls = {}, {}
-    for impl in ("fused", "graph"):
+    # "fused" is the eager step as `fit` runs it; "fused-capturable" the same with the
+    # capturable optimizer the graph needs. Adam's capturable and plain forms order their float
+    # operations differently, and training amplifies that (adam_order_check.py): the graph is
+    # checked against the eager step with the same optimizer form.
+    plain_make_optimizer = T.make_optimizer
+    for impl in ("fused", "fused-capturable", "graph"):
+        if impl == "fused-capturable":
+            T.make_optimizer = lambda spec, params, capturable=False: plain_make_optimizer(
+                spec, params, capturable=dev.type == "cuda")  # CPU (dry run): no capturable
         t = time.perf_counter()
-        train_palindrome(PalindromeSpec(impl=impl, **spec), tmp / f"cmp-{optimizer}-{impl}",
-                         stream=io.StringIO())
+        try:
+            train_palindrome(PalindromeSpec(impl=impl.split("-")[0], **spec),
+                             tmp / f"cmp-{optimizer}-{impl}", stream=io.StringIO())
+        finally:
+            T.make_optimizer = plain_make_optimizer
         walls[impl] = time.perf_counter() - t
         curves[impl] = metrics(tmp / f"cmp-{optimizer}-{impl}")
-    dl = max(abs(a[1] - b[1]) for a, b in zip(curves["fused"], curves["graph"]))
-    dg = max(abs(a[3] - b[3]) / max(abs(a[3]), 1e-6) for a, b in zip(curves["fused"], curves["graph"]))
-    first = max(abs(a[1] - b[1]) for a, b in zip(curves["fused"][:20], curves["graph"][:20]))
-    report(f"graph vs eager, lstm {optimizer}, {n} steps: max |dloss| (first 20) / grad-norm rel",
-           f"{dl:.2e} ({first:.2e}) / {dg:.2e}; wall {walls['fused']:.1f} s vs {walls['graph']:.1f} s"
-           + graph_note)
-    check(f"graph = eager loss curve ({optimizer})",
-          len(curves["fused"]) == len(curves["graph"]) == n and first < 1e-4 and dl < 5e-2,
+    for ref in ("fused", "fused-capturable"):
+        dl = max(abs(a[1] - b[1]) for a, b in zip(curves[ref], curves["graph"]))
+        first = max(abs(a[1] - b[1]) for a, b in zip(curves[ref][:20], curves["graph"][:20]))
+        report(f"graph vs eager {ref}, lstm {optimizer}, {n} steps: max |dloss| (first 20)",
+               f"{dl:.2e} ({first:.2e}); wall {walls[ref]:.1f} s vs {walls['graph']:.1f} s"
+               + graph_note)
+    check(f"graph = eager loss curve ({optimizer}, same optimizer form)",
+          len(curves["fused-capturable"]) == len(curves["graph"]) == n and first < 1e-4 and dl < 5e-2,
           f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
 try:
     train_palindrome(PalindromeSpec(model="lstm", impl="graph", steps=60, eval_size=100,

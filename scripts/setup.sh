@@ -44,7 +44,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || SUDO="sudo"
         log "installing from apt: ${need_apt[*]}"
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
     fi
 fi
 log "ready: $(.venv/bin/python -c 'import torch, snakemake; print("torch", torch.__version__, "| snakemake", snakemake.__version__, "| cuda", torch.cuda.is_available())')"

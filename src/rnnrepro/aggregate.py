@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .io import read_jsonl
+
 KEYS = {
     "palindrome": ["model", "optimizer", "input_length", "lr", "steps", "init", "init_std", "seed"],
     "text": ["temperature", "optimizer", "lr", "steps", "seed"],
@@ -62,8 +64,7 @@ def aggregate_study(study, run_dirs, out_dir):
         curves.append(pd.read_csv(d / "metrics.csv").assign(**keys))
         evals.append(pd.read_csv(d / "eval.csv").assign(**keys))
         if summary["kind"] == "text":
-            with open(d / "samples.jsonl", encoding="utf-8") as f:
-                rows = [json.loads(line) for line in f]
+            rows = read_jsonl(d / "samples.jsonl")
             samples.append(pd.DataFrame(rows).rename(columns={"temperature": "sample_temperature"})
                            .assign(**keys))
     order = lambda df: df[list(keys) + [c for c in df.columns if c not in keys]]

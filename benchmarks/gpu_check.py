@@ -5,7 +5,7 @@
 
 1. Correctness on CUDA against CPU float64, forward and gradients: the palindrome RNN/LSTM
    by every path (fused = cuDNN, loop = the reference equations, bptt = the hand-written
-   recurrence), and the text model (torch's LSTM and the bptt path).
+   recurrence), and the text model (torch's LSTM).
 2. `impl graph` (the whole palindrome step captured in one CUDA graph) against the eager
    fused step, both through `fit` for the same spec and seed: the per-step loss curves must
    agree within tolerance for adam, rmsprop and sgd (the graph uses capturable optimizers);
@@ -96,7 +96,7 @@ with torch.backends.mkldnn.flags(enabled=False):
     ref = text64(idx)[0]
 F.cross_entropy(ref.flatten(0, 1), tgt.flatten()).backward()
 ref_grads = [p.grad.clone() for p in text64.parameters()]
-for name, run in (("fused", lambda m, i: m(i)[0]), ("bptt", lambda m, i: m.forward_bptt(i))):
+for name, run in (("fused", lambda m, i: m(i)[0]),):
     gpu = TextGenerationModel(87).to(dev)
     gpu.load_state_dict(text64.state_dict())
     out = run(gpu, idx.to(dev))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from rnnrepro import bench, train
 from rnnrepro.data import Corpus, palindrome_batch
-from rnnrepro.bptt import recurrence, tanh_scale
+from rnnrepro.bptt import layer
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
 from rnnrepro.spec import PalindromeSpec, SpecError, TextSpec
 
@@ -38,6 +38,10 @@ def test_bench_quick_writes_its_csv(tmp_path, corpus_path):
     for case in ("rnn", "lstm", "text"):
         assert {(case, "course", "1"), (case, "project", "1")} <= got
     assert ("text", "plain-nn.LSTM", "1") in got
+    for r in rows:  # the floor: the step's own matmuls, timed with the rest
+        if r["implementation"] == bench.FLOOR:
+            assert float(r["floor_fraction"]) == 1.0 and float(r["step_matmul_gflop_per_s"]) > 0
+    assert {r["case"] for r in rows if r["implementation"] == bench.FLOOR} == {"rnn", "lstm", "text"}
     steps = [r for r in rows if r["case"] != "job-overhead"]
     for r in steps:
         assert float(r["steps_per_s"]) > 0 and 0 < float(r["floor_fraction"])
@@ -81,6 +85,21 @@ def test_fit_and_bench_run_the_same_step(monkeypatch, tmp_path):
     out = step()
     assert calls == [spec, spec]
     assert impl == "bptt" and out.shape == (3,)
+
+
+def test_floor_step_does_the_counted_matmuls(monkeypatch):
+    """The floor times exactly the products the FLOP count counts."""
+    spec = PalindromeSpec(model="lstm", input_length=10, batch=128, hidden=128)
+    done, real_mm = [], torch.mm
+
+    def counting_mm(a, b, out):
+        done.append(2 * a.shape[0] * a.shape[1] * b.shape[1])
+        return real_mm(a, b, out=out)
+
+    step = bench.matmul_floor_step(bench.palindrome_matmuls(spec, 4))
+    monkeypatch.setattr(torch, "mm", counting_mm)
+    step()
+    assert sum(done) == bench.palindrome_flops(spec, 4)
 
 
 def test_flop_counts():
@@ -129,42 +148,31 @@ def test_bptt_path_float64_matches_to_rounding(cls):
 
 @pytest.mark.parametrize("gates", [1, 4])
 @pytest.mark.parametrize("last_only", [True, False])
-def test_recurrence_gradcheck(gates, last_only):
+@pytest.mark.parametrize("onehot", [False, True])
+def test_layer_gradcheck(gates, last_only, onehot):
     torch.manual_seed(4)
-    T, B, H = 4, 3, 5
-    xz = torch.randn(T, B, gates * H, dtype=torch.float64, requires_grad=True)
-    W = (0.5 * torch.randn(gates * H, H, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: recurrence(gates, a, b, last_only), (xz, W))
+    T, B, H, V = 4, 3, 5, 6
+    x = torch.randint(V, (T, B)) if onehot else torch.randn(T, B, 2, dtype=torch.float64,
+                                                            requires_grad=True)
+    W_x = torch.randn(gates * H, V if onehot else 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(gates * H, dtype=torch.float64, requires_grad=True)
+    W_h = (0.5 * torch.randn(gates * H, H, dtype=torch.float64)).requires_grad_()
+    if onehot:
+        assert torch.autograd.gradcheck(lambda *p: layer(gates, x, *p, last_only), (W_x, b, W_h))
+    else:  # dense inputs: the gradient reaches them too
+        assert torch.autograd.gradcheck(lambda *p: layer(gates, *p, last_only), (x, W_x, b, W_h))
 
 
-def test_recurrence_is_the_lstm_equations():
-    """`recurrence` takes the tanh block doubled; undoing that gives torch's LSTM."""
+@pytest.mark.parametrize("onehot", [False, True])
+def test_layer_is_the_lstm_equations(onehot):
+    """`layer` on torch's LSTM weights gives torch's LSTM, for dense and one-hot inputs."""
     torch.manual_seed(5)
-    T, B, d, H = 6, 4, 3, 8
-    ref = torch.nn.LSTM(d, H)
-    x = torch.randn(T, B, d)
-    s = tanh_scale(4, H, x)
-    xz = (x @ ref.weight_ih_l0.T + ref.bias_ih_l0 + ref.bias_hh_l0) * s
-    hs = recurrence(4, xz, ref.weight_hh_l0 * s.unsqueeze(1))
-    assert torch.allclose(hs, ref(x)[0], atol=1e-6)
-
-
-def test_text_bptt_path_equals_the_torch_lstm_path():
-    torch.manual_seed(6)
-    model = TextGenerationModel(11, hidden=16)
-    idx, y = torch.randint(11, (4, 9)), torch.randint(11, (4, 9))
-    results = []
-    for run in (lambda: model(idx)[0], lambda: model.forward_bptt(idx),
-                lambda: model.forward_bptt(idx, time_major=True).transpose(0, 1)):
-        model.zero_grad()
-        logits = run()
-        F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
-        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
-    ref, ref_grads = results[0]
-    for got, grads in results[1:]:
-        assert torch.allclose(got, ref, atol=1e-6)
-        for g, r in zip(grads, ref_grads):
-            assert torch.allclose(g, r, atol=1e-6, rtol=1e-4)
+    T, B, V, H = 6, 4, 7, 8
+    ref = torch.nn.LSTM(V if onehot else 3, H)
+    x = torch.randint(V, (T, B)) if onehot else torch.randn(T, B, 3)
+    inputs = F.one_hot(x, V).float() if onehot else x
+    hs = layer(4, x, ref.weight_ih_l0, ref.bias_ih_l0 + ref.bias_hh_l0, ref.weight_hh_l0)
+    assert torch.allclose(hs, ref(inputs)[0], atol=1e-6)
 
 
 # --- impl resolution, fallback, determinism -------------------------------------------------------
@@ -180,9 +188,7 @@ def test_impl_values_and_auto_resolution():
         PalindromeSpec(impl="cudagraph")
     assert PalindromeSpec(impl="bptt").run_id() == PalindromeSpec(impl="fused").run_id()
     corpus = Corpus("abcdefghij" * 100)
-    assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "bptt"
-    with pytest.raises(ValueError, match="text impl must be"):
-        train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, impl="graph")
+    assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
 
 
 def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
@@ -236,3 +242,55 @@ def test_a_training_job_does_not_import_dynamo(tmp_path):
             "print('torch._dynamo' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+# --- flat parameters and the allocator ---------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("cls", [LSTM, VanillaRNN])
+@pytest.mark.parametrize("max_norm", [1e6, 0.05])
+def test_flat_parameters_train_like_separate_ones(optimizer, cls, max_norm):
+    """The optimizer on one flat tensor gives the same parameters, bit for bit; when the
+    clipping bites, its coefficient (the norm summed in another order) may differ in the
+    last bit. The parameters and their gradients stay views of the flat buffers."""
+    spec = PalindromeSpec(optimizer=optimizer, momentum=0.5 if optimizer != "adam" else 0.0,
+                          max_norm=max_norm)
+    models, norms = [], []
+    for flat in (False, True):
+        torch.manual_seed(9)
+        model = cls(12)
+        params = list(model.parameters())
+        if flat:
+            params = [train.flat_parameters(params)]
+        opt = train.make_optimizer(spec, params)
+        gen = torch.Generator().manual_seed(10)
+        for _ in range(6):
+            x, y = palindrome_batch(16, 5, gen)
+            train.zero_grads(params)
+            F.cross_entropy(model.forward_bptt(x), y).backward()
+            norms.append(torch.nn.utils.clip_grad_norm_(params, spec.max_norm).item())
+            train.optimizer_step(opt)
+        models.append(model)
+    (flat,) = params
+    for p, q in zip(*(m.parameters() for m in models)):
+        assert torch.equal(p, q) if max_norm > 1 else torch.allclose(p, q, rtol=1e-5, atol=1e-7)
+    assert (max(norms) > max_norm) == (max_norm < 1)  # the clipping bit in one case only
+    start = flat.data_ptr()
+    for p in models[1].parameters():
+        assert p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+        assert p.grad.untyped_storage().data_ptr() == flat.grad.untyped_storage().data_ptr()
+        assert start <= p.data_ptr() < start + flat.numel() * flat.element_size()
+
+
+def test_training_steps_do_not_page_fault_after_warm_up():
+    """`keep_freed_memory` (called by `prepare`) keeps the step's activations on the heap:
+    without it glibc unmaps them after every step and each step faults ~1000 pages afresh."""
+    resource = pytest.importorskip("resource")
+    spec = PalindromeSpec(model="lstm", impl="bptt", input_length=10, batch=128, **FAST)
+    run = train.prepare(spec, lambda d: train.PalindromeTask(spec, d))
+    step = train.make_step(run.task, run.opt, run.params, spec)
+    for _ in range(5):
+        step(run.gen)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        step(run.gen)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20 < 100

@@ -10,13 +10,17 @@ rounds; the table reports the median of the rounds' steps/s:
 - `project`: the project's own step for the same spec, exactly as `fit` runs it
   (`train.prepare` + `train.make_step`, impl auto); `project:<impl>` the other paths;
 - `plain-nn.LSTM` (text only): `nn.LSTM` + `nn.Linear` on one-hot inputs, fed by the
-  project's batch sampler, with the same optimizer and clipping.
+  project's batch sampler, with the same optimizer and clipping;
+- `floor:matmuls`: the step's matrix products alone (forward and backward, in the shapes and
+  orientation the project computes them, one-hot products counted as lookups, none for
+  h_0 = 0) on preallocated operands. No float32 implementation of this arithmetic, with this
+  BLAS and thread count, can beat it; `floor_fraction` is steps/s over its steps/s, and its
+  own ratio to the course is the ceiling for any implementation's ratio. For reference the
+  rows also carry the machine's rate on a 512³ matmul (`matmul_gflop_per_s`) and the rate
+  the step's matmuls reach (`step_matmul_gflop_per_s`).
 
-The floor is the step's matmul FLOPs (forward and backward, 2mnk each, one-hot products
-counted as lookups, none for h_0 = 0) over the machine's matmul rate, measured in the same run
-at the same thread count (a 512³ float32 matmul, median of rounds); `floor_fraction` is
-steps/s over that floor. The step's own matmuls are smaller and at 2 threads parallelise
-worse than the 512³ one, so the floor is optimistic there.
+Everything shares the process, so the allocator setting that `train.prepare` makes
+(`keep_freed_memory`) serves the baseline too: the ratios are, if anything, conservative.
 Per-job overhead: wall time of a bare interpreter, of importing the CLI and the training
 modules, and of a whole `rnnrepro train palindrome --steps 1` job.
 """
@@ -38,8 +42,8 @@ from .spec import PalindromeSpec, TextSpec
 
 COLUMNS = ("case", "implementation", "impl", "threads", "steps_per_s", "ratio_to_baseline",
            "ratio_to_plain", "floor_fraction", "floor_steps_per_s", "flop_per_step",
-           "matmul_gflop_per_s", "step_ms", "min_steps_per_s", "max_steps_per_s", "rounds",
-           "steps_per_round", "timed_s", "wall_s", "load_avg")
+           "matmul_gflop_per_s", "step_matmul_gflop_per_s", "step_ms", "min_steps_per_s",
+           "max_steps_per_s", "rounds", "steps_per_round", "timed_s", "wall_s", "load_avg")
 CASES = ("rnn", "lstm", "text")
 BASELINE = Path(__file__).resolve().parents[2] / "benchmarks" / "course_baseline.py"
 
@@ -54,23 +58,58 @@ def load_baseline(path=BASELINE):
     return module
 
 
-# --- FLOPs and the matmul rate ------------------------------------------------------------------
+# --- FLOPs, the matmul rate and the floor ---------------------------------------------------------
+def palindrome_matmuls(spec, gates):
+    """The matmuls of one palindrome training step, forward and backward, as (m, k, n, count):
+    count products of (m × k) @ (k × n), in the orientation the project computes them.
+    None at t = 0 for the recurrent weight (h_0 = 0); a one-hot input is a lookup."""
+    B, H, T, G, C = spec.batch, spec.hidden, spec.input_length, gates * spec.hidden, 10
+    d = 0 if spec.input_encoding == "onehot" else 1
+    mms = [(B, H, G, T - 1),  # forward: h_{t-1} W_hᵀ
+           (B, G, H, T - 1),  # dL/dh_{t-1} = dz_t W_h
+           (H, (T - 1) * B, G, 1),  # dL/dW_h, all steps at once
+           (B, H, C, 1), (C, B, H, 1), (B, C, H, 1)]  # readout: forward, dW_p, dh_T
+    if d:
+        mms += [(T * B, d, G, 1), (G, T * B, d, 1)]  # input term and dL/dW_x
+    return mms
+
+
+def text_matmuls(spec, vocab):
+    """The same for the text model; the first layer's one-hot input is a lookup."""
+    B, H, T, L, G = spec.batch, spec.hidden, spec.seq_length, spec.layers, 4 * spec.hidden
+    mms = [(B, H, G, L * (T - 1)), (B, G, H, L * (T - 1)), (H, (T - 1) * B, G, L)]
+    if L > 1:  # the upper layers' input terms, their input gradients and dL/dW_ih
+        mms += [(T * B, H, G, L - 1), (T * B, G, H, L - 1), (G, T * B, H, L - 1)]
+    return mms + [(T * B, H, vocab, 1), (T * B, vocab, H, 1), (vocab, T * B, H, 1)]  # head
+
+
+def flops(matmuls):
+    return sum(2 * m * k * n * count for m, k, n, count in matmuls)
+
+
 def palindrome_flops(spec, gates):
     """Matmul FLOPs of one palindrome training step (forward + backward)."""
-    B, H, T, G = spec.batch, spec.hidden, spec.input_length, gates * spec.hidden
-    d = 0 if spec.input_encoding == "onehot" else 1  # one-hot input: a lookup
-    recurrent = 3 * (T - 1) * 2 * B * H * G  # forward, dL/dh, dL/dW_h; none at t = 0
-    inputs = 2 * 2 * T * B * d * G  # forward and dL/dW_x
-    readout = 3 * 2 * B * H * 10
-    return recurrent + inputs + readout
+    return flops(palindrome_matmuls(spec, gates))
 
 
 def text_flops(spec, vocab):
-    B, H, T, L, G = spec.batch, spec.hidden, spec.seq_length, spec.layers, 4 * spec.hidden
-    recurrent = L * 3 * (T - 1) * 2 * B * H * G
-    upper_inputs = (L - 1) * 3 * 2 * T * B * H * G  # forward, dL/dx, dL/dW_ih
-    head = 3 * 2 * T * B * H * vocab
-    return recurrent + upper_inputs + head  # the first layer's one-hot input: a lookup
+    return flops(text_matmuls(spec, vocab))
+
+
+def matmul_floor_step(matmuls):
+    """A callable doing just the step's matmuls, on preallocated operands: timed with the
+    implementations, its steps/s is the floor that no implementation of the same arithmetic
+    (float32, this BLAS, this thread count) can pass."""
+    gen = torch.Generator().manual_seed(0)
+    ops = [(torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen),
+            torch.empty(m, n), count) for m, k, n, count in matmuls]
+
+    def step():
+        for a, b, out, count in ops:
+            for _ in range(count):
+                torch.mm(a, b, out=out)
+
+    return step
 
 
 def matmul_rate(m=512, k=512, n=512, seconds=0.5):
@@ -128,8 +167,12 @@ def plain_lstm_step(spec, corpus):
     return step
 
 
+FLOOR = "floor:matmuls"
+
+
 def build(case, threads, baseline, corpus=None):
-    """[(implementation, impl, step callable)], the spec and the step's FLOPs for one case."""
+    """[(implementation, impl, step callable)] and the step's matmuls for one case; the last
+    implementation is the floor: those matmuls alone."""
     if case in ("rnn", "lstm"):
         spec = PalindromeSpec(model=case, input_length=10, batch=128, device="cpu",
                               threads=threads)
@@ -143,18 +186,17 @@ def build(case, threads, baseline, corpus=None):
                 s = PalindromeSpec(**{**spec.to_dict(), "impl": other})
                 impls.append((f"project:{other}", other,
                               project_step(s, lambda d, s=s: train.PalindromeTask(s, d))[0]))
-        return impls, palindrome_flops(spec, 4 if case == "lstm" else 1)
+        mms = palindrome_matmuls(spec, 4 if case == "lstm" else 1)
+        return impls + [(FLOOR, "", matmul_floor_step(mms))], mms
     spec = TextSpec(batch=64, seq_length=30, device="cpu", threads=threads)
     course = baseline.TextBaseline(corpus.text, spec.batch, spec.seq_length, spec.hidden,
                                    spec.layers, spec.optimizer, spec.lr, spec.max_norm, spec.seed)
     impls = [("course", "", course.step)]
     step, impl = project_step(spec, lambda d: train.TextTask(spec, d, corpus))
     impls.append(("project", impl, step))
-    other = "fused" if impl == "bptt" else "bptt"
-    impls.append((f"project:{other}", other,
-                  project_step(spec, lambda d: train.TextTask(spec, d, corpus, impl=other))[0]))
     impls.append(("plain-nn.LSTM", "", plain_lstm_step(spec, corpus)))
-    return impls, text_flops(spec, len(corpus.vocab))
+    mms = text_matmuls(spec, len(corpus.vocab))
+    return impls + [(FLOOR, "", matmul_floor_step(mms))], mms
 
 
 def time_interleaved(impls, rounds, seconds, warmup):
@@ -228,11 +270,11 @@ def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds
             torch.set_num_threads(n)
             rate = matmul_rate(seconds=0.05 if quick else 0.5)
             for case in cases:
-                impls, flops = build(case, n, base, text_corpus)
+                impls, mms = build(case, n, base, text_corpus)
                 torch.set_num_threads(n)
                 rates, sizes = time_interleaved(impls, rounds, seconds, warmup)
-                floor = rate * 1e9 / flops
                 med = {name: statistics.median(r) for name, r in rates.items()}
+                floor, step_flops = med[FLOOR], flops(mms)
                 for name, impl, _ in impls:
                     rows.append({
                         "case": case, "implementation": name, "impl": impl, "threads": n,
@@ -240,7 +282,8 @@ def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds
                         "ratio_to_plain": (med[name] / med["plain-nn.LSTM"]
                                            if "plain-nn.LSTM" in med else None),
                         "floor_fraction": med[name] / floor, "floor_steps_per_s": floor,
-                        "flop_per_step": flops, "matmul_gflop_per_s": rate,
+                        "flop_per_step": step_flops, "matmul_gflop_per_s": rate,
+                        "step_matmul_gflop_per_s": floor * step_flops / 1e9,
                         "step_ms": 1000 / med[name], "min_steps_per_s": min(rates[name]),
                         "max_steps_per_s": max(rates[name]), "rounds": rounds,
                         "steps_per_round": sizes[name],

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bptt import recurrence, tanh_scale
+from .bptt import layer
 from .spec import INITS
 
 # cuDNN warns that our separate W_x, W_h, b are not one flat buffer; it packs them per call,
@@ -86,15 +86,9 @@ class Recurrent(nn.Module):
         Same parameters and the same function as `forward`; a test checks values and
         gradients against the reference loop.
         """
-        s = tanh_scale(self.gates, self.hidden, self.W_x)  # doubles the tanh block's rows
-        x = digits.t()  # time-major (T, B)
-        if self.onehot:  # one-hot rows times W_x: a lookup of W_x's columns
-            xz = F.embedding(x, (self.W_x.t() + self.b) * s)
-        else:
-            T, B = x.shape
-            xz = torch.addmm(self.b * s, x.reshape(T * B, 1).to(self.W_x.dtype), self.W_x.t() * s)
-            xz = xz.view(T, B, -1)
-        h = recurrence(self.gates, xz, self.W_h * s.unsqueeze(1), last_only=True)
+        x = digits.t()  # time-major (T, B): ids for one-hot inputs, else the digit itself
+        x = x if self.onehot else x.unsqueeze(-1).to(self.W_x.dtype)
+        h = layer(self.gates, x, self.W_x, self.b, self.W_h, last_only=True)
         return F.linear(h, self.W_p, self.b_p)
 
 
@@ -232,31 +226,6 @@ class TextGenerationModel(nn.Module):
     def forward(self, idx, state=None):
         out, state = self.lstm(F.embedding(idx, self.onehot), state)
         return self.head(out), state
-
-    def forward_bptt(self, idx, time_major=False):
-        """Logits from a zero state, the first layer by the hand-written recurrence (`impl bptt`).
-
-        The first layer's input term W_ih x_t for a one-hot x_t is column x_t of W_ih: an
-        embedding lookup (biases folded into the table) instead of a (B·T × V) matmul, fed to
-        `recurrence`; the layers above run in torch's fused kernel (`torch.lstm`, our own
-        weights), which is the faster of the two where the input is dense. Returns (B, T, V)
-        logits, or (T, B, V) with `time_major`. Training only needs this (no state in or
-        out); with dropout it falls back to `forward`, whose dropout it would not reproduce.
-        """
-        lstm = self.lstm
-        if lstm.dropout and self.training:
-            logits = self(idx)[0]
-            return logits.transpose(0, 1) if time_major else logits
-        H = lstm.hidden_size
-        s = tanh_scale(4, H, lstm.weight_hh_l0)
-        table = (lstm.weight_ih_l0.t() + (lstm.bias_ih_l0 + lstm.bias_hh_l0)) * s
-        h = recurrence(4, F.embedding(idx.t(), table), lstm.weight_hh_l0 * s.unsqueeze(1))
-        if lstm.num_layers > 1:
-            zero = h.new_zeros(lstm.num_layers - 1, h.shape[1], H)
-            h = torch.lstm(h, (zero, zero), lstm._flat_weights[4:], True, lstm.num_layers - 1,
-                           0.0, self.training, False, False)[0]
-        logits = self.head(h)
-        return logits if time_major else logits.transpose(0, 1)
 
 
 def count_parameters(module):

@@ -145,7 +145,8 @@ def compute_context(tables_dir):
 
 def bench_context(path, quick=False):
     """The speed benchmark: per case and thread count, the course baseline, the project's
-    step and the plain nn.LSTM model, as steps/s and ratios."""
+    step and the plain nn.LSTM model, as steps/s and ratios, and the ceiling: the ratio to
+    the course of the step's matmuls alone."""
     if not path or not Path(path).exists():
         return None
     df = pd.read_csv(path)
@@ -154,13 +155,15 @@ def bench_context(path, quick=False):
     for (case, threads), g in df.groupby(["case", "threads"], sort=False):
         pick = lambda name: g[g["implementation"] == name].iloc[0] if (g["implementation"] == name).any() else None
         course, project, plain = pick("course"), pick("project"), pick("plain-nn.LSTM")
+        floor = pick("floor:matmuls")
         if course is None or project is None:
             continue
         rows.append({"case": case, "threads": int(threads), "impl": project["impl"],
                      "course": course["steps_per_s"], "project": project["steps_per_s"],
                      "ratio": project["ratio_to_baseline"],
                      "ratio_plain": None if plain is None else project["ratio_to_plain"],
-                     "floor": project["floor_fraction"]})
+                     "floor": project["floor_fraction"],
+                     "ceiling": None if floor is None else floor["ratio_to_baseline"]})
     return {"rows": rows, "quick": quick}
 
 

@@ -17,7 +17,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ENCODINGS = ("scalar", "onehot")
 # auto: the fastest path measured for the model on the device (rnnrepro bench); fused: torch's
 # fused kernel on our parameters; loop: the reference loop of the equations; bptt: the
-# hand-written recurrence and backward pass (models.py); graph: the whole step in one CUDA
+# hand-written recurrence and backward pass (bptt.py); graph: the whole step in one CUDA
 # graph (CUDA only: elsewhere it runs as auto).
 IMPLS = ("auto", "fused", "loop", "bptt", "graph")
 INITS = ("default", "normal", "xavier", "orthogonal")

@@ -131,7 +131,8 @@ def _input_terms(x, W_x, b, s):
     palindromes' scalar digit); integer x (T, B) are ids of one-hot inputs, whose product
     with W_x is a lookup of its columns."""
     if x.is_floating_point():
-        return torch.addmm(b * s, x.flatten(0, 1), (W_x * s.unsqueeze(1)).t()).view(*x.shape[:2], -1)
+        xz = torch.addmm(b * s, x.flatten(0, 1), (W_x * s.unsqueeze(1)).t())
+        return xz.view(*x.shape[:2], -1)
     return torch.embedding((W_x.t() + b) * s, x)
 
 
@@ -151,8 +152,10 @@ def _input_grads(x, dz, W_x, s, needs_dx):
 
 
 class _Layer(torch.autograd.Function):
-    """The whole layer, input terms included, as one autograd node: the scaling of the tanh
-    block, the input product and the recurrence cost no autograd bookkeeping per op."""
+    """The whole layer, input terms included, as one autograd node: the models pass their
+    parameters as the equations name them, and the scaling of the tanh block, the input
+    product and the recurrence stay in here (no faster than separate autograd ops, measured;
+    the same numbers to the bit)."""
 
     @staticmethod
     def forward(ctx, x, W_x, b, W_h, gates, last_only):

@@ -99,15 +99,15 @@ def test_floor_step_does_the_counted_matmuls(monkeypatch):
     step = bench.matmul_floor_step(bench.palindrome_matmuls(spec, 4))
     monkeypatch.setattr(torch, "mm", counting_mm)
     step()
-    assert sum(done) == bench.palindrome_flops(spec, 4)
+    assert sum(done) == bench.flops(bench.palindrome_matmuls(spec, 4))
 
 
 def test_flop_counts():
     spec = PalindromeSpec(model="lstm", input_length=10, batch=128, hidden=128)
     rec = 3 * 9 * 2 * 128 * 128 * 512
-    assert bench.palindrome_flops(spec, 4) == rec + 2 * 2 * 10 * 128 * 512 + 3 * 2 * 128 * 128 * 10
+    assert bench.flops(bench.palindrome_matmuls(spec, 4)) == rec + 2 * 2 * 10 * 128 * 512 + 3 * 2 * 128 * 128 * 10
     text = TextSpec(batch=64, seq_length=30, hidden=128, layers=2)
-    assert bench.text_flops(text, 87) == (2 * 3 * 29 * 2 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 512
+    assert bench.flops(bench.text_matmuls(text, 87)) == (2 * 3 * 29 * 2 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 512
                                           + 3 * 2 * 30 * 64 * 128 * 87)
 
 

@@ -87,15 +87,6 @@ def flops(matmuls):
     return sum(2 * m * k * n * count for m, k, n, count in matmuls)
 
 
-def palindrome_flops(spec, gates):
-    """Matmul FLOPs of one palindrome training step (forward + backward)."""
-    return flops(palindrome_matmuls(spec, gates))
-
-
-def text_flops(spec, vocab):
-    return flops(text_matmuls(spec, vocab))
-
-
 def matmul_floor_step(matmuls):
     """A callable doing just the step's matmuls, on preallocated operands: timed with the
     implementations, its steps/s is the floor that no implementation of the same arithmetic

@@ -151,6 +151,12 @@ def _input_grads(x, dz, W_x, s, needs_dx):
     return dx, dW_x.mul_(s.unsqueeze(1)), db.mul_(s)
 
 
+def _scaled_inputs(gates, x, W_x, b, W_h):
+    """The tanh-block scale s, the scaled recurrent weight and the scaled input terms."""
+    s = tanh_scale(gates, W_h.shape[1], W_h)
+    return s, W_h * s.unsqueeze(1), _input_terms(x, W_x, b, s)
+
+
 class _Layer(torch.autograd.Function):
     """The whole layer, input terms included, as one autograd node: the models pass their
     parameters as the equations name them, and the scaling of the tanh block, the input
@@ -159,9 +165,7 @@ class _Layer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, W_x, b, W_h, gates, last_only):
-        s = tanh_scale(gates, W_h.shape[1], W_h)
-        W = W_h * s.unsqueeze(1)
-        xz = _input_terms(x, W_x, b, s)
+        s, W, xz = _scaled_inputs(gates, x, W_x, b, W_h)
         if gates == 4:
             hs, acts, c2s, tcs = _lstm_scan(xz, W, save=True)
             ctx.save_for_backward(x, W_x, s, W, hs, acts, c2s, tcs)
@@ -195,8 +199,7 @@ def layer(gates, x, W_x, b, W_h, last_only=False):
     """
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, W_x, b, W_h))):
         with torch.no_grad():
-            s = tanh_scale(gates, W_h.shape[1], W_h)
-            xz, W = _input_terms(x, W_x, b, s), W_h * s.unsqueeze(1)
+            _, W, xz = _scaled_inputs(gates, x, W_x, b, W_h)
             hs = _lstm_scan(xz, W, save=False)[0] if gates == 4 else _rnn_scan(xz, W)
         return hs[-1] if last_only else hs
     return _Layer.apply(x, W_x, b, W_h, gates, last_only)

@@ -72,8 +72,9 @@ def keep_freed_memory():
     glibc serves blocks above a size threshold (128 KiB at first) with fresh mmap'd pages
     and unmaps them on free, so the activations a training step allocates (a few MB) page
     fault and get zeroed anew every step; measured here that cost the hand-written LSTM step
-    a fifth of its time and the course baseline's text step a quarter. Raising the mmap threshold to its maximum (32 MiB) and the
-    trim threshold above it keeps such blocks on the heap for the next step. No effect on
+    a fifth of its time and the course baseline's text step a quarter. Raising the mmap
+    threshold to its maximum (32 MiB) and the trim threshold above it keeps such blocks on
+    the heap for the next step. No effect on
     results; a no-op where glibc's `mallopt` is missing. Returns whether it applied.
     """
     import ctypes
@@ -318,9 +319,9 @@ def prepare(spec, make_task):
     # Measured on CPU jobs: RNN (impl bptt) 327-331 steps/s flat, 292-320 not; LSTM with
     # torch's kernel (impl fused) 85-86 flat, 88-90 not. On CUDA torch's optimizers already
     # batch the parameters into foreach kernels.
-    if device.type == "cpu" and getattr(task, "impl", None) == "bptt":
+    if device.type == "cpu" and task.impl == "bptt":
         params = [flat_parameters(params)]
-    opt = make_optimizer(spec, params, capturable=getattr(task, "impl", None) == "graph")
+    opt = make_optimizer(spec, params, capturable=task.impl == "graph")
     return SimpleNamespace(device=device, task=task, model=task.model, params=params, opt=opt,
                            sched=task.scheduler(opt),
                            gen=torch.Generator(device=device).manual_seed(spec.seed))
@@ -335,7 +336,7 @@ def make_step(task, opt, params, spec, sched=None):
     `poison` makes the loss NaN (the testing aid behind --inject-nan-at). With impl graph on
     CUDA the step is captured once and replayed (`GraphStep`).
     """
-    if getattr(task, "impl", None) == "graph":
+    if task.impl == "graph":
         return GraphStep(task, opt, params, spec)
 
     def step(gen, poison=False):

@@ -7,6 +7,7 @@ without torch's wrapper is the same arithmetic and keeps torch._dynamo out of a 
 """
 
 import csv
+import importlib.util
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnrepro import bench, train
+from rnnrepro import bench, bptt, train
 from rnnrepro.data import Corpus, palindrome_batch
 from rnnrepro.bptt import layer
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
@@ -173,6 +174,52 @@ def test_layer_is_the_lstm_equations(onehot):
     inputs = F.one_hot(x, V).float() if onehot else x
     hs = layer(4, x, ref.weight_ih_l0, ref.bias_ih_l0 + ref.bias_hh_l0, ref.weight_hh_l0)
     assert torch.allclose(hs, ref(inputs)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("gates", [1, 4])
+@pytest.mark.parametrize("last_only", [True, False])
+def test_scans_take_a_stack_of_runs(gates, last_only):
+    """A stack of S runs (xz (T, S, B, G), W (S, G, H)) gives each run's own states and
+    gradients, as if it ran alone: what benchmarks/seed_batching.py builds on."""
+    torch.manual_seed(6)
+    T, S, B, H = 5, 3, 4, 6
+    xz = torch.randn(T, S, B, gates * H, dtype=torch.float64)
+    W = 0.5 * torch.randn(S, gates * H, H, dtype=torch.float64)
+    dH = torch.randn(*((S, B, H) if last_only else (T, S, B, H)), dtype=torch.float64)
+
+    def run(xz, W, dH):
+        if gates == 4:
+            hs, acts, c2s, tcs = bptt._lstm_scan(xz, W, save=True)
+            return (hs, *bptt._lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only))
+        hs = bptt._rnn_scan(xz, W)
+        return (hs, *bptt._rnn_bptt(dH, W, hs, last_only))
+
+    stacked = run(xz, W, dH)
+    for r in range(S):
+        alone = run(xz[:, r].contiguous(), W[r], (dH[r] if last_only else dH[:, r]).contiguous())
+        for got, want in zip((stacked[0][:, r], stacked[1][:, r], stacked[2][r]), alone):
+            assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, bench.BASELINE.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("max_norm", [1e6, 0.05])
+def test_seed_batching_prototype_trains_each_seed_as_its_own_run(model, max_norm):
+    """The measured prototype: S seeds in one batched step end where S separate runs of the
+    project's step end (SGD, so rounding stays rounding), the clipping per run included
+    (max_norm 0.05 bites: a norm over all runs at once would fail this)."""
+    sb = _load_benchmark("seed_batching")
+    spec = PalindromeSpec(model=model, input_length=5, batch=16, hidden=12, optimizer="sgd",
+                          lr=0.05, max_norm=max_norm, **FAST)
+    assert sb.check(spec, [0, 1, 2], steps=8) < 1e-6
+    rows = sb.SeedBatch(spec, [0, 1]).step()
+    assert rows.shape == (2, 3) and (rows[:, 2] > max_norm).all() == (max_norm < 1)
 
 
 # --- impl resolution, fallback, determinism -------------------------------------------------------

@@ -18,6 +18,9 @@ import torch
 #   - the whole layer (input terms, that scaling, the recurrence) as one autograd node.
 # The zero initial state only (training never carries one). Tests check values and
 # gradients against the reference loop and torch's own LSTM, and run gradcheck in float64.
+# The scans and their backward passes also take a stack of S runs (a leading dimension after
+# time: xz (T, S, B, G), W (S, G, H)), one batched matmul per step for all of them: what
+# benchmarks/seed_batching.py measures.
 
 
 def tanh_scale(gates, hidden, ref):
@@ -32,25 +35,34 @@ def _tanh_from_doubled_(x):
     return x.sigmoid_().mul_(2).sub_(1)
 
 
+def _addmm(bias, a, b, out):
+    """out = bias + a @ b, for matrices or for stacks of them (a leading run dimension)."""
+    return (torch.addmm if a.dim() == 2 else torch.baddbmm)(bias, a, b, out=out)
+
+
+def _mm(a, b, out=None):
+    return (torch.mm if a.dim() == 2 else torch.bmm)(a, b, out=out)
+
+
 def _lstm_scan(xz, W, save):
     """Forward of one LSTM layer from input terms xz (T, B, 4H) and recurrent weight W (4H, H),
     both with the g block doubled. Returns (hs, acts, c2s, tcs): h_t; the activations
     (i, f, σ_g, o) with g = 2σ_g − 1; 2c_t (kept doubled: then tanh c_t = 2σ(2c_t) − 1);
     tanh c_t. Without `save` only hs is kept for every step."""
-    T, B, G = xz.shape
+    T, *B, G = xz.shape
     H = G // 4
-    WT = W.t()
-    hs = xz.new_empty(T, B, H)
-    acts, tcs = xz.new_empty(T if save else 1, B, G), xz.new_empty(T if save else 1, B, H)
-    c2s = xz.new_empty(T if save else 2, B, H)
+    WT = W.mT
+    hs = xz.new_empty(T, *B, H)
+    acts, tcs = xz.new_empty(T if save else 1, *B, G), xz.new_empty(T if save else 1, *B, H)
+    c2s = xz.new_empty(T if save else 2, *B, H)
     for t in range(T):
         a, tc, c2 = acts[t if save else 0], tcs[t if save else 0], c2s[t if save else t % 2]
         if t:
-            torch.addmm(xz[t], hs[t - 1], WT, out=a)
+            _addmm(xz[t], hs[t - 1], WT, a)
         else:
             a.copy_(xz[0])
         a.sigmoid_()
-        i, f, sg, o = a.view(B, 4, H).unbind(1)
+        i, f, sg, o = a.unflatten(-1, (4, H)).unbind(-2)
         if t:  # 2c_t = f ⊙ 2c_{t−1} + 2 i ⊙ (2σ_g − 1)
             torch.mul(f, c2s[t - 1 if save else (t - 1) % 2], out=c2).sub_(i, alpha=2)
         else:
@@ -63,14 +75,14 @@ def _lstm_scan(xz, W, save):
 
 def _lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only):
     """Backward of `_lstm_scan`: gradients for xz and W (in their doubled-g form)."""
-    T, B, G = acts.shape
+    T, G = acts.shape[0], acts.shape[-1]
     H = G // 4
-    i, f, sg, o = acts.view(T, B, 4, H).unbind(2)
+    i, f, sg, o = acts.unflatten(-1, (4, H)).unbind(-2)
     # dL/dc_t = dL/dh_t ⊙ o_t (1 − tanh² c_t) + dL/dc_{t+1} ⊙ f_{t+1}
     A = torch.addcmul(o, o, tcs * tcs, value=-1)
     # dz = (dc·g·i(1−i), dc·c_{t−1}·f(1−f), dc·i·2σ_g(1−σ_g), dh·tanh c·o(1−o)) with g doubled
-    D = torch.empty_like(acts).view(T, B, 4, H)
-    Di, Df, Dg, Do = D.unbind(2)
+    D = torch.empty_like(acts).unflatten(-1, (4, H))
+    Di, Df, Dg, Do = D.unbind(-2)
     torch.addcmul(i, i, i, value=-1, out=Di).mul_(sg.mul(2).sub_(1))
     torch.addcmul(f, f, f, value=-1, out=Df)
     Df[0].zero_()
@@ -78,50 +90,51 @@ def _lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only):
     torch.addcmul(sg, sg, sg, value=-1, out=Dg).mul_(i).mul_(2)
     torch.addcmul(o, o, o, value=-1, out=Do).mul_(tcs)
     dz = torch.empty_like(acts)
-    dz4 = dz.view(T, B, 4, H)
+    dz4 = dz.unflatten(-1, (4, H))
     dh = dH if last_only else dH[T - 1]
     dc = dh * A[T - 1]
-    dhbuf = dh.new_empty(B, H)
+    dhbuf = torch.empty_like(dh)
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             if last_only:
-                dh = torch.mm(dz[t + 1], W, out=dhbuf)
+                dh = _mm(dz[t + 1], W, dhbuf)
             else:
-                dh = torch.addmm(dH[t], dz[t + 1], W, out=dhbuf)
+                dh = _addmm(dH[t], dz[t + 1], W, dhbuf)
             dc.mul_(f[t + 1]).addcmul_(dh, A[t])
-        torch.mul(D[t, :, :3], dc.unsqueeze(1), out=dz4[t, :, :3])
-        torch.mul(Do[t], dh, out=dz4[t, :, 3])
+        torch.mul(D[t, ..., :3, :], dc.unsqueeze(-2), out=dz4[t, ..., :3, :])
+        torch.mul(Do[t], dh, out=dz4[t, ..., 3, :])
     return dz, _grad_W(dz, hs)
 
 
 def _grad_W(dz, hs):
     """dL/dW = Σ_{t≥1} dz_tᵀ h_{t−1}: one matmul over all steps, computed as its transpose
-    (hᵀ dz, measured about 10 % faster on CPU) and returned as a view."""
-    return torch.mm(hs[:-1].flatten(0, 1).t(), dz[1:].flatten(0, 1)).t()
+    (hᵀ dz, measured about 10 % faster on CPU) and returned as a view; per run for stacks."""
+    h, d = (a.movedim(0, -3).flatten(-3, -2) for a in (hs[:-1], dz[1:]))
+    return _mm(h.mT, d).mT
 
 
 def _rnn_scan(xz, W):
     """Forward of the vanilla RNN from xz (T, B, H) and W (H, H), both doubled."""
     T = xz.shape[0]
-    WT = W.t()
+    WT = W.mT
     hs = torch.empty_like(xz)
     _tanh_from_doubled_(hs[0].copy_(xz[0]))
     for t in range(1, T):
-        _tanh_from_doubled_(torch.addmm(xz[t], hs[t - 1], WT, out=hs[t]))
+        _tanh_from_doubled_(_addmm(xz[t], hs[t - 1], WT, hs[t]))
     return hs
 
 
 def _rnn_bptt(dH, W, hs, last_only):
-    T, B, H = hs.shape
+    T = hs.shape[0]
     D = torch.addcmul(hs.new_full((), 0.5), hs, hs, value=-0.5)  # d tanh(z/2) / dz
     dz = torch.empty_like(hs)
     for t in range(T - 1, -1, -1):
         if t == T - 1:
             dh = dH if last_only else dH[t]
         elif last_only:
-            dh = torch.mm(dz[t + 1], W)
+            dh = _mm(dz[t + 1], W)
         else:
-            dh = torch.addmm(dH[t], dz[t + 1], W)
+            dh = _addmm(dH[t], dz[t + 1], W, None)
         torch.mul(dh, D[t], out=dz[t])
     return dz, _grad_W(dz, hs)
 

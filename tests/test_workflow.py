@@ -4,6 +4,7 @@ One complete run in a private copy of the workflow; the tests after it ask Snake
 change would rerun (dry runs), so they share the finished run.
 """
 
+import re
 import shutil
 import subprocess
 
@@ -41,6 +42,13 @@ def test_full_run_produces_the_report(done):
                     "Corpus statistics", "The part-1 claims under each initialisation",
                     "Palindrome runs: held-out accuracy"):
         assert caption in flat, caption
+    # a figure's note says what its lines are: the text study trains one seed per temperature
+    tex = (done / "results" / "report" / "report.tex").read_text()
+    notes = {name: re.search(name + r"\.pdf\}(.*?)\\label", tex, re.S).group(1) for name in
+             ("fig01_rnn_rmsprop_loss", "fig09_text_curves", "fig10_text_temperature")}
+    assert "Lines are means over seeds" in notes["fig01_rnn_rmsprop_loss"]
+    for name in ("fig09_text_curves", "fig10_text_temperature"):
+        assert "One run per line (no band)" in notes[name] and "means over" not in notes[name]
 
 
 def test_every_rule_has_a_log_and_training_has_benchmarks(done):

@@ -35,12 +35,13 @@ def _tanh_from_doubled_(x):
     return x.sigmoid_().mul_(2).sub_(1)
 
 
-def _addmm(bias, a, b, out):
-    """out = bias + a @ b, for matrices or for stacks of them (a leading run dimension)."""
+def _addmm(bias, a, b, out=None):
+    """bias + a @ b, for matrices or for stacks of them (a leading run dimension)."""
     return (torch.addmm if a.dim() == 2 else torch.baddbmm)(bias, a, b, out=out)
 
 
 def _mm(a, b, out=None):
+    """a @ b, for matrices or for stacks of them."""
     return (torch.mm if a.dim() == 2 else torch.bmm)(a, b, out=out)
 
 
@@ -48,13 +49,15 @@ def _lstm_scan(xz, W, save):
     """Forward of one LSTM layer from input terms xz (T, B, 4H) and recurrent weight W (4H, H),
     both with the g block doubled. Returns (hs, acts, c2s, tcs): h_t; the activations
     (i, f, σ_g, o) with g = 2σ_g − 1; 2c_t (kept doubled: then tanh c_t = 2σ(2c_t) − 1);
-    tanh c_t. Without `save` only hs is kept for every step."""
-    T, *B, G = xz.shape
+    tanh c_t. Without `save` only hs is kept for every step. For a stack of S runs:
+    xz (T, S, B, 4H), W (S, 4H, H), and every output gains the S dimension after time."""
+    T, *lead, G = xz.shape  # lead: (B,), or (S, B) for a stack
     H = G // 4
     WT = W.mT
-    hs = xz.new_empty(T, *B, H)
-    acts, tcs = xz.new_empty(T if save else 1, *B, G), xz.new_empty(T if save else 1, *B, H)
-    c2s = xz.new_empty(T if save else 2, *B, H)
+    hs = xz.new_empty(T, *lead, H)
+    acts = xz.new_empty(T if save else 1, *lead, G)
+    tcs = xz.new_empty(T if save else 1, *lead, H)
+    c2s = xz.new_empty(T if save else 2, *lead, H)
     for t in range(T):
         a, tc, c2 = acts[t if save else 0], tcs[t if save else 0], c2s[t if save else t % 2]
         if t:
@@ -74,7 +77,8 @@ def _lstm_scan(xz, W, save):
 
 
 def _lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only):
-    """Backward of `_lstm_scan`: gradients for xz and W (in their doubled-g form)."""
+    """Backward of `_lstm_scan`: gradients for xz and W (in their doubled-g form), per run
+    for a stack."""
     T, G = acts.shape[0], acts.shape[-1]
     H = G // 4
     i, f, sg, o = acts.unflatten(-1, (4, H)).unbind(-2)
@@ -108,13 +112,15 @@ def _lstm_bptt(dH, W, acts, c2s, tcs, hs, last_only):
 
 def _grad_W(dz, hs):
     """dL/dW = Σ_{t≥1} dz_tᵀ h_{t−1}: one matmul over all steps, computed as its transpose
-    (hᵀ dz, measured about 10 % faster on CPU) and returned as a view; per run for stacks."""
+    (hᵀ dz, measured about 10 % faster on CPU) and returned as a view. For a stack, per run
+    (moving the run dimension first copies hs and dz)."""
     h, d = (a.movedim(0, -3).flatten(-3, -2) for a in (hs[:-1], dz[1:]))
     return _mm(h.mT, d).mT
 
 
 def _rnn_scan(xz, W):
-    """Forward of the vanilla RNN from xz (T, B, H) and W (H, H), both doubled."""
+    """Forward of the vanilla RNN from xz (T, B, H) and W (H, H), both doubled; or a stack,
+    xz (T, S, B, H) and W (S, H, H)."""
     T = xz.shape[0]
     WT = W.mT
     hs = torch.empty_like(xz)
@@ -125,6 +131,7 @@ def _rnn_scan(xz, W):
 
 
 def _rnn_bptt(dH, W, hs, last_only):
+    """Backward of `_rnn_scan`: gradients for xz and W (doubled), per run for a stack."""
     T = hs.shape[0]
     D = torch.addcmul(hs.new_full((), 0.5), hs, hs, value=-0.5)  # d tanh(z/2) / dz
     dz = torch.empty_like(hs)
@@ -134,7 +141,7 @@ def _rnn_bptt(dH, W, hs, last_only):
         elif last_only:
             dh = _mm(dz[t + 1], W)
         else:
-            dh = _addmm(dH[t], dz[t + 1], W, None)
+            dh = _addmm(dH[t], dz[t + 1], W)
         torch.mul(dh, D[t], out=dz[t])
     return dz, _grad_W(dz, hs)
 

@@ -221,9 +221,6 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None):
     return {
         "config": config, "threshold": threshold, "smoothing": report.get("smoothing_window", 100),
         "band": plots.BAND_TEXT, "seeds": seeds,
-        "study_seeds": {name: len(st.get("seeds", config["seeds"]))
-                        for name, st in config["studies"].items()},
-        "init_study": report.get("init_study", "init_study"),
         "defaults": config.get("defaults", {}),
         "figures": {name: {"path": str((Path(figures_dir) / f"{name}.pdf").resolve()),
                            "caption": raw(FIGURES[name]["caption"])} for name in figures},

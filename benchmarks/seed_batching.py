@@ -78,23 +78,16 @@ class SeedBatch:
     def __init__(self, spec, seeds):
         specs = [PalindromeSpec(**{**spec.to_dict(), "seed": sd, "impl": "bptt"}) for sd in seeds]
         runs = [train.prepare(sp, lambda d, sp=sp: train.PalindromeTask(sp, d)) for sp in specs]
-        self.spec, self.S, self.gates = spec, len(seeds), runs[0].model.gates
+        self.spec, self.specs, self.S, self.gates = spec, specs, len(seeds), runs[0].model.gates
         self.gens = [r.gen for r in runs]
-        # One (S, P) buffer and one for its gradient, row r run r's parameters in the model's
-        # order; the stacked parameters (S, ...) and their gradients are views into them, as
-        # train.flat_parameters does for one run: backward accumulates into the views, and
-        # the clipping and the optimizer see one tensor.
-        self.flat = torch.nn.Parameter(torch.stack(
-            [torch.cat([p.detach().flatten() for p in r.model.parameters()]) for r in runs]))
-        self.flat.grad = torch.zeros_like(self.flat)
-        self.p, offset = {}, 0
-        for name, p in runs[0].model.named_parameters():
-            n = p.numel()
-            view = (slice(None), slice(offset, offset + n))
-            self.p[name] = torch.nn.Parameter(self.flat.data[view].view(self.S, *p.shape))
-            self.p[name].grad = self.flat.grad[view].view(self.S, *p.shape)
-            offset += n
+        # The runs' parameters stacked (S, ...) as views of one (S, P) buffer, row r run r's,
+        # and their gradients of another (train.flat_parameters with a run dimension): the
+        # clipping and the optimizer see one tensor.
+        self.p = {name: torch.nn.Parameter(torch.stack([r.model.get_parameter(name).detach()
+                                                        for r in runs]))
+                  for name, _ in runs[0].model.named_parameters()}
         assert list(self.p) == ["W_x", "W_h", "b", "W_p", "b_p"], list(self.p)
+        self.flat = train.flat_parameters(list(self.p.values()), lead=1)
         self.opt = train.make_optimizer(spec, [self.flat])
 
     def step(self):
@@ -107,7 +100,7 @@ class SeedBatch:
         logits = torch.baddbmm(p["b_p"].unsqueeze(1), h, p["W_p"].mT)  # (S, B, C)
         losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
         losses = losses.view(self.S, -1).mean(1)
-        self.flat.grad.zero_()
+        train.zero_grads([self.flat])
         losses.sum().backward()
         norms = torch.linalg.vector_norm(self.flat.grad, dim=1)  # each run's own clipping
         self.flat.grad.mul_((self.spec.max_norm / (norms + 1e-6)).clamp_(max=1.0).unsqueeze(1))
@@ -122,8 +115,7 @@ def check(spec, seeds, steps=50):
     for _ in range(steps):
         batch.step()
     worst = 0.0
-    for r, sd in enumerate(seeds):
-        one = PalindromeSpec(**{**spec.to_dict(), "seed": sd, "impl": "bptt"})
+    for r, one in enumerate(batch.specs):
         run = train.prepare(one, lambda d: train.PalindromeTask(one, d))
         step = train.make_step(run.task, run.opt, run.params, one)
         for _ in range(steps):

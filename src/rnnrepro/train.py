@@ -74,8 +74,8 @@ def keep_freed_memory():
     fault and get zeroed anew every step; measured here that cost the hand-written LSTM step
     a fifth of its time and the course baseline's text step a quarter. Raising the mmap
     threshold to its maximum (32 MiB) and the trim threshold above it keeps such blocks on
-    the heap for the next step. No effect on
-    results; a no-op where glibc's `mallopt` is missing. Returns whether it applied.
+    the heap for the next step. No effect on results; a no-op where glibc's `mallopt` is
+    missing. Returns whether it applied.
     """
     import ctypes
     import ctypes.util
@@ -104,7 +104,7 @@ def optimizer_step(opt):
     opt._opt_called = True
 
 
-def flat_parameters(params):
+def flat_parameters(params, lead=0):
     """One buffer for all of `params` and one for their gradients: each parameter and its
     .grad become views into them, and the single flat Parameter returned is what the
     optimizer and the gradient clipping see. They then run a few ops on one tensor instead
@@ -113,15 +113,17 @@ def flat_parameters(params):
     The optimizers' arithmetic is elementwise, so the update is the same to the bit; only
     when the clipping bites may its coefficient differ in the last bit (the norm is summed in
     another order). Tests check both. The gradient buffer is zeroed, never dropped
-    (`zero_grads`): backward accumulates into the views."""
-    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    (`zero_grads`): backward accumulates into the views. With `lead` > 0 the parameters are
+    stacks of runs sharing their first `lead` dimensions, and the buffers keep those
+    dimensions: (*lead, P), each run's parameters in one row (benchmarks/seed_batching.py)."""
+    flat = torch.nn.Parameter(torch.cat([p.detach().flatten(lead) for p in params], dim=-1))
     flat.grad = torch.zeros_like(flat)
     flat.flat_views = True
     offset = 0
     for p in params:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        p.grad = flat.grad[offset:offset + n].view_as(p)
+        n = p.shape[lead:].numel()
+        p.data = flat.data[..., offset:offset + n].view_as(p)
+        p.grad = flat.grad[..., offset:offset + n].view_as(p)
         offset += n
     return flat
 

@@ -40,5 +40,9 @@ rule all:
         "results/report/report.pdf",
 
 
+onstart:
+    write_run_table()
+
+
 onerror:
     report_missing_runs()

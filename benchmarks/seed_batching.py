@@ -1,127 +1,56 @@
-"""Several seeds of one palindrome setting trained as one batched step: a measured prototype.
+"""Several seeds of one palindrome setting trained as one batched step: measured on the CPU.
 
-Issue 6 lists it as an idea worth measuring: S runs that differ only in their seed share
-every shape, so their recurrences can run as one batched matmul per step (`torch.baddbmm`
-over a leading run dimension, which the scans in src/rnnrepro/bptt.py accept) and their
-pointwise work, clipping and optimizer step as one op each over all S runs. Each run keeps
-its own data stream (its own generator, as `fit` seeds it), its own loss (the batched loss
-is the sum of the runs' mean losses, so each run's gradient is its own), its own gradient
-clipping (per-run norm, torch's formula) and its own optimizer state (RMSprop, Adam and SGD
-are elementwise, so one optimizer over the stacked parameters updates each run as its own
-would).
+A job that trains several runs stacks those of one shape into one batched step
+(src/rnnrepro/stack.py; jobs.py decides when). Each run keeps its own data stream, its own
+loss (the step minimises the sum of the runs' mean losses, so each run's gradient is its
+own), its own gradient clipping (per-run norm, torch's formula) and its own optimizer state
+(RMSprop, Adam and SGD are elementwise). On a GPU a step is bound by kernel launches and S
+runs cost about what one does; this script measures what a stack costs on the CPU, where
+the pipeline keeps one run per job (execution.runs_per_job auto).
 
     PYTHONPATH=src python benchmarks/seed_batching.py [--seeds 2 3 5] [--threads 1 2] [--csv F]
 
-It first checks the batched runs against S separate runs of the project's own step (impl
-bptt) after 50 steps: with SGD, where the difference stays at rounding level (~3e-8), and
-with the spec's optimizer, where training grows rounding differences (with RMSprop to
-1e-4 to 6e-3 by step 50, seed by seed, as much as two single-run implementations differ:
-impl loop against impl bptt, 2e-5 to 5e-3 for the same seeds). Then it times, interleaved
-as `rnnrepro bench` does, the course-style baseline, the project's step (impl auto, one run)
-and the batched step for each S, and prints steps/s per run (a batched step advances S
-runs). Not used by the pipeline.
+It first checks the stacked runs against S separate runs of the project's own step after 50
+steps: with SGD, where the difference stays at rounding level (~3e-8), and with the spec's
+optimizer, where training grows rounding differences (with RMSprop to 1e-4 to 6e-3 by step
+50, seed by seed, as much as two single-run implementations differ: impl loop against impl
+bptt, 2e-5 to 5e-3 for the same seeds). Then it times, interleaved as `rnnrepro bench`
+does, the course-style baseline, the project's step (impl auto, one run) and the stacked
+step for each S, and prints steps/s per run (a stacked step advances S runs).
 """
 
 import argparse
+import dataclasses
 import statistics
-import warnings
 
 import torch
-import torch.nn.functional as F
 
-from rnnrepro import bench, bptt, train
-from rnnrepro.data import palindrome_batch
-from rnnrepro.spec import PalindromeSpec
-
-# The stacked parameters are strided views of the (S, P) buffer; torch notes that such a
-# layout is not the one it would give a gradient. Their gradients are views of that buffer's
-# gradient, laid out alike: nothing is copied.
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
+from rnnrepro import bench, train
+from rnnrepro.spec import Execution, PalindromeSpec
+from rnnrepro.stack import StackedPalindromeTask
 
 
-class _StackedLayer(torch.autograd.Function):
-    """One recurrent layer for S runs at once, scalar inputs (d = 1), zero initial state.
-    x (T, S, B, 1); W_x (S, G, 1), b (S, G), W_h (S, G, H). Returns h_T (S, B, H).
-    bptt._Layer for a stack: the same tanh-block scaling around the same scans, with the
-    input terms of a scalar input as one broadcast product (bptt's take one run only)."""
-
-    @staticmethod
-    def forward(ctx, x, W_x, b, W_h, gates):
-        s = bptt.tanh_scale(gates, W_h.shape[-1], W_h)
-        W = W_h * s.unsqueeze(-1)
-        xz = torch.addcmul((b * s)[:, None], x, (W_x.squeeze(-1) * s)[:, None])
-        if gates == 4:
-            hs, *saved = bptt._lstm_scan(xz, W, save=True)
-        else:
-            hs, saved = bptt._rnn_scan(xz, W), []
-        ctx.save_for_backward(x, s, W, hs, *saved)
-        ctx.gates = gates
-        return hs[-1].clone()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dH):
-        x, s, W, hs, *saved = ctx.saved_tensors
-        if ctx.gates == 4:
-            dz, dW = bptt._lstm_bptt(dH.contiguous(), W, *saved, hs, True)
-        else:
-            dz, dW = bptt._rnn_bptt(dH.contiguous(), W, hs, True)
-        dz = dz.transpose(0, 1).flatten(1, 2)  # (S, T·B, G), a copy
-        dW_x = torch.bmm(x.transpose(0, 1).reshape(dz.shape[0], 1, -1), dz).mul_(s).mT
-        db = dz.sum(1).mul_(s)
-        return None, dW_x, db, dW * s.unsqueeze(-1), None
+def stacked(spec, seeds, execution):
+    """The stacked step of `spec` for `seeds`, set up as a job sets it up: (run, step())."""
+    specs = [dataclasses.replace(spec, seed=s) for s in seeds]
+    run = train.prepare(specs, lambda d: StackedPalindromeTask(specs, d), execution)
+    step = train.make_step(run.task, run.opt, run.params, spec)
+    return run, lambda: step(run.gens)
 
 
-class SeedBatch:
-    """S runs of `spec` (seeds `seeds`), initialised and fed exactly as `fit` would each."""
-
-    def __init__(self, spec, seeds):
-        specs = [PalindromeSpec(**{**spec.to_dict(), "seed": sd, "impl": "bptt"}) for sd in seeds]
-        runs = [train.prepare(sp, lambda d, sp=sp: train.PalindromeTask(sp, d)) for sp in specs]
-        self.spec, self.specs, self.S, self.gates = spec, specs, len(seeds), runs[0].model.gates
-        self.gens = [r.gen for r in runs]
-        # The runs' parameters stacked (S, ...) as views of one (S, P) buffer, row r run r's,
-        # and their gradients of another (train.flat_parameters with a run dimension): the
-        # clipping and the optimizer see one tensor.
-        self.p = {name: torch.nn.Parameter(torch.stack([r.model.get_parameter(name).detach()
-                                                        for r in runs]))
-                  for name, _ in runs[0].model.named_parameters()}
-        assert list(self.p) == ["W_x", "W_h", "b", "W_p", "b_p"], list(self.p)
-        self.flat = train.flat_parameters(list(self.p.values()), lead=1)
-        self.opt = train.make_optimizer(spec, [self.flat])
-
-    def step(self):
-        xs, ys = zip(*(palindrome_batch(self.spec.batch, self.spec.input_length, g)
-                       for g in self.gens))
-        x = torch.stack([x.t() for x in xs], 1).unsqueeze(-1).float()  # (T, S, B, 1)
-        y = torch.stack(ys)  # (S, B)
-        p = self.p
-        h = _StackedLayer.apply(x, p["W_x"], p["b"], p["W_h"], self.gates)
-        logits = torch.baddbmm(p["b_p"].unsqueeze(1), h, p["W_p"].mT)  # (S, B, C)
-        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        losses = losses.view(self.S, -1).mean(1)
-        train.zero_grads([self.flat])
-        losses.sum().backward()
-        norms = torch.linalg.vector_norm(self.flat.grad, dim=1)  # each run's own clipping
-        self.flat.grad.mul_((self.spec.max_norm / (norms + 1e-6)).clamp_(max=1.0).unsqueeze(1))
-        train.optimizer_step(self.opt)
-        acc = (logits.argmax(-1) == y).float().mean(1)
-        return torch.stack((losses.detach(), acc, norms), 1)
-
-
-def check(spec, seeds, steps=50):
-    """Max |difference| of the batched runs' parameters from separate runs after `steps`."""
-    batch = SeedBatch(spec, seeds)
+def check(spec, seeds, steps=50, execution=Execution(device="cpu")):
+    """Max |difference| of the stacked runs' parameters from separate runs after `steps`."""
+    run, step = stacked(spec, seeds, execution)
     for _ in range(steps):
-        batch.step()
+        step()
     worst = 0.0
-    for r, one in enumerate(batch.specs):
-        run = train.prepare(one, lambda d: train.PalindromeTask(one, d))
-        step = train.make_step(run.task, run.opt, run.params, one)
+    for r, one in enumerate(run.task.specs):
+        alone = train.prepare([one], lambda d: train.PalindromeTask(one, d), execution)
+        one_step = train.make_step(alone.task, alone.opt, alone.params, one)
         for _ in range(steps):
-            step(run.gen)
-        ref = torch.cat([p.detach().flatten() for p in run.model.parameters()])
-        worst = max(worst, (batch.flat[r].detach() - ref).abs().max().item())
+            one_step(alone.gens)
+        ref = torch.cat([p.detach().flatten() for p in alone.model.parameters()])
+        worst = max(worst, (run.task.flat[r].detach() - ref).abs().max().item())
     return worst
 
 
@@ -138,16 +67,15 @@ def main(argv=None):
     rows = []
     for threads in args.threads:
         for model in args.models:
-            spec = PalindromeSpec(model=model, input_length=10, batch=128, device="cpu",
-                                  threads=threads)
-            sgd = PalindromeSpec(**{**spec.to_dict(), "optimizer": "sgd", "lr": 0.05,
-                                    "momentum": 0.0})
-            diffs = [check(sp, list(range(max(args.seeds)))) for sp in (sgd, spec)]
+            spec = PalindromeSpec(model=model, input_length=10, batch=128)
+            execution = Execution(device="cpu", threads=threads)
+            sgd = dataclasses.replace(spec, optimizer="sgd", lr=0.05, momentum=0.0)
+            diffs = [check(sp, list(range(max(args.seeds))), execution=execution) for sp in (sgd, spec)]
             course = base.PalindromeBaseline(model, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
-            step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d))
+            step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d), execution)
             impls = [("course", 1, course.step), (f"project ({impl})", 1, step)]
-            impls += [(f"{S} seeds batched", S, SeedBatch(spec, list(range(S))).step)
+            impls += [(f"{S} seeds batched", S, stacked(spec, list(range(S)), execution)[1])
                       for S in args.seeds]
             torch.set_num_threads(threads)
             rates, _ = bench.time_interleaved([(n, "", f) for n, _, f in impls],

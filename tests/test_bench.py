@@ -19,9 +19,10 @@ from rnnrepro import bench, bptt, train
 from rnnrepro.data import Corpus, palindrome_batch
 from rnnrepro.bptt import layer
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
-from rnnrepro.spec import PalindromeSpec, SpecError, TextSpec
+from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
 
-FAST = dict(eval_size=200, threads=1, device="cpu")
+FAST = dict(eval_size=200)
+CPU = Execution(device="cpu", threads=1)
 
 
 # --- the bench ------------------------------------------------------------------------------------
@@ -81,11 +82,11 @@ def test_fit_and_bench_run_the_same_step(monkeypatch, tmp_path):
 
     monkeypatch.setattr(train, "make_step", spy)
     spec = PalindromeSpec(model="rnn", input_length=4, steps=3, eval_every=3, **FAST)
-    train.train_palindrome(spec, tmp_path / "run")
-    step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d))
+    train.train_palindrome(spec, tmp_path / "run", CPU)
+    step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d), CPU)
     out = step()
     assert calls == [spec, spec]
-    assert impl == "bptt" and out.shape == (3,)
+    assert impl == "bptt" and out.shape == (1, 3)
 
 
 def test_floor_step_does_the_counted_matmuls(monkeypatch):
@@ -210,38 +211,36 @@ def _load_benchmark(name):
 
 @pytest.mark.parametrize("model", ["rnn", "lstm"])
 @pytest.mark.parametrize("max_norm", [1e6, 0.05])
-def test_seed_batching_prototype_trains_each_seed_as_its_own_run(model, max_norm):
-    """The measured prototype: S seeds in one batched step end where S separate runs of the
-    project's step end (SGD, so rounding stays rounding), the clipping per run included
-    (max_norm 0.05 bites: a norm over all runs at once would fail this)."""
+def test_seed_batching_benchmark_trains_each_seed_as_its_own_run(model, max_norm):
+    """The benchmark's stack of S seeds ends where S separate runs of the project's step end
+    (SGD, so rounding stays rounding), the clipping per run included (max_norm 0.05 bites:
+    a norm over all runs at once would fail this)."""
     sb = _load_benchmark("seed_batching")
     spec = PalindromeSpec(model=model, input_length=5, batch=16, hidden=12, optimizer="sgd",
                           lr=0.05, max_norm=max_norm, **FAST)
     assert sb.check(spec, [0, 1, 2], steps=8) < 1e-6
-    rows = sb.SeedBatch(spec, [0, 1]).step()
+    rows = sb.stacked(spec, [0, 1], CPU)[1]()
     assert rows.shape == (2, 3) and (rows[:, 2] > max_norm).all() == (max_norm < 1)
 
 
 # --- impl resolution, fallback, determinism -------------------------------------------------------
 def test_impl_values_and_auto_resolution():
     cpu = torch.device("cpu")
-    assert PalindromeSpec().impl == "auto"
-    assert train.resolve_impl(PalindromeSpec(model="rnn"), cpu) == "bptt"
-    assert train.resolve_impl(PalindromeSpec(model="lstm"), cpu) == "fused"
+    assert Execution().impl == "auto"
+    assert train.resolve_impl("rnn", "auto", cpu) == "bptt"
+    assert train.resolve_impl("lstm", "auto", cpu) == "fused"
     for impl in ("fused", "loop", "bptt"):
-        assert train.resolve_impl(PalindromeSpec(impl=impl), cpu) == impl
-    assert train.resolve_impl(PalindromeSpec(model="rnn", impl="graph"), cpu) == "bptt"
-    with pytest.raises(SpecError, match="impl must be one of"):
-        PalindromeSpec(impl="cudagraph")
-    assert PalindromeSpec(impl="bptt").run_id() == PalindromeSpec(impl="fused").run_id()
+        assert train.resolve_impl("lstm", impl, cpu) == impl
+    assert train.resolve_impl("rnn", "graph", cpu) == "bptt"
+    assert train.PalindromeTask(PalindromeSpec(**FAST), cpu, "loop").impl == "loop"
     corpus = Corpus("abcdefghij" * 100)
     assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
 
 
 def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
     spec = dict(model="rnn", input_length=5, steps=60, eval_every=30, **FAST)
-    train.train_palindrome(PalindromeSpec(impl="graph", **spec), tmp_path / "graph")
-    train.train_palindrome(PalindromeSpec(impl="auto", **spec), tmp_path / "auto")
+    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "graph", Execution(device="cpu", impl="graph"))
+    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "auto", CPU)
     for name in ("metrics.csv", "eval.csv"):
         assert (tmp_path / "graph" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes()
     task = train.PalindromeTask(PalindromeSpec(**spec), torch.device("cpu"))
@@ -255,9 +254,10 @@ def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
 @pytest.mark.parametrize("impl", ["bptt", "fused"])
 def test_every_cpu_path_is_deterministic_and_learns(model, impl, tmp_path):
     spec = PalindromeSpec(model=model, optimizer="adam", input_length=3, steps=150,
-                          eval_every=150, impl=impl, **FAST)
-    a = train.train_palindrome(spec, tmp_path / "a")
-    train.train_palindrome(spec, tmp_path / "b")
+                          eval_every=150, **FAST)
+    execution = Execution(device="cpu", impl=impl)
+    a = train.train_palindrome(spec, tmp_path / "a", execution)
+    train.train_palindrome(spec, tmp_path / "b", execution)
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
     first = float((tmp_path / "a" / "eval.csv").read_text().splitlines()[1].split(",")[1])
     assert a["eval_final"]["loss"] < 0.8 * first
@@ -285,7 +285,7 @@ def test_optimizer_step_is_torchs_step(optimizer):
 def test_a_training_job_does_not_import_dynamo(tmp_path):
     code = ("import sys; from rnnrepro.spec import PalindromeSpec; "
             "from rnnrepro.train import train_palindrome; "
-            f"train_palindrome(PalindromeSpec(steps=3, eval_size=50, device='cpu'), {str(tmp_path)!r}); "
+            f"train_palindrome(PalindromeSpec(steps=3, eval_size=50), {str(tmp_path)!r}); "
             "print('torch._dynamo' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip().splitlines()[-1] == "False"
@@ -332,12 +332,12 @@ def test_training_steps_do_not_page_fault_after_warm_up():
     """`keep_freed_memory` (called by `prepare`) keeps the step's activations on the heap:
     without it glibc unmaps them after every step and each step faults ~1000 pages afresh."""
     resource = pytest.importorskip("resource")
-    spec = PalindromeSpec(model="lstm", impl="bptt", input_length=10, batch=128, **FAST)
-    run = train.prepare(spec, lambda d: train.PalindromeTask(spec, d))
+    spec = PalindromeSpec(model="lstm", input_length=10, batch=128, **FAST)
+    run = train.prepare([spec], lambda d: train.PalindromeTask(spec, d, "bptt"), CPU)
     step = train.make_step(run.task, run.opt, run.params, spec)
     for _ in range(5):
-        step(run.gen)
+        step(run.gens)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
-        step(run.gen)
+        step(run.gens)
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20 < 100

@@ -69,18 +69,31 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path
         assert (clean / name).read_bytes() == (resume.parent / name).read_bytes(), name
 
 
-def test_a_diverged_run_is_named_and_the_others_finish(tmp_path, corpus_path):
-    diverge = {"kind": "palindrome", "grid": {"model": ["rnn"], "optimizer": ["sgd"], "input_length": [4]},
+@pytest.mark.parametrize("runs_per_job", [1, 4])
+def test_a_diverged_run_is_named_and_the_others_finish(tmp_path, corpus_path, runs_per_job):
+    """Two runs that diverge, each named with its step; with several runs per job the two
+    share one batched step in one job, and each still fails in its own job."""
+    diverge = {"kind": "palindrome", "grid": {"model": ["rnn"], "optimizer": ["sgd"], "input_length": [4],
+                                              "init": ["default", "normal"]},
                "set": {"lr": 1.0e38}, "seeds": [0]}
     healthy = {"kind": "palindrome", "grid": {"model": ["rnn", "lstm"], "optimizer": ["adam"],
                                               "input_length": [4]}, "seeds": [0]}
-    workdir = make_workdir(tmp_path, corpus_path,
-                           edit=only({"extra": {"rnn_adam": healthy, "diverge": diverge}}))
+
+    def edit(config):
+        only({"extra": {"rnn_adam": healthy, "diverge": diverge}})(config)
+        config["execution"]["runs_per_job"] = runs_per_job
+
+    workdir = make_workdir(tmp_path, corpus_path, edit=edit)
     res = snakemake(workdir, "--keep-going", check=False)
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert "1 of 3 training runs have no results yet" in out, out[-3000:]
-    assert "rnn-sgd-len4-seed0-" in out and "loss is inf at step 2" in out
+    assert "2 of 4 training runs have no results yet" in out, out[-3000:]
+    missing = [line for line in out.splitlines() if "(studies: diverge)" in line]
+    assert len(missing) == 2 and all("loss is" in m and "at step" in m for m in missing), missing
+    if runs_per_job == 1:
+        assert "loss is inf at step 2" in out
+    else:
+        assert "(trained in the job of run rnn-sgd-len4-seed0-" in out
     assert len(list((workdir / "results" / "runs").glob("palindrome/*/summary.json"))) == 2
     assert "Traceback" not in out
 

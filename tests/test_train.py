@@ -10,10 +10,21 @@ import time
 import pytest
 import torch
 
-from rnnrepro.spec import PalindromeSpec, SpecError, TextSpec
-from rnnrepro.train import Diverged, train_palindrome, train_text
+from rnnrepro.spec import Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.train import Diverged
+from rnnrepro.train import train_palindrome as _train_palindrome
+from rnnrepro.train import train_text as _train_text
 
-FAST = dict(eval_size=1000, threads=1, device="cpu")
+FAST = dict(eval_size=1000)
+CPU = Execution(device="cpu", threads=1)
+
+
+def train_palindrome(spec, out, **kw):
+    return _train_palindrome(spec, out, CPU, **kw)
+
+
+def train_text(spec, corpus, out, **kw):
+    return _train_text(spec, corpus, out, CPU, **kw)
 
 
 @pytest.mark.parametrize("model", ["rnn", "lstm"])
@@ -94,8 +105,7 @@ def test_nan_loss_stops_the_run_naming_run_and_step(tmp_path):
 
 def test_text_run_outputs(tmp_path, corpus_path):
     spec = TextSpec(steps=60, hidden=32, eval_every=30, sample_every=30, sample_first=10,
-                    samples_per_step=2, sample_temperatures=(0.5, 2.0), temperature=2.0,
-                    threads=1, device="cpu")
+                    samples_per_step=2, sample_temperatures=(0.5, 2.0), temperature=2.0)
     summary = train_text(spec, corpus_path, tmp_path)
     assert summary["corpus"]["characters"] == 540_241 and summary["corpus"]["distinct"] == 87
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
@@ -127,7 +137,6 @@ def test_text_training_temperature_divides_the_logits():
     ("input_length", -1, "input_length must be ≥ 1"),
     ("model", "gru", "model must be one of"),
     ("optimizer", "adagrad", "optimizer must be one of"),
-    ("device", "tpu", "device must be one of"),
     ("lr", 0.0, "lr must be a positive number"),
     ("batch", "64", "batch must be int"),
     ("init", "zeros", "init must be one of"),
@@ -148,10 +157,33 @@ def test_bad_text_spec_and_unknown_keys():
 
 def test_run_id_covers_results_not_execution():
     base = PalindromeSpec()
-    assert PalindromeSpec(device="cpu", threads=2, checkpoint_every=7).run_id() == base.run_id()
     assert PalindromeSpec(lr=0.01).run_id() != base.run_id()
+    # where and how a run is computed is not part of the spec at all
+    execution = {f for f in Execution().to_dict()}
+    assert not execution & set(base.to_dict()) and not execution & set(TextSpec().to_dict())
+    with pytest.raises(SpecError, match=r"unknown palindrome spec keys \['device'\]"):
+        PalindromeSpec.from_dict({"device": "cpu"})
     assert base.run_id().startswith("lstm-rmsprop-len10-seed0-")
     assert PalindromeSpec(lr=1).lr == 1.0 and PalindromeSpec(lr=1).run_id() == PalindromeSpec(lr=1.0).run_id()
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("device", "tpu", "device must be one of"),
+    ("threads", 0, "threads must be ≥ 1"),
+    ("impl", "cudagraph", "impl must be one of"),
+    ("jobs_per_gpu", 0, "jobs_per_gpu must be ≥ 1"),
+    ("runs_per_job", -1, "runs_per_job must be ≥ 0"),
+    ("checkpoint_every", 1.5, "checkpoint_every must be int"),
+])
+def test_bad_execution_names_the_field(field, value, match):
+    with pytest.raises(SpecError, match=match):
+        Execution(**{field: value})
+
+
+def test_runs_per_job_auto_is_one_on_cpu_and_many_on_cuda():
+    assert Execution().runs_cap("cpu") == 1
+    assert Execution().runs_cap("cuda") == Execution.RUNS_PER_JOB_CUDA > 1
+    assert Execution(runs_per_job=3).runs_cap("cpu") == Execution(runs_per_job=3).runs_cap("cuda") == 3
 
 
 def test_gradient_probe_shows_vanishing_gradients_in_the_rnn():

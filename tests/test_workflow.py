@@ -108,6 +108,22 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
         "render_report", "all"]), out
 
 
+@pytest.mark.parametrize("key,value", [
+    ("device", "auto"), ("threads", 2), ("checkpoint_every", 7), ("impl", "loop"),
+    ("jobs_per_gpu", 3), ("runs_per_job", 5), ("mem_mb", 3000),
+])
+def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
+    """execution.* is not part of any run's identity: a user can finish on the CPU and move
+    to a GPU or a cluster without losing a run. Only the provenance and the report rebuild."""
+    config = yaml.safe_load((done / "test.yaml").read_text())
+    assert config["execution"].get(key) != value
+    config["execution"][key] = value
+    write_config(done / f"exec-{key}.yaml", config)
+    jobs, out = planned_jobs(done, config=f"exec-{key}.yaml")
+    assert not [r for r, _ in jobs if r.startswith("train_")], out
+    assert {r for r, _ in jobs} <= {"save_config", "render_report", "all"}, out
+
+
 @pytest.mark.parametrize("override,expect", [
     ({"bogus": 1}, "'bogus' was unexpected"),
     ({"seeds": []}, "should be non-empty"),

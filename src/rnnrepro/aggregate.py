@@ -82,15 +82,24 @@ def aggregate_study(study, run_dirs, out_dir):
 
 
 def compute_table(benchmarks, summaries, out):
-    """One row per training job: Snakemake's benchmark (wall, memory) beside the run's device."""
+    """One row per training job: Snakemake's benchmark (wall, memory) beside the run's device.
+
+    A run trained in another run's job (jobs.py) shows that job in `trained_in_job_of`, its
+    own job's few seconds in job_seconds, and as train_seconds its share of the step it was
+    trained in (the step's wall time over the runs in it)."""
     rows = []
     for tsv, summary_path in zip(benchmarks, summaries):
         bench = pd.read_csv(tsv, sep="\t").iloc[0]
         summary = json.loads(Path(summary_path).read_text())
+        execution = summary.get("execution", {})
+        runs_in_step = execution.get("runs_in_step", 1)
+        job = execution.get("job", summary["run_id"])
         rows.append({
             "run_id": summary["run_id"], "kind": summary["kind"],
             "steps": summary["spec"]["steps"], "job_seconds": float(bench["s"]),
-            "train_seconds": summary["wall_seconds"],
+            "train_seconds": summary["wall_seconds"] / runs_in_step,
+            "runs_in_step": runs_in_step,
+            "trained_in_job_of": "" if job == summary["run_id"] else job,
             "max_rss_mb": float(bench["max_rss"]) if str(bench["max_rss"]) != "-" else None,
             "cpu_seconds": float(bench["cpu_time"]) if str(bench["cpu_time"]) != "-" else None,
             "device": summary["device"], "threads": summary["threads"],

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from . import train
-from .spec import PalindromeSpec, TextSpec
+from .spec import Execution, PalindromeSpec, TextSpec
 
 COLUMNS = ("case", "implementation", "impl", "threads", "steps_per_s", "ratio_to_baseline",
            "ratio_to_plain", "floor_fraction", "floor_steps_per_s", "flop_per_step",
@@ -122,12 +122,12 @@ def matmul_rate(m=512, k=512, n=512, seconds=0.5):
 
 
 # --- the implementations -----------------------------------------------------------------------
-def project_step(spec, make_task):
+def project_step(spec, make_task, execution):
     """The step `fit` runs for `spec`: its setup (`prepare`) and step (`make_step`)."""
-    run = train.prepare(spec, make_task)
+    run = train.prepare([spec], make_task, execution)
     run.model.train()
     step = train.make_step(run.task, run.opt, run.params, spec, run.sched)
-    return (lambda: step(run.gen)), run.task.impl
+    return (lambda: step(run.gens)), run.task.impl
 
 
 def plain_lstm_step(spec, corpus):
@@ -164,26 +164,25 @@ FLOOR = "floor:matmuls"
 def build(case, threads, baseline, corpus=None):
     """[(implementation, impl, step callable)] and the step's matmuls for one case; the last
     implementation is the floor: those matmuls alone."""
+    execution = Execution(device="cpu", threads=threads)
     if case in ("rnn", "lstm"):
-        spec = PalindromeSpec(model=case, input_length=10, batch=128, device="cpu",
-                              threads=threads)
+        spec = PalindromeSpec(model=case, input_length=10, batch=128)
         course = baseline.PalindromeBaseline(case, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
         impls = [("course", "", course.step)]
-        step, impl = project_step(spec, lambda d: train.PalindromeTask(spec, d))
+        step, impl = project_step(spec, lambda d: train.PalindromeTask(spec, d), execution)
         impls.append(("project", impl, step))
         for other in ("fused", "bptt"):
             if other != impl:
-                s = PalindromeSpec(**{**spec.to_dict(), "impl": other})
-                impls.append((f"project:{other}", other,
-                              project_step(s, lambda d, s=s: train.PalindromeTask(s, d))[0]))
+                make = lambda d, other=other: train.PalindromeTask(spec, d, other)
+                impls.append((f"project:{other}", other, project_step(spec, make, execution)[0]))
         mms = palindrome_matmuls(spec, 4 if case == "lstm" else 1)
         return impls + [(FLOOR, "", matmul_floor_step(mms))], mms
-    spec = TextSpec(batch=64, seq_length=30, device="cpu", threads=threads)
+    spec = TextSpec(batch=64, seq_length=30)
     course = baseline.TextBaseline(corpus.text, spec.batch, spec.seq_length, spec.hidden,
                                    spec.layers, spec.optimizer, spec.lr, spec.max_norm, spec.seed)
     impls = [("course", "", course.step)]
-    step, impl = project_step(spec, lambda d: train.TextTask(spec, d, corpus))
+    step, impl = project_step(spec, lambda d: train.TextTask(spec, d, corpus), execution)
     impls.append(("project", impl, step))
     impls.append(("plain-nn.LSTM", "", plain_lstm_step(spec, corpus)))
     mms = text_matmuls(spec, len(corpus.vocab))

@@ -149,15 +149,33 @@ def _rnn_bptt(dH, W, hs, last_only):
 def _input_terms(x, W_x, b, s):
     """xz (T, B, G) = s ⊙ (W_x x_t + b): floats x (T, B, d) are dense inputs (d = 1: the
     palindromes' scalar digit); integer x (T, B) are ids of one-hot inputs, whose product
-    with W_x is a lookup of its columns."""
+    with W_x is a lookup of its columns. For a stack of S runs: x (T, S, B, d) or ids
+    (T, S, B), W_x (S, G, d), b (S, G); xz (T, S, B, G)."""
+    if W_x.dim() == 3:
+        return _stack_input_terms(x, W_x, b, s)
     if x.is_floating_point():
         xz = torch.addmm(b * s, x.flatten(0, 1), (W_x * s.unsqueeze(1)).t())
         return xz.view(*x.shape[:2], -1)
     return torch.embedding((W_x.t() + b) * s, x)
 
 
+def _stack_input_terms(x, W_x, b, s):
+    if x.is_floating_point():  # (T, S, B, d) @ (S, d, G), broadcast over time
+        return torch.matmul(x, (W_x * s.unsqueeze(1)).mT).add_((b * s).unsqueeze(1))
+    S, d = W_x.shape[0], W_x.shape[2]
+    table = ((W_x.mT + b.unsqueeze(1)) * s).flatten(0, 1)  # run r's rows at r·d ...
+    return torch.embedding(table, x + _run_offsets(S, d, x))
+
+
+def _run_offsets(S, d, x):
+    return (torch.arange(S, device=x.device) * d).view(S, 1)
+
+
 def _input_grads(x, dz, W_x, s, needs_dx):
-    """dL/dx (dense inputs that need it, else None), dL/dW_x and dL/db from dL/dxz."""
+    """dL/dx (dense inputs that need it, else None), dL/dW_x and dL/db from dL/dxz (per run
+    for a stack)."""
+    if W_x.dim() == 3:
+        return _stack_input_grads(x, dz, W_x, s, needs_dx)
     dz = dz.flatten(0, 1)
     dx = None
     if x.is_floating_point():
@@ -171,9 +189,24 @@ def _input_grads(x, dz, W_x, s, needs_dx):
     return dx, dW_x.mul_(s.unsqueeze(1)), db.mul_(s)
 
 
+def _stack_input_grads(x, dz, W_x, s, needs_dx):
+    dx = None
+    if x.is_floating_point():
+        dW_x = torch.einsum("tsbg,tsbd->sgd", dz, x)
+        if needs_dx:
+            dx = torch.matmul(dz, W_x * s.unsqueeze(1))
+        db = dz.sum((0, 2))
+    else:
+        S, G, d = W_x.shape
+        table = dz.new_zeros(S * d, G).index_add_(0, (x + _run_offsets(S, d, x)).reshape(-1),
+                                                   dz.reshape(-1, G)).view(S, d, G)
+        dW_x, db = table.mT, table.sum(1)
+    return dx, dW_x.mul_(s.unsqueeze(1)), db.mul_(s)
+
+
 def _scaled_inputs(gates, x, W_x, b, W_h):
     """The tanh-block scale s, the scaled recurrent weight and the scaled input terms."""
-    s = tanh_scale(gates, W_h.shape[1], W_h)
+    s = tanh_scale(gates, W_h.shape[-1], W_h)
     return s, W_h * s.unsqueeze(1), _input_terms(x, W_x, b, s)
 
 
@@ -215,7 +248,9 @@ def layer(gates, x, W_x, b, W_h, last_only=False):
     W_x (gates·H × d), b (gates·H), W_h (gates·H × H). x is time-major: floats (T, B, d)
     for dense inputs, integer ids (T, B) for one-hot inputs (d = the vocabulary).
     Returns h_1..h_T (T, B, H), or only h_T with `last_only`. Without gradients it keeps no
-    activations.
+    activations. A stack of S runs, one batched matmul per step for all: parameters with a
+    leading run dimension (W_x (S, G, d), b (S, G), W_h (S, G, H)), x (T, S, B, d) or ids
+    (T, S, B); h gains the S dimension after time.
     """
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, W_x, b, W_h))):
         with torch.no_grad():

@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from .spec import SPECS, SpecError
+from .spec import SPECS, Execution, SpecError
 
 
-def _spec_arguments(parser, cls):
-    group = parser.add_argument_group(f"{cls.kind} run spec (defaults: SPEC §3)")
+def _spec_arguments(parser, cls, title=None):
+    group = parser.add_argument_group(title or f"{cls.kind} run spec (defaults: SPEC §3)")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -26,11 +26,12 @@ def _spec_arguments(parser, cls):
         else:
             group.add_argument(flag, dest=f.name, type=type(default), default=None,
                                help=f"default: {default}")
-    parser.add_argument("--spec", type=Path, help="JSON file of spec fields (flags override it)")
+    if cls is not Execution:
+        parser.add_argument("--spec", type=Path, help="JSON file of spec fields (flags override it)")
 
 
-def _build_spec(cls, args):
-    fields = json.loads(args.spec.read_text()) if args.spec else {}
+def _build_spec(cls, args, fields=None):
+    fields = dict(fields or {})
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name)
         if value is not None:
@@ -39,13 +40,12 @@ def _build_spec(cls, args):
 
 
 def cmd_train(args):
-    from . import train
+    from .jobs import train_job
 
-    spec = _build_spec(SPECS[args.kind], args)
-    if args.kind == "text":
-        summary = train.train_text(spec, args.corpus, args.out, inject_nan_at=args.inject_nan_at)
-    else:
-        summary = train.train_palindrome(spec, args.out, inject_nan_at=args.inject_nan_at)
+    spec = _build_spec(SPECS[args.kind], args, json.loads(args.spec.read_text()) if args.spec else {})
+    execution = _build_spec(Execution, args)
+    summary = train_job(spec, args.out, execution, corpus=getattr(args, "corpus", None),
+                        run_table=args.run_table, inject_nan_at=args.inject_nan_at)
     print(json.dumps({"run_id": summary["run_id"], "eval_final": summary["eval_final"],
                       "wall_seconds": round(summary["wall_seconds"], 2)}))
 
@@ -214,9 +214,13 @@ def build_parser():
     for kind, cls in SPECS.items():
         k = kinds.add_parser(kind, help=f"one {kind} run")
         _spec_arguments(k, cls)
+        _spec_arguments(k, Execution, "execution (where and how it runs; never part of the "
+                                      "run id; runs_per_job 0 = auto)")
         if kind == "text":
             k.add_argument("--corpus", type=Path, required=True, help="UTF-8 text file")
         k.add_argument("--out", type=Path, required=True, help="run directory")
+        k.add_argument("--run-table", type=Path,
+                       help="the workflow's runs, for a job that may train others' pending runs")
         k.add_argument("--inject-nan-at", type=int, metavar="STEP",
                        help="testing aid: make the loss NaN at this step")
         k.set_defaults(func=cmd_train)

@@ -13,16 +13,28 @@ os.umask(_UMASK)
 
 def atomic_write(path, write, mode="w"):
     """Call write(f) on a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    atomic_writes([(path, write, mode)])
+
+
+def atomic_writes(files):
+    """Several files written as `atomic_write` writes one, every one of them before any is
+    renamed into place: a crash while writing leaves all the old files, and only one in the
+    brief run of renames can leave some old and some new. files: (path, write, mode)."""
+    temps = []
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        for path, write, mode in files:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((tmp, path))
+            with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as f:
+                write(f)
+            os.chmod(tmp, 0o666 & ~_UMASK)
+        for tmp, path in temps:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -61,6 +73,13 @@ def torch_save(obj, path):
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
+
+
+def torch_saves(items):
+    """Several (obj, path) saved together (`atomic_writes`)."""
+    import torch
+
+    atomic_writes([(path, lambda f, obj=obj: torch.save(obj, f), "wb") for obj, path in items])
 
 
 def describe_device(device):

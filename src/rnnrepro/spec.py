@@ -1,8 +1,9 @@
 """Run specifications: every hyperparameter of one training job, validated, with a stable id.
 
-The id is a readable prefix plus a hash of every field that changes the results, so two
-studies that ask for the same run share it, and changing one field gives a new run.
-Fields in EXECUTION (where and how fast it runs, how often it is saved) are left out.
+The id is a readable prefix plus a hash of every field of the spec, so two studies that ask
+for the same run share it, and changing one field gives a new run. Where and how a run is
+computed (device, threads, checkpoints, implementation, GPU sharing) is not in the spec: it
+is an `Execution`, kept beside it, and never changes a run's id.
 """
 
 import dataclasses
@@ -21,7 +22,6 @@ ENCODINGS = ("scalar", "onehot")
 # graph (CUDA only: elsewhere it runs as auto).
 IMPLS = ("auto", "fused", "loop", "bptt", "graph")
 INITS = ("default", "normal", "xavier", "orthogonal")
-EXECUTION = {"device", "threads", "checkpoint_every", "impl"}
 
 
 class SpecError(ValueError):
@@ -33,8 +33,76 @@ def _check(cond, name, msg, value):
         raise SpecError(f"{name} {msg}, got {value!r}")
 
 
+def _check_types(obj):
+    """Each field holds its default's type (an int where a float is wanted becomes a float)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        want = type(f.default) if f.default is not dataclasses.MISSING else None
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(obj, f.name, float(value))
+        elif want is not None and not isinstance(value, want):
+            raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
+
+
+class _Fields:
+    """to_dict / from_dict for the frozen dataclasses below; from_dict names unknown keys."""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SpecError(f"unknown {cls.label()} keys {unknown}; allowed: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 @dataclass(frozen=True)
-class Common:
+class Execution(_Fields):
+    """Where and how runs are computed: never part of a run's id, so changing it retrains
+    nothing that is complete (config `execution:`; `rnnrepro train --help`).
+
+    device: auto picks CUDA where it is visible. threads: torch threads per job.
+    checkpoint_every: steps between resume checkpoints. impl: the palindrome step's code
+    path (IMPLS). jobs_per_gpu: training jobs that may share one GPU at once (each takes a
+    slot, `gpus.py`). runs_per_job: how many runs one training job may train: its own, then
+    other runs of the workflow that nobody has trained yet, several at once in one batched
+    step where their shapes agree (`jobs.py`); 0 means 1 on the CPU and RUNS_PER_JOB_CUDA
+    on CUDA.
+    """
+
+    device: str = "auto"
+    threads: int = 1
+    checkpoint_every: int = 1000
+    impl: str = "auto"
+    jobs_per_gpu: int = 1
+    runs_per_job: int = 0
+
+    RUNS_PER_JOB_CUDA = 64
+
+    def __post_init__(self):
+        _check_types(self)
+        for name in ("threads", "checkpoint_every", "jobs_per_gpu"):
+            _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
+        _check(self.runs_per_job >= 0, "runs_per_job", "must be ≥ 0 (0: auto)", self.runs_per_job)
+        _check(self.device in DEVICES, "device", f"must be one of {DEVICES}", self.device)
+        _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
+
+    def runs_cap(self, device_type):
+        """The most runs one job trains on a device of this type ('cpu' or 'cuda')."""
+        if self.runs_per_job:
+            return self.runs_per_job
+        return self.RUNS_PER_JOB_CUDA if device_type == "cuda" else 1
+
+    @classmethod
+    def label(cls):
+        return "execution"
+
+
+@dataclass(frozen=True)
+class Common(_Fields):
     optimizer: str = "rmsprop"
     lr: float = 1e-3
     momentum: float = 0.0
@@ -45,43 +113,24 @@ class Common:
     seed: int = 0
     eval_every: int = 100
     log_every: int = 1
-    checkpoint_every: int = 1000
-    device: str = "auto"
-    threads: int = 1
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            want = type(f.default) if f.default is not dataclasses.MISSING else None
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
-            elif want is not None and not isinstance(value, want):
-                raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
-        for name in ("batch", "hidden", "steps", "eval_every", "log_every",
-                     "checkpoint_every", "threads"):
+        _check_types(self)
+        for name in ("batch", "hidden", "steps", "eval_every", "log_every"):
             _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
         for name in ("lr", "max_norm"):
             v = getattr(self, name)
             _check(math.isfinite(v) and v > 0, name, "must be a positive number", v)
         _check(0 <= self.momentum < 1, "momentum", "must be in [0, 1)", self.momentum)
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}", self.optimizer)
-        _check(self.device in DEVICES, "device", f"must be one of {DEVICES}", self.device)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SpecError(f"unknown {cls.kind} spec keys {unknown}; allowed: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    def label(cls):
+        return f"{cls.kind} spec"
 
     def run_id(self):
-        """`<readable prefix>-<hash of every result-changing field>`."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION}
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        """`<readable prefix>-<hash of every field>`."""
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
         return f"{self.prefix()}-{digest[:10]}"
 
 
@@ -96,7 +145,6 @@ class PalindromeSpec(Common):
     init: str = "default"
     init_std: float = 0.01
     eval_size: int = 10_000
-    impl: str = "auto"
 
     def __post_init__(self):
         super().__post_init__()
@@ -109,7 +157,6 @@ class PalindromeSpec(Common):
         if self.init != "normal":  # only N(0, std) reads init_std: one run id per init
             object.__setattr__(self, "init_std", type(self).init_std)
         _check(self.eval_size >= 1, "eval_size", "must be ≥ 1", self.eval_size)
-        _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
 
     def prefix(self):
         return f"{self.model}-{self.optimizer}-len{self.input_length}-seed{self.seed}"

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from .spec import SPECS, SpecError
+from .spec import SPECS, Execution, SpecError
 
 
 @dataclass
@@ -29,10 +29,10 @@ class Run:
         return self.spec.run_id()
 
 
-def study_specs(name, study, defaults, seeds, execution):
+def study_specs(name, study, defaults, seeds):
     kind = study["kind"]
     grid = study.get("grid", {})
-    base = {**defaults.get(kind, {}), **study.get("set", {}), **execution}
+    base = {**defaults.get(kind, {}), **study.get("set", {})}
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         for seed in study.get("seeds", seeds):
@@ -43,13 +43,21 @@ def study_specs(name, study, defaults, seeds, execution):
                 raise SpecError(f"config studies.{name}: {err}") from None
 
 
+def execution(config):
+    """The config's execution settings that training jobs take (mem_mb is Snakemake's)."""
+    settings = {k: v for k, v in config["execution"].items() if k != "mem_mb"}
+    try:
+        return Execution.from_dict(settings)
+    except SpecError as err:
+        raise SpecError(f"config execution: {err}") from None
+
+
 def expand(config):
     """All runs of the config, keyed by run id, each knowing the studies that use it."""
-    execution = {k: config["execution"][k] for k in ("device", "threads", "checkpoint_every")}
     runs, by_study = {}, {}
     for name, study in config["studies"].items():
         ids = []
-        for spec in study_specs(name, study, config.get("defaults", {}), config["seeds"], execution):
+        for spec in study_specs(name, study, config.get("defaults", {}), config["seeds"]):
             run = runs.setdefault(spec.run_id(), Run(spec))
             if name not in run.studies:
                 run.studies.append(name)
@@ -61,10 +69,12 @@ def expand(config):
     return runs, by_study
 
 
-def cli_args(spec):
-    """The spec as `rnnrepro train` flags, in field order."""
+def cli_args(spec, skip=()):
+    """A spec (or an Execution) as `rnnrepro train` flags, in field order."""
     args = []
     for key, value in spec.to_dict().items():
+        if key in skip:
+            continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, (list, tuple)):
             args += [flag, *map(repr, value)] if value else []

@@ -1,10 +1,14 @@
-"""Training jobs: one run spec in, one run directory out.
+"""Training: run specs in, one run directory per run out.
 
 A run directory holds metrics.csv (step, loss, batch accuracy, gradient norm before
 clipping: deterministic on CPU), timing.csv (elapsed seconds and examples/s, which are
 not), eval.csv (held-out metrics), summary.json (written last: the run is complete when
 it exists) and model.pt; text runs add samples.jsonl and checkpoints/step_NNNNNN.pt.
 While a run is going, resume.pt holds everything needed to continue it exactly.
+
+`fit_unit` trains a unit of S runs side by side: one run (S = 1, the task of one model),
+or a stack of palindrome runs of one shape in one batched step (stack.py). Every run keeps
+its own directory, files, checkpoint and divergence check whatever the unit.
 """
 
 import hashlib
@@ -20,7 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .io import describe_device, torch_save, versions, write_csv, write_json, write_jsonl
+from .io import (describe_device, torch_save, torch_saves, versions, write_csv, write_json,
+                 write_jsonl)
+from .spec import Execution
 from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
                      lstm_cell_formula)
 from .progress import progress
@@ -155,14 +161,14 @@ def make_optimizer(spec, params, capturable=False):
 AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
 
 
-def resolve_impl(spec, device):
-    """The model path a palindrome run takes on `device`: fused, loop, bptt or graph."""
-    impl = spec.impl
+def resolve_impl(model, impl, device):
+    """The path a palindrome run of `model` takes on `device` for the execution's `impl`:
+    fused, loop, bptt or graph."""
     if impl == "graph" and device.type != "cuda":
         log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
         impl = "auto"
     if impl == "auto":
-        impl = AUTO_IMPL.get((device.type, spec.model), "fused")
+        impl = AUTO_IMPL.get((device.type, model), "fused")
     return impl
 
 
@@ -170,16 +176,58 @@ def derived_seed(*parts):
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:6], "big")
 
 
-class PalindromeTask:
+def palindrome_metadata(spec, model):
+    d = model.W_x.shape[1]
+    return {
+        "init": {"scheme": spec.init, "std": spec.init_std if spec.init == "normal" else None,
+                 "description": INIT_DOC[spec.init]},
+        "parameters": count_parameters(model),
+        "cell_parameters": model.cell_parameters() if spec.model == "lstm" else None,
+        "cell_formula": lstm_cell_formula(spec.hidden, d) if spec.model == "lstm" else None,
+        "input_dim": d,
+    }
+
+
+class Task:
+    """What `fit_unit` asks of every task, where a task has nothing to add."""
+
+    stacked = False
+
+    def scheduler(self, opt):
+        return None
+
+    def wants(self, step):
+        return False
+
+    def after_step(self, step, state, out):
+        pass
+
+
+class SingleRun(Task):
+    """The parts of a one-run task (S = 1) that `fit_unit` asks every task for."""
+
+    S = 1
+
+    def params(self):
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def member_state(self, r=0):
+        return self.model.state_dict()
+
+    def load_member(self, r, state):
+        self.model.load_state_dict(state)
+
+
+class PalindromeTask(SingleRun):
     eval_columns = ("step", "loss", "accuracy")
 
-    def __init__(self, spec, device):
+    def __init__(self, spec, device, impl="auto"):
         self.spec, self.device = spec, device
         cls = PALINDROME_MODELS[spec.model]
         self.model = cls(spec.hidden, onehot=spec.input_encoding == "onehot",
                          init=spec.init, init_std=spec.init_std).to(device)
         self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
-        self.impl = resolve_impl(spec, device)
+        self.impl = resolve_impl(spec.model, impl, device)
         model = self.model
         # graph: the fused path, captured with the rest of the step (GraphStep)
         self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
@@ -202,34 +250,16 @@ class PalindromeTask:
             correct += (logits.argmax(-1) == y).sum().item()
         self.model.train()
         n = len(self.test[1])
-        return {"loss": loss / n, "accuracy": correct / n}
+        return [{"loss": loss / n, "accuracy": correct / n}]
 
-    def scheduler(self, opt):
-        return None
+    def metadata(self, r=0):
+        return palindrome_metadata(self.spec, self.model)
 
-    def wants(self, step):
-        return False
-
-    def after_step(self, step, state, out):
-        pass
-
-    def metadata(self):
-        m, s = self.model, self.spec
-        d = m.W_x.shape[1]
-        return {
-            "init": {"scheme": s.init, "std": s.init_std if s.init == "normal" else None,
-                     "description": INIT_DOC[s.init]},
-            "parameters": count_parameters(m),
-            "cell_parameters": m.cell_parameters() if s.model == "lstm" else None,
-            "cell_formula": lstm_cell_formula(s.hidden, d) if s.model == "lstm" else None,
-            "input_dim": d,
-        }
-
-    def checkpoint_extra(self):
+    def checkpoint_extra(self, r=0):
         return {"kind": "palindrome", "spec": self.spec.to_dict()}
 
 
-class TextTask:
+class TextTask(SingleRun):
     eval_columns = ("step", "loss", "accuracy", "bpc")
     # torch's LSTM kernel on every device: a hand-written first layer (bptt.layer on the
     # one-hot ids) measured no faster on CPU once the allocator stopped page faulting, and
@@ -265,7 +295,7 @@ class TextTask:
             correct += (logits.argmax(-1) == y).sum().item()
         self.model.train()
         n = self.val[1].numel()
-        return {"loss": loss / n, "accuracy": correct / n, "bpc": loss / n / math.log(2)}
+        return [{"loss": loss / n, "accuracy": correct / n, "bpc": loss / n / math.log(2)}]
 
     def scheduler(self, opt):
         if self.spec.lr_decay < 1:
@@ -288,7 +318,7 @@ class TextTask:
         state["samples"] += samples_at(self.model, self.corpus.vocab, first, s.sample_length,
                                        s.sampling_temperatures(), gen, step)
 
-    def metadata(self):
+    def metadata(self, r=0):
         return {
             "init": {"scheme": "pytorch-default",
                      "description": "torch.nn.LSTM and nn.Linear defaults: U(-1/sqrt(n), 1/sqrt(n))"},
@@ -296,53 +326,74 @@ class TextTask:
             "corpus": self.corpus.stats(),
         }
 
-    def checkpoint_extra(self):
+    def checkpoint_extra(self, r=0):
         return {"kind": "text", "spec": self.spec.to_dict(), "vocab": self.corpus.vocab}
 
 
-def train_palindrome(spec, out, **kw):
-    return fit(spec, out, lambda device: PalindromeTask(spec, device), **kw)
+def train_palindrome(spec, out, execution=Execution(), **kw):
+    return fit(spec, out, lambda device: PalindromeTask(spec, device, execution.impl),
+               execution, **kw)
 
 
-def train_text(spec, corpus, out, **kw):
+def train_text(spec, corpus, out, execution=Execution(), **kw):
     corpus = corpus if isinstance(corpus, D.Corpus) else D.Corpus.from_file(corpus, spec.val_fraction)
-    return fit(spec, out, lambda device: TextTask(spec, device, corpus), **kw)
+    return fit(spec, out, lambda device: TextTask(spec, device, corpus), execution, **kw)
 
 
-def prepare(spec, make_task):
-    """Device, threads, seeds, task (model and data), optimizer, scheduler and batch generator
-    of a run, as `fit` sets them up (and `rnnrepro bench` times them)."""
-    device = resolve_device(spec.device)
+def prepare(specs, make_task, execution=Execution()):
+    """Device, threads, seeds, task (models and data), optimizer, scheduler and batch
+    generators of a unit of runs, as `fit_unit` sets them up (and `rnnrepro bench` times
+    them). One run's task draws its weights from the global seed set here; a stack seeds
+    each run's weights itself."""
+    device = resolve_device(execution.device)
     keep_freed_memory()
-    torch.set_num_threads(spec.threads)
-    torch.manual_seed(spec.seed)
+    torch.set_num_threads(execution.threads)
+    torch.manual_seed(specs[0].seed)
     task = make_task(device)
-    params = [p for p in task.model.parameters() if p.requires_grad]
+    params = task.params()
     # Measured on CPU jobs: RNN (impl bptt) 327-331 steps/s flat, 292-320 not; LSTM with
     # torch's kernel (impl fused) 85-86 flat, 88-90 not. On CUDA torch's optimizers already
-    # batch the parameters into foreach kernels.
-    if device.type == "cpu" and task.impl == "bptt":
+    # batch the parameters into foreach kernels. (A stack is always one flat buffer.)
+    if not task.stacked and device.type == "cpu" and task.impl == "bptt":
         params = [flat_parameters(params)]
-    opt = make_optimizer(spec, params, capturable=task.impl == "graph")
+    opt = make_optimizer(specs[0], params, capturable=task.impl == "graph")
     return SimpleNamespace(device=device, task=task, model=task.model, params=params, opt=opt,
                            sched=task.scheduler(opt),
-                           gen=torch.Generator(device=device).manual_seed(spec.seed))
+                           gens=[torch.Generator(device=device).manual_seed(s.seed) for s in specs])
+
+
+def _draw(task, gens):
+    return task.batch(gens) if task.stacked else task.batch(gens[0])
 
 
 def make_step(task, opt, params, spec, sched=None):
-    """The training step, as `fit` runs it and `rnnrepro bench` times it.
+    """The training step, as `fit_unit` runs it and `rnnrepro bench` times it.
 
-    Returns step(gen, poison=False): draw a batch, loss, backward, clip the gradient norm,
-    optimizer (and scheduler) step; it returns (loss, batch accuracy, gradient norm before
-    clipping) as one tensor of 3 on the device, without waiting for it (no host sync).
-    `poison` makes the loss NaN (the testing aid behind --inject-nan-at). With impl graph on
-    CUDA the step is captured once and replayed (`GraphStep`).
+    Returns step(gens, poison=()): draw a batch from each run's generator, loss, backward,
+    clip the gradient norm (each run's own), optimizer (and scheduler) step; it returns
+    (loss, batch accuracy, gradient norm before clipping) per run as one (S, 3) tensor on
+    the device, without waiting for it (no host sync). `poison` lists runs whose loss is
+    made NaN (the testing aid behind --inject-nan-at). With impl graph on CUDA the step is
+    captured once and replayed (`GraphStep`).
     """
     if task.impl == "graph":
         return GraphStep(task, opt, params, spec)
+    if task.stacked:
+        def step(gens, poison=()):
+            x, y = task.batch(gens)
+            losses, accs = task.loss(x, y)
+            if poison:
+                losses = losses * _poison_mask(task, poison)
+            zero_grads(params)
+            losses.sum().backward()
+            norms = task.clip(spec.max_norm)
+            optimizer_step(opt)
+            return torch.stack((losses.detach(), accs, norms), 1)
 
-    def step(gen, poison=False):
-        x, y = task.batch(gen)
+        return step
+
+    def step(gens, poison=()):
+        x, y = task.batch(gens[0])
         loss, acc = task.loss(x, y)
         if poison:
             loss = loss * float("nan")
@@ -352,21 +403,29 @@ def make_step(task, opt, params, spec, sched=None):
         optimizer_step(opt)
         if sched:
             sched.step()
-        return torch.stack((loss.detach(), acc, grad_norm))
+        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
 
     return step
 
 
+def _poison_mask(task, poison):
+    mask = torch.ones(task.S, device=task.device)
+    mask[list(poison)] = float("nan")
+    return mask
+
+
 class GraphStep:
-    """The palindrome step (fused model path) captured in one CUDA graph and replayed.
+    """The step captured in one CUDA graph and replayed: one run's fused palindrome step, or
+    a stack's batched step.
 
     A fixed-shape step is a few hundred tiny kernels; replaying them as one graph removes
-    the launch cost that bounds these models on a GPU. The batch is still drawn eagerly
-    from the run's generator (so the data are those of the eager step) and copied into the
-    graph's static inputs; loss, accuracy and gradient norm come out in a static tensor of 3
-    (valid until the next call, and copied out by `fit` before it). The loss is multiplied by
-    a static scalar: 1, or NaN at an injected step. Warm-up steps (needed before capture)
-    are undone: parameters and optimizer state are put back as they were.
+    the launch cost that bounds these models on a GPU. The batches are still drawn eagerly
+    from the runs' generators (so the data are those of the eager step) and copied into the
+    graph's static inputs; loss, accuracy and gradient norm come out in a static (S, 3)
+    tensor (valid until the next call, and copied out by `fit_unit` before it). The losses
+    are multiplied by a static mask: 1, or NaN for a run at an injected step. Warm-up steps
+    (needed before capture) are undone: parameters and optimizer state are put back as
+    they were.
     """
 
     WARMUP = 3
@@ -375,9 +434,10 @@ class GraphStep:
         if task.device.type != "cuda":
             raise RuntimeError("GraphStep needs CUDA")
         self.task, self.opt, self.params, self.spec = task, opt, params, spec
-        x, y = task.batch(torch.Generator(device=task.device).manual_seed(0))  # shapes only
+        shapes = [torch.Generator(device=task.device).manual_seed(0)] * task.S
+        x, y = _draw(task, shapes)  # shapes only
         self.x, self.y = x.clone(), y.clone()
-        self.poison = torch.ones((), device=task.device)
+        self.poison = torch.ones(task.S, device=task.device)
         saved_params = [p.detach().clone() for p in params]
         saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
                        for p, st in opt.state.items()}
@@ -385,7 +445,7 @@ class GraphStep:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(self.WARMUP):
-                opt.zero_grad(set_to_none=True)
+                zero_grads(params)
                 self._body()
         torch.cuda.current_stream().wait_stream(side)
         with torch.no_grad():
@@ -398,134 +458,283 @@ class GraphStep:
                         v.copy_(old[k]) if k in old else v.zero_()
                     elif k in old:
                         st[k] = old[k]
-        opt.zero_grad(set_to_none=True)
+        zero_grads(params)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.out = self._body()
 
     def _body(self):
-        loss, acc = self.task.loss(self.x, self.y)
-        loss = loss * self.poison
+        task, max_norm = self.task, self.spec.max_norm
+        if task.stacked:
+            zero_grads(self.params)  # the stack's gradients are views of one kept buffer
+            losses, accs = task.loss(self.x, self.y)
+            losses = losses * self.poison
+            losses.sum().backward()
+            norms = task.clip(max_norm)
+            optimizer_step(self.opt)
+            return torch.stack((losses.detach(), accs, norms), 1)
+        loss, acc = task.loss(self.x, self.y)
+        loss = loss * self.poison[0]
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_norm, foreach=True)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
         optimizer_step(self.opt)
-        return torch.stack((loss.detach(), acc, grad_norm))
+        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
 
-    def __call__(self, gen, poison=False):
-        x, y = self.task.batch(gen)
+    def __call__(self, gens, poison=()):
+        x, y = _draw(self.task, gens)
         self.x.copy_(x)
         self.y.copy_(y)
         if poison:
-            self.poison.fill_(float("nan"))
+            self.poison[list(poison)] = float("nan")
         self.graph.replay()
         if poison:
             self.poison.fill_(1.0)
         return self.out
 
 
-def fit(spec, out, make_task, inject_nan_at=None, stream=None):
-    """Train to spec.steps, resuming from out/resume.pt if a previous attempt left one."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):
-        stale.unlink()
-    run_id = spec.run_id()
-    run = prepare(spec, make_task)
-    device, task, model, params, opt, sched, gen = (
-        run.device, run.task, run.model, run.params, run.opt, run.sched, run.gen)
-    st = {"step": 0, "metrics": [], "evals": [], "timing": [], "samples": [], "elapsed": 0.0,
-          "resumed_from": []}
+# --- optimizer state of one run in a stack ---------------------------------------------------
+#
+# A run's resume.pt holds its optimizer state as the run alone would keep it, whichever unit
+# wrote it: per parameter (W_x, W_h, b, W_p, b_p), or, where the run alone trains on one flat
+# buffer (impl bptt on CPU), for that buffer. A stack keeps one (S, P) buffer: run r's state
+# is row r, cut into its parameters' shapes where the run alone keeps them apart.
 
-    resume = out / "resume.pt"
-    if resume.exists():
-        ck = torch.load(resume, map_location=device, weights_only=False)
-        if ck["run_id"] != run_id:
-            raise RuntimeError(f"{resume} belongs to run {ck['run_id']}, not {run_id}: "
-                               "delete it or use another output directory")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched:
-            sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
-        torch.set_rng_state(ck["cpu_rng"].cpu())
-        if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
-        st = ck["state"]
-        st["resumed_from"].append(st["step"])
-        log.info("resuming %s from step %d (%s)", run_id, st["step"], resume)
+
+def single_layout(task, device, impl):
+    """Whether run r of `task` alone would keep one flat buffer (else one per parameter)."""
+    return device.type == "cpu" and resolve_impl(task.spec.model, impl, device) == "bptt"
+
+
+def member_optimizer_state(opt, task, r, flat):
+    (group,) = opt.state_dict()["param_groups"]
+    (state,) = opt.state.values() if opt.state else ({},)
+    shapes = [p.shape for p in task.models[r].parameters()]
+    sizes = [s.numel() for s in shapes]
+
+    def row(v):
+        return v[r].clone() if torch.is_tensor(v) and v.dim() == 2 else (
+            v.clone() if torch.is_tensor(v) else v)
+
+    if flat:
+        out = {0: {k: row(v) for k, v in state.items()}} if state else {}
+        return {"state": out, "param_groups": [{**group, "params": [0]}]}
+    out = {}
+    for i, (shape, size) in enumerate(zip(shapes, sizes)):
+        if not state:
+            break
+        out[i] = {}
+        for k, v in state.items():
+            if torch.is_tensor(v) and v.dim() == 2:
+                out[i][k] = v[r].split(sizes)[i].view(shape).clone()
+            else:
+                out[i][k] = v.clone() if torch.is_tensor(v) else v
+    return {"state": out, "param_groups": [{**group, "params": list(range(len(shapes)))}]}
+
+
+def stacked_optimizer_state(opt, states):
+    """The stack's optimizer state from each run's own (`member_optimizer_state`'s layout)."""
+    (group,) = opt.state_dict()["param_groups"]
+    per_run = []
+    for sd in states:
+        st = sd["state"]
+        keys = st[min(st)].keys() if st else ()
+        per_run.append({k: [st[i][k] for i in sorted(st)] for k in keys})
+    if not per_run[0]:
+        return {"state": {}, "param_groups": [{**group, "params": [0]}]}
+    stacked = {}
+    for k, first in per_run[0].items():
+        if first[0] is None:
+            stacked[k] = None
+        elif first[0].dim() == 0:  # step counters: the runs of a stack are at one step
+            stacked[k] = first[0].clone()
+        else:
+            stacked[k] = torch.stack([torch.cat([t.flatten() for t in run[k]]) for run in per_run])
+    return {"state": {0: stacked}, "param_groups": [{**group, "params": [0]}]}
+
+
+# --- the training loop ------------------------------------------------------------------------
+
+
+def fit(spec, out, make_task, execution=Execution(), inject_nan_at=None, stream=None):
+    """Train one run to spec.steps, resuming from out/resume.pt if an earlier attempt left
+    one; raise Diverged (naming run and step) if its loss stops being finite."""
+    (result,) = fit_unit([spec], [out], make_task, execution,
+                         inject_nan={spec.run_id(): inject_nan_at} if inject_nan_at else None,
+                         stream=stream)
+    summary, error = result
+    if error:
+        raise Diverged(error)
+    return summary
+
+
+def _fresh_state():
+    return {"step": 0, "metrics": [], "evals": [], "timing": [], "samples": [], "elapsed": 0.0,
+            "resumed_from": []}
+
+
+def load_checkpoint(path, device):
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, stream=None,
+             extra=None, tags=None):
+    """Train S runs side by side to their (common) step count; each resumes from its own
+    out/resume.pt. Returns [(summary, None) or (None, error)] per run: a run whose loss
+    stops being finite is dropped with an error naming it and the step, and the others go
+    on. `inject_nan` maps run ids to a step at which their loss is made NaN (testing aid);
+    `extra` adds keys to every summary's "execution" entry, `tags[r]` to run r's summary."""
+    outs = [Path(o) for o in outs]
+    for out in outs:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp"):
+            stale.unlink()
+    ids = [s.run_id() for s in specs]
+    run = prepare(specs, make_task, execution)
+    device, task, model, params, opt, sched, gens = (
+        run.device, run.task, run.model, run.params, run.opt, run.sched, run.gens)
+    S = task.S
+    flat = single_layout(task, device, execution.impl) if task.stacked else None
+    states = [_fresh_state() for _ in specs]
+
+    checkpoints = [load_checkpoint(o / "resume.pt", device) if (o / "resume.pt").exists()
+                   else None for o in outs]
+    if any(checkpoints):
+        if not all(checkpoints) or len({ck["state"]["step"] for ck in checkpoints}) != 1:
+            raise RuntimeError(f"the runs {ids} are not all at one step: train them apart")
+        for r, (ck, out) in enumerate(zip(checkpoints, outs)):
+            if ck["run_id"] != ids[r]:
+                raise RuntimeError(f"{out / 'resume.pt'} belongs to run {ck['run_id']}, not "
+                                   f"{ids[r]}: delete it or use another output directory")
+            task.load_member(r, ck["model"])
+            gens[r].set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
+            states[r] = ck["state"]
+            states[r]["resumed_from"].append(states[r]["step"])
+            log.info("resuming %s from step %d (%s)", ids[r], states[r]["step"], out / "resume.pt")
+        if not task.stacked:
+            (ck,) = checkpoints
+            opt.load_state_dict(ck["optimizer"])
+            if sched:
+                sched.load_state_dict(ck["scheduler"])
+            torch.set_rng_state(ck["cpu_rng"].cpu())
+            if device.type == "cuda" and ck.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
+        else:
+            opt.load_state_dict(stacked_optimizer_state(opt, [ck["optimizer"] for ck in checkpoints]))
     else:
-        log.info("starting %s on %s", run_id, describe_device(device))
+        for i in ids:
+            log.info("starting %s on %s", i, describe_device(device))
+    if task.stacked:
+        log.info("%d runs in one batched step (impl %s): %s", S, task.impl, ", ".join(ids))
 
-    def save_outputs():
+    def save_outputs(r):
+        st, out = states[r], outs[r]
         write_csv(out / "metrics.csv", st["metrics"], METRICS)
         write_csv(out / "eval.csv", st["evals"], task.eval_columns)
         write_csv(out / "timing.csv", st["timing"], TIMING)
         if st["samples"]:
             write_jsonl(out / "samples.jsonl", st["samples"])
 
-    def evaluate(step):
-        st["evals"].append({"step": step, **task.evaluate()})
+    def resume_state(r):
+        state = member_optimizer_state(opt, task, r, flat) if task.stacked else opt.state_dict()
+        return {"run_id": ids[r], "model": task.member_state(r), "optimizer": state,
+                "scheduler": sched.state_dict() if sched else None,
+                "generator": gens[r].get_state(), "cpu_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "state": states[r]}
 
-    if not st["evals"]:
+    alive = list(range(S))
+    errors = [None] * S
+
+    def evaluate(step):
+        results = task.evaluate()
+        for r in alive:
+            states[r]["evals"].append({"step": step, **results[r]})
+
+    spec = specs[0]
+    if not states[0]["evals"]:
         evaluate(0)
-    step, pending = st["step"], []
-    buf = torch.zeros(FLUSH, 3, device=device)
+    step, pending = states[0]["step"], []
+    buf = torch.zeros(FLUSH, S, 3, device=device)
     started = window = time.perf_counter()
-    elapsed0, window_step = st["elapsed"], step
+    elapsed0, window_step = states[0]["elapsed"], step
     model.train()
     train_step = make_step(task, opt, params, spec, sched)
-    bar = progress(spec.steps, initial=step, desc=run_id, stream=stream)
+    poisons = {}
+    for r, i in enumerate(ids):
+        if (inject_nan or {}).get(i):
+            poisons.setdefault(inject_nan[i], []).append(r)
+    bar = progress(spec.steps, initial=step, desc=ids[0] + (f" +{S - 1}" if S > 1 else ""),
+                   stream=stream)
     while step < spec.steps:
-        buf[len(pending)] = train_step(gen, poison=inject_nan_at == step + 1)
+        buf[len(pending)] = train_step(gens, poison=poisons.get(step + 1, ()))
         step += 1
         pending.append(step)
         boundary = (step == spec.steps or step % spec.eval_every == 0
-                    or step % spec.checkpoint_every == 0 or task.wants(step))
+                    or step % execution.checkpoint_every == 0 or task.wants(step))
         if len(pending) < FLUSH and not boundary:
             continue
 
-        # Flush: one transfer from the device for the last <= FLUSH steps.
-        for s, (l, a, g) in zip(pending, buf[: len(pending)].tolist()):
-            if not math.isfinite(l):
-                bar.close()
-                raise Diverged(f"run {run_id}: loss is {l} at step {s}; "
-                               f"the last checkpoint (if any) is kept in {out}")
-            if s % spec.log_every == 0 or s == spec.steps:
-                st["metrics"].append({"step": s, "loss": l, "accuracy": a, "grad_norm": g})
+        # Flush: one transfer from the device for the last <= FLUSH steps of every run.
+        rows = buf[: len(pending)].tolist()
+        for r in list(alive):
+            metrics = states[r]["metrics"]
+            for s, row in zip(pending, rows):
+                l, a, g = row[r]
+                if not math.isfinite(l):
+                    errors[r] = (f"run {ids[r]}: loss is {l} at step {s}; "
+                                 f"the last checkpoint (if any) is kept in {outs[r]}")
+                    alive.remove(r)
+                    break
+                if s % spec.log_every == 0 or s == spec.steps:
+                    metrics.append({"step": s, "loss": l, "accuracy": a, "grad_norm": g})
+        if not alive:
+            break
         now = time.perf_counter()
-        st["elapsed"] = elapsed0 + now - started
-        st["timing"].append({"step": step, "elapsed_s": st["elapsed"],
-                             "examples_per_s": (step - window_step) * spec.batch / (now - window)})
-        bar.set_postfix(loss=f"{st['metrics'][-1]['loss']:.3f}" if st["metrics"] else "-",
-                        refresh=False)
+        elapsed = elapsed0 + now - started
+        rate = (step - window_step) * spec.batch / (now - window)
+        for r in alive:
+            states[r]["elapsed"] = elapsed
+            states[r]["timing"].append({"step": step, "elapsed_s": elapsed, "examples_per_s": rate})
+        last = states[alive[0]]["metrics"]
+        bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
         bar.update(len(pending))
         pending = []
         if step % spec.eval_every == 0 or step == spec.steps:
             evaluate(step)
-        task.after_step(step, st, out)
-        st["step"] = step
-        if step % spec.checkpoint_every == 0 and step < spec.steps:
-            save_outputs()
-            torch_save({"run_id": run_id, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict() if sched else None,
-                        "generator": gen.get_state(), "cpu_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                        "state": st}, resume)
+        if not task.stacked:
+            task.after_step(step, states[0], outs[0])
+        for r in alive:
+            states[r]["step"] = step
+        if step % execution.checkpoint_every == 0 and step < spec.steps:
+            for r in alive:
+                save_outputs(r)
+            # the runs of a unit checkpoint together, so that they resume at one step
+            torch_saves([(resume_state(r), outs[r] / "resume.pt") for r in alive])
         window, window_step = time.perf_counter(), step
     bar.close()
 
-    st["elapsed"] = elapsed0 + time.perf_counter() - started
-    save_outputs()
-    torch_save(task.checkpoint_extra() | {"step": step, "model": model.state_dict()}, out / "model.pt")
-    summary = make_summary(spec, task, st, device)
-    write_json(out / "summary.json", summary)
-    resume.unlink(missing_ok=True)
-    log.info("finished %s: %s", run_id, {k: summary[k] for k in ("eval_final", "wall_seconds")})
-    return summary
+    results = [(None, e) for e in errors]
+    elapsed = elapsed0 + time.perf_counter() - started
+    info = {"impl": task.impl, "threads": execution.threads,
+            "checkpoint_every": execution.checkpoint_every, "runs_in_step": S,
+            "stacked_with": [], **(extra or {})}
+    for r in alive:
+        st = states[r]
+        st["elapsed"] = elapsed
+        save_outputs(r)
+        torch_save(task.checkpoint_extra(r) | {"step": step, "model": task.member_state(r)},
+                   outs[r] / "model.pt")
+        summary = make_summary(specs[r], task.metadata(r), st, device,
+                               {**info, "stacked_with": [i for i in ids if i != ids[r]]})
+        summary.update(tags[r] if tags else {})
+        write_json(outs[r] / "summary.json", summary)
+        (outs[r] / "resume.pt").unlink(missing_ok=True)
+        log.info("finished %s: %s", ids[r], {k: summary[k] for k in ("eval_final", "wall_seconds")})
+        results[r] = (summary, None)
+    return results
 
 
-def make_summary(spec, task, st, device):
+def make_summary(spec, meta, st, device, execution):
     evals, metrics = st["evals"], st["metrics"]
     tail = metrics[-100:]
     converged = [e["step"] for e in evals if e["accuracy"] >= 0.99]
@@ -534,7 +743,7 @@ def make_summary(spec, task, st, device):
         "run_id": spec.run_id(),
         "kind": spec.kind,
         "spec": spec.to_dict(),
-        **task.metadata(),
+        **meta,
         "final_loss": sum(m["loss"] for m in tail) / len(tail),
         "final_batch_accuracy": sum(m["accuracy"] for m in tail) / len(tail),
         "final_window": len(tail),
@@ -546,6 +755,7 @@ def make_summary(spec, task, st, device):
         "median_examples_per_s": rates[len(rates) // 2] if rates else None,
         "resumed_from": st["resumed_from"],
         "device": describe_device(device),
-        "threads": spec.threads,
+        "threads": execution["threads"],
+        "execution": execution,
         **versions(),
     }

@@ -8,12 +8,14 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this checkout's package first
 
+from rnnrepro import jobs as J
 from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES
 from rnnrepro.spec import SpecError
 
 try:
     RUNS, STUDY_RUNS = S.expand(config)
+    EXEC = S.execution(config)
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -22,7 +24,11 @@ except SpecError as err:
 shell.prefix(f'set -euo pipefail; export PATH="{Path(sys.executable).parent}:$PATH"; ')
 
 EXECUTION = config["execution"]
-GPU = int(S.uses_gpu(EXECUTION["device"]))
+GPU = int(S.uses_gpu(EXEC.device))
+# How runs are computed reaches the training command through this global, never through
+# `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing must not
+# retrain a run that is complete. Threads come from the job's own {threads}.
+EXEC_ARGS = " ".join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
 REPORT = config["report"]
 HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3
 
@@ -30,8 +36,7 @@ HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips par
 # and every run retrains (`snakemake -n` says why). Plotting and report code is declared
 # by the rules that use it, so restyling a figure never retrains.
 SRC = Path("src/rnnrepro")
-TRAIN_CODE = [str(SRC / f"{m}.py")
-              for m in ("spec", "models", "bptt", "data", "train", "sampling", "io")]
+TRAIN_CODE = [str(SRC / m) for m in J.TRAINING_MODULES]
 
 RUN_DIR = "results/runs/{kind}/{run_id}"
 
@@ -102,6 +107,12 @@ def figure_inputs(wildcards):
 
 def all_study_tables():
     return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
+
+
+def write_run_table():
+    """The runs of this config, for training jobs that take on others' pending runs
+    (execution.runs_per_job); written when the workflow starts, never in a dry run."""
+    J.write_run_table(J.RUN_TABLE, RUNS, lambda r: Path(run_file(r, "")), config["corpus"]["path"])
 
 
 def report_missing_runs():

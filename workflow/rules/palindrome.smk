@@ -21,4 +21,5 @@ rule train_palindrome:
         runtime=train_runtime,
     shell:
         # resume.pt, left beside the outputs by an interrupted attempt, is picked up here
-        "rnnrepro train palindrome {params.args} --out {params.out:q} > {log:q} 2>&1"
+        "rnnrepro train palindrome {params.args} {EXEC_ARGS} --threads {threads}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -23,7 +23,8 @@ rule train_text:
         runtime=train_runtime,
     shell:
         # checkpoints/ (weights at every sample step) stays beside the outputs for re-sampling
-        "rnnrepro train text {params.args} --corpus {input.corpus:q} --out {params.out:q}"
+        "rnnrepro train text {params.args} {EXEC_ARGS} --threads {threads}"
+        " --corpus {input.corpus:q} --out {params.out:q}"
         " > {log:q} 2>&1"
 
 

@@ -1,0 +1,401 @@
+"""A run's training job, and the other runs it may take on (`execution.runs_per_job`).
+
+Every run has a Snakemake job of its own, so the plan `snakemake -n` shows, the reruns, the
+logs and the cluster submission all stay per run. A job trains its own run first. Where
+runs_per_job allows more (0 = auto: 1 on the CPU, where separate processes use the cores
+best; many on CUDA, where one process and one CUDA start should serve many small runs), it
+then trains runs of the workflow that nobody has trained yet (the run table the workflow
+writes when it starts), several at once in one batched step where their shapes agree
+(stack.py), and leaves each of them finished in its own run directory's `.staged/` folder.
+When Snakemake comes to such a run's own job, the job finds it done for the same run id and
+the same training code, moves it into place, and ends within a second.
+
+So nothing is trained that Snakemake would not train, and whatever Snakemake decides stays
+true: a run it does not plan is never touched in place; a run it plans is trained (by its
+own job or ahead of it) by the code of this checkout. Adding a seed or changing one study's
+value plans only the new runs, and only they are pending. The rules that keep jobs apart:
+
+- a job holds a run's claim (an exclusive flock on `<run dir>/.claim`) while it trains
+  that run; the kernel drops it when the process ends, however it ends;
+- a run is pending while neither its own summary.json nor a staged one carries its current
+  fingerprint (run id, sha256 of the training modules, and of the corpus for text);
+- checkpoints: each run keeps its own resume.pt, in the folder it trains in. A job that
+  takes a run on moves the newest resume.pt there first, so a killed job's runs continue
+  from their checkpoints in whichever job trains them next, alone or stacked with others
+  at the same step;
+- a run that diverges in another run's job leaves a failure note in `.staged/`; its own
+  job reports it (naming the run and the step) and removes the note, so that the next
+  attempt trains it again.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import gpus
+from .io import write_json
+from .spec import SPECS
+
+log = logging.getLogger("rnnrepro")
+
+# The modules that decide a run's results: the workflow's training rules declare them as
+# inputs (so editing one retrains every run) and a run's fingerprint hashes them.
+TRAINING_MODULES = ("spec.py", "models.py", "bptt.py", "data.py", "train.py", "stack.py",
+                    "sampling.py", "io.py", "jobs.py", "gpus.py")
+RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
+STAGED = ".staged"
+CLAIM = ".claim"
+FAILED = "failed.json"
+
+_DIGESTS = {}
+
+
+def file_digest(path):
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[key]
+
+
+def code_digest():
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in TRAINING_MODULES:
+        h.update(name.encode() + b"\0" + file_digest(here / name).encode())
+    return h.hexdigest()
+
+
+def fingerprint(run_id, corpus=None):
+    """What a run's results are a function of: its id, the training code, the corpus."""
+    parts = [run_id, code_digest(), file_digest(corpus) if corpus else None]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+@dataclass
+class Entry:
+    """One run of the run table."""
+
+    spec: object
+    dir: Path
+    corpus: Path = None
+
+    @property
+    def run_id(self):
+        return self.spec.run_id()
+
+    @property
+    def kind(self):
+        return self.spec.kind
+
+    def cost(self):
+        per_step = {"text": 30.0, "palindrome": 4.0 if getattr(self.spec, "model", "") == "lstm" else 1.0}
+        return self.spec.steps * per_step[self.kind]
+
+
+def write_run_table(path, runs, run_dir, corpus):
+    """The workflow's runs (`studies.expand`), for jobs that take on runs of others."""
+    rows = [{"run_id": r, "kind": run.kind, "spec": run.spec.to_dict(),
+             "dir": str(run_dir(r)), "corpus": str(corpus) if run.kind == "text" else None}
+            for r, run in runs.items()]
+    write_json(path, {"runs": rows})
+
+
+def read_run_table(path):
+    """The run table's entries; [] where there is none (a job run by hand)."""
+    if not path or not Path(path).exists():
+        return []
+    try:
+        rows = json.loads(Path(path).read_text())["runs"]
+        return [Entry(SPECS[r["kind"]].from_dict(r["spec"]), Path(r["dir"]),
+                      Path(r["corpus"]) if r["corpus"] else None) for r in rows]
+    except (ValueError, KeyError, TypeError) as err:
+        log.warning("ignoring the run table %s, which cannot be read (%s)", path, err)
+        return []
+
+
+class Claim:
+    """A run's claim: an exclusive flock on `<run dir>/.claim`, held while training it."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / CLAIM
+        self.fd = None
+
+    def take(self, wait=False):
+        import fcntl
+
+        if self.fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def holder(self):
+        try:
+            return f"process {self.path.read_text().strip()}"
+        except OSError:
+            return "another process"
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _resume_step(path):
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["state"]["step"]
+    except Exception as err:  # an unreadable checkpoint: set aside, and the run starts over
+        aside = Path(path).with_name(Path(path).name + ".unreadable")
+        os.replace(path, aside)
+        log.warning("cannot read the checkpoint %s (%s): moved to %s; the run starts over",
+                    path, err, aside.name)
+        return 0
+
+
+def promote(staged, final):
+    """Move a staged run's files into its run directory, summary.json last."""
+    files = sorted(p for p in staged.rglob("*") if p.is_file() and p.name != "summary.json")
+    for p in files + [staged / "summary.json"]:
+        target = final / p.relative_to(staged)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, target)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+@dataclass
+class Member:
+    entry: Entry
+    out: Path
+    claim: Claim
+    fingerprint: str
+
+
+@dataclass
+class Job:
+    """The job of run `own`: its placement, and the runs it trains."""
+
+    own: Entry
+    execution: object
+    table: list = field(default_factory=list)
+    inject_nan: dict = None
+    device: str = None   # cpu or cuda, once placed
+    slot: object = None  # the GPU slot, on CUDA
+    trained: int = 0
+
+    def fingerprint(self, entry):
+        return fingerprint(entry.run_id, entry.corpus if entry.kind == "text" else None)
+
+    def place(self):
+        """Choose the device (and take a GPU slot) before torch starts CUDA."""
+        if self.device:
+            return
+        ex = self.execution
+        if ex.device != "cpu":
+            self.slot = gpus.acquire(ex.jobs_per_gpu, on_wait=lambda n: log.info(
+                "all %d GPU slots are taken; waiting for one", n))
+            if self.slot is None and ex.device == "cuda":
+                raise RuntimeError("execution.device is cuda, but no GPU is visible here "
+                                   "(CUDA_VISIBLE_DEVICES, nvidia-smi -L)")
+        self.device = "cuda" if self.slot else "cpu"
+        if self.slot:
+            import torch
+
+            if not torch.cuda.is_available():
+                if ex.device == "cuda":
+                    raise RuntimeError("execution.device is cuda, but this torch build "
+                                       f"cannot use the GPU ({torch.__version__})")
+                log.warning("a GPU is visible, but torch %s cannot use it: training on the CPU",
+                            torch.__version__)
+                gpus.release_all()
+                self.slot, self.device = None, "cpu"
+            else:
+                log.info("placed on %s: %s", self.slot.describe(ex.jobs_per_gpu),
+                         torch.cuda.get_device_name(0))
+
+    @property
+    def cap(self):
+        return self.execution.runs_cap(self.device)
+
+    def pending(self, entry):
+        """Whether nobody has trained `entry` for the current code."""
+        fp = self.fingerprint(entry)
+        final = _read_json(entry.dir / "summary.json")
+        if final is not None and final.get("fingerprint", fp) == fp:
+            return False  # done (a summary from before fingerprints counts as done)
+        staged = entry.dir / STAGED
+        if (_read_json(staged / "summary.json") or {}).get("fingerprint") == fp:
+            return False
+        return not (staged / FAILED).exists()
+
+    def gather_resume(self, entry, folder):
+        """Put the run's newest checkpoint (from its run dir or its staged folder) in `folder`;
+        return the step it is at (0 without one)."""
+        found = [p for p in (entry.dir / "resume.pt", entry.dir / STAGED / "resume.pt") if p.exists()]
+        steps = {p: _resume_step(p) for p in found}
+        found = [p for p in found if p.exists()]
+        if not found:
+            return 0
+        best = max(found, key=steps.get)
+        for p in found:
+            if p != best:
+                p.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        if best.parent != folder:
+            os.replace(best, folder / "resume.pt")
+        return steps[best]
+
+    def take(self, entry):
+        """Claim a pending run of someone else's for this job; its Member or None."""
+        claim = Claim(entry.dir)
+        if not claim.take():
+            return None
+        if not self.pending(entry):
+            claim.release()
+            return None
+        return Member(entry, entry.dir / STAGED, claim, self.fingerprint(entry))
+
+    def others(self, exclude):
+        """Pending runs of others, the longest first (a text run needs its corpus present)."""
+        mine = {e.run_id for e in exclude}
+        rows = [e for e in self.table if e.run_id not in mine
+                and (e.kind != "text" or e.corpus.exists()) and self.pending(e)]
+        return sorted(rows, key=Entry.cost, reverse=True)
+
+    def unit(self, head, skip):
+        """`head` and the pending runs that can share its step, within the job's cap."""
+        step = self.gather_resume(head.entry, head.out)
+        members = [head]
+        if head.entry.kind != "palindrome" or self.cap <= 1:
+            return members
+        from .stack import stack_key
+
+        key = stack_key(head.entry.spec)
+        for e in self.others(skip + [head.entry]):
+            if self.trained + len(members) >= self.cap:
+                break
+            if e.kind != "palindrome" or stack_key(e.spec) != key:
+                continue
+            m = self.take(e)
+            if m is None:
+                continue
+            if self.gather_resume(e, m.out) != step:
+                m.claim.release()
+                continue
+            members.append(m)
+        return members
+
+    def train(self, members):
+        """Train a unit; returns the error of each member (None where it finished)."""
+        from . import data as D
+        from .stack import StackedPalindromeTask
+        from .train import PalindromeTask, TextTask, fit_unit
+
+        ex = self.execution
+        specs = [m.entry.spec for m in members]
+        if len(members) > 1:
+            make = lambda device: StackedPalindromeTask(specs, device, ex.impl)
+        elif specs[0].kind == "text":
+            corpus = D.Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
+            make = lambda device: TextTask(specs[0], device, corpus)
+        else:
+            make = lambda device: PalindromeTask(specs[0], device, ex.impl)
+        extra = {"job": self.own.run_id}
+        if self.slot:
+            import torch
+
+            extra["gpu"] = {"visible_device": self.slot.gpu, "slot": self.slot.index,
+                            "jobs_per_gpu": ex.jobs_per_gpu, "name": torch.cuda.get_device_name(0)}
+        from dataclasses import replace
+
+        results = fit_unit(specs, [m.out for m in members], make, replace(ex, device=self.device),
+                           inject_nan=self.inject_nan, extra=extra,
+                           tags=[{"fingerprint": m.fingerprint} for m in members])
+        self.trained += len(members)
+        errors = []
+        for m, (summary, error) in zip(members, results):
+            if error and m.entry.run_id != self.own.run_id:
+                write_json(m.out / FAILED, {"fingerprint": m.fingerprint, "error": error,
+                                            "job": self.own.run_id})
+            if m.entry.run_id != self.own.run_id:
+                m.claim.release()
+            errors.append(error)
+        return errors
+
+    def drain(self, skip):
+        """Train pending runs of others, a unit at a time, while the cap allows."""
+        while self.trained < self.cap:
+            head = next((m for m in map(self.take, self.others(skip)) if m), None)
+            if head is None:
+                return
+            members = self.unit(head, skip)
+            log.info("training for their own jobs: %s (%d of at most %d runs in this job)",
+                     ", ".join(m.entry.run_id for m in members), self.trained + len(members),
+                     self.cap)
+            self.train(members)
+
+    def finish_staged(self):
+        """The own run, if another job has trained it already: moved into place."""
+        staged, fp = self.own.dir / STAGED, self.fingerprint(self.own)
+        failed = _read_json(staged / FAILED)
+        if failed and failed.get("fingerprint") == fp:
+            (staged / FAILED).unlink()
+            raise RuntimeError(f"{failed['error']} (trained in the job of run {failed['job']})")
+        summary = _read_json(staged / "summary.json")
+        if summary and summary.get("fingerprint") == fp:
+            promote(staged, self.own.dir)
+            log.info("%s was trained in the job of run %s (%s); moved into place",
+                     self.own.run_id, summary["execution"]["job"], summary["device"])
+            return summary
+        return None
+
+
+def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=None):
+    """The job of one run (`rnnrepro train`): its summary, or an error naming the run."""
+    own = Entry(spec, Path(out), Path(corpus) if corpus else None)
+    job = Job(own, execution, read_run_table(run_table) if execution.runs_per_job != 1 else [],
+              {own.run_id: inject_nan_at} if inject_nan_at else None)
+    claim = Claim(own.dir)
+    if not claim.take():
+        log.info("%s is being trained by another job (%s)", own.run_id, claim.holder())
+        if execution.runs_per_job != 1:
+            job.place()
+            if job.cap > 1:
+                job.drain([own])  # meanwhile, train what nobody else is training
+        claim.take(wait=True)
+    done = job.finish_staged()
+    if done:
+        return done
+    job.place()
+    members = job.unit(Member(own, own.dir, claim, job.fingerprint(own)), [])
+    if len(members) > 1:
+        log.info("training %s with %d more pending runs in one step: %s", own.run_id,
+                 len(members) - 1, ", ".join(m.entry.run_id for m in members[1:]))
+    (error, *_) = job.train(members)
+    if error:
+        from .train import Diverged
+
+        raise Diverged(error)
+    job.drain([own])
+    return _read_json(own.dir / "summary.json")

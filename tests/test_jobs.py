@@ -1,0 +1,303 @@
+"""Jobs that train several runs: stacks of runs in one batched step, runs trained ahead of
+their own jobs, and what keeps that right (claims, fingerprints, checkpoints, failures).
+
+Everything here runs on the CPU with execution.runs_per_job > 1, which the pipeline uses on
+CUDA; the CPU default (one run per job) is byte-identical to training alone.
+"""
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnrepro import bptt, jobs
+from rnnrepro.spec import Execution, PalindromeSpec
+from rnnrepro.stack import StackedPalindromeTask, stack_key
+from rnnrepro.studies import Run, cli_args
+from rnnrepro.train import PalindromeTask, fit, fit_unit
+
+CPU = Execution(device="cpu")
+BASE = dict(model="rnn", optimizer="sgd", lr=0.05, input_length=4, steps=40, eval_every=20,
+            eval_size=300, batch=32, hidden=16)
+
+
+def _specs(**over):
+    base = {**BASE, **over}
+    return [PalindromeSpec(**base, seed=0), PalindromeSpec(**base, seed=1),
+            PalindromeSpec(**base, seed=0, init="normal", init_std=0.2)]
+
+
+def _params(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+# --- the stack computes what separate runs compute ---------------------------------------------------
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("encoding", ["scalar", "onehot"])
+def test_a_stack_trains_each_run_as_it_trains_alone(model, encoding, tmp_path):
+    """SGD with the clipping biting (max_norm 0.05): each stacked run ends where it ends alone,
+    to rounding (its own data, loss, clipping and initialisation)."""
+    specs = _specs(model=model, input_encoding=encoding, max_norm=0.05)
+    results = fit_unit(specs, [tmp_path / "stack" / str(r) for r in range(3)],
+                       lambda d: StackedPalindromeTask(specs, d), CPU)
+    assert all(e is None for _, e in results)
+    for r, spec in enumerate(specs):
+        fit(spec, tmp_path / "alone" / str(r), lambda d, s=spec: PalindromeTask(s, d), CPU)
+        got, want = _params(tmp_path / "stack" / str(r) / "model.pt"), _params(tmp_path / "alone" / str(r) / "model.pt")
+        assert got.keys() == want.keys()
+        for k in got:
+            assert torch.allclose(got[k], want[k], rtol=1e-4, atol=1e-5), (r, k)
+        a, b = (json.loads((tmp_path / w / str(r) / "summary.json").read_text()) for w in ("stack", "alone"))
+        assert a["run_id"] == b["run_id"] == spec.run_id()
+        assert abs(a["eval_final"]["loss"] - b["eval_final"]["loss"]) < 1e-4
+        assert a["parameters"] == b["parameters"] and a["init"] == b["init"]
+        assert a["execution"]["runs_in_step"] == 3 and len(a["execution"]["stacked_with"]) == 2
+        assert max(m["grad_norm"] for m in _metrics(tmp_path / "stack" / str(r))) > 0.05
+
+
+def _metrics(run_dir):
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    cols = lines[0].split(",")
+    return [dict(zip(cols, map(float, line.split(",")))) for line in lines[1:]]
+
+
+def test_adam_stack_follows_the_runs_alone_at_first(tmp_path):
+    """With Adam, rounding differences may grow along a trajectory; the first steps agree."""
+    specs = _specs(model="lstm", optimizer="adam", lr=1e-3)
+    fit_unit(specs, [tmp_path / "s" / str(r) for r in range(3)], lambda d: StackedPalindromeTask(specs, d), CPU)
+    for r, spec in enumerate(specs):
+        fit(spec, tmp_path / "a" / str(r), lambda d, s=spec: PalindromeTask(s, d), CPU)
+        got, want = _metrics(tmp_path / "s" / str(r))[:20], _metrics(tmp_path / "a" / str(r))[:20]
+        assert max(abs(g["loss"] - w["loss"]) for g, w in zip(got, want)) < 1e-5
+
+
+@pytest.mark.parametrize("gates", [1, 4])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_stacked_layer_equals_each_run_alone_and_passes_gradcheck(gates, onehot):
+    torch.manual_seed(0)
+    S, T, B, H, d = 3, 5, 4, 6, 10 if onehot else 1
+    G = gates * H
+    W_x, b, W_h = (torch.randn(S, G, d, dtype=torch.float64, requires_grad=True),
+                   torch.randn(S, G, dtype=torch.float64, requires_grad=True),
+                   torch.randn(S, G, H, dtype=torch.float64, requires_grad=True))
+    x = (torch.randint(10, (T, S, B)) if onehot
+         else torch.randn(T, S, B, 1, dtype=torch.float64, requires_grad=True))
+    h = bptt.layer(gates, x, W_x, b, W_h, last_only=True)
+    for r in range(S):
+        alone = bptt.layer(gates, x[:, r], W_x[r], b[r], W_h[r], last_only=True)
+        assert torch.allclose(h[r], alone, atol=1e-12)
+    inputs = (W_x, b, W_h) if onehot else (x, W_x, b, W_h)
+    fn = (lambda *p: bptt.layer(gates, x, *p, last_only=True)) if onehot else (
+        lambda x_, *p: bptt.layer(gates, x_, *p, last_only=True))
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_stack_key_keeps_apart_what_cannot_share_a_step():
+    a = PalindromeSpec(**BASE)
+    assert stack_key(a) == stack_key(dataclasses.replace(a, seed=3, init="xavier"))
+    for change in ({"lr": 0.1}, {"input_length": 5}, {"steps": 41}, {"model": "lstm"}):
+        assert stack_key(a) != stack_key(dataclasses.replace(a, **change))
+    with pytest.raises(ValueError, match="differ only in seed"):
+        StackedPalindromeTask([a, dataclasses.replace(a, lr=0.1)], torch.device("cpu"))
+
+
+def test_a_run_diverging_in_a_stack_is_dropped_alone(tmp_path):
+    specs = _specs(steps=60)
+    outs = [tmp_path / str(r) for r in range(3)]
+    results = fit_unit(specs, outs, lambda d: StackedPalindromeTask(specs, d), CPU,
+                       inject_nan={specs[1].run_id(): 25})
+    assert results[0][1] is None and results[2][1] is None
+    assert results[1][0] is None and f"run {specs[1].run_id()}: loss is nan at step 25" in results[1][1]
+    assert (outs[0] / "summary.json").exists() and not (outs[1] / "summary.json").exists()
+    # the others trained on undisturbed: as they would have without the NaN
+    clean = fit_unit([specs[0]], [tmp_path / "clean"], lambda d: StackedPalindromeTask([specs[0]], d), CPU)
+    assert clean[0][1] is None
+    assert (outs[0] / "metrics.csv").read_text().splitlines()[:3] == \
+        (tmp_path / "clean" / "metrics.csv").read_text().splitlines()[:3]
+
+
+# --- jobs through the command line ------------------------------------------------------------------
+def _table(tmp_path, specs):
+    runs = {s.run_id(): Run(s) for s in specs}
+    jobs.write_run_table(tmp_path / "table.json", runs, lambda r: tmp_path / "runs" / r, None)
+    return tmp_path / "table.json"
+
+
+def _job(tmp_path, spec, *extra, check=True, popen=False):
+    cmd = [sys.executable, "-m", "rnnrepro", "train", "palindrome", *cli_args(spec),
+           "--device", "cpu", "--checkpoint-every", "10", "--run-table", str(tmp_path / "table.json"),
+           "--out", str(tmp_path / "runs" / spec.run_id()), *extra]
+    if popen:
+        return subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert not check or res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_a_job_trains_pending_runs_ahead_and_their_jobs_move_them_into_place(tmp_path):
+    specs = _specs() + [PalindromeSpec(**{**BASE, "input_length": 5})]  # the last: another shape
+    _table(tmp_path, specs)
+    first = _job(tmp_path, specs[0], "--runs-per-job", "8")
+    assert "with 2 more pending runs in one step" in first.stderr
+    assert "training for their own jobs: " + specs[3].run_id() in first.stderr
+    runs = tmp_path / "runs"
+    assert (runs / specs[0].run_id() / "summary.json").exists()
+    for spec in specs[1:]:
+        assert (runs / spec.run_id() / ".staged" / "summary.json").exists()
+        assert not (runs / spec.run_id() / "summary.json").exists()
+    for spec in specs[1:]:
+        t = time.perf_counter()
+        res = _job(tmp_path, spec, "--runs-per-job", "8")
+        assert time.perf_counter() - t < 10
+        assert f"{spec.run_id()} was trained in the job of run {specs[0].run_id()}" in res.stderr
+        assert "starting" not in res.stderr
+        done = runs / spec.run_id()
+        assert not (done / ".staged").exists()
+        summary = json.loads((done / "summary.json").read_text())
+        assert summary["execution"]["job"] == specs[0].run_id()
+        for name in ("metrics.csv", "eval.csv", "timing.csv", "model.pt"):
+            assert (done / name).exists(), name
+
+
+def test_a_promoting_job_does_not_import_torch(tmp_path):
+    specs = _specs()
+    _table(tmp_path, specs)
+    _job(tmp_path, specs[0], "--runs-per-job", "3")
+    code = ("import sys, runpy; sys.argv = sys.argv[1:]; "
+            "from rnnrepro import cli; rc = cli.main(sys.argv[1:]); "
+            "print('TORCH', 'torch' in sys.modules); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, "rnnrepro", "train", "palindrome",
+                          *cli_args(specs[1]), "--device", "cpu", "--runs-per-job", "3",
+                          "--run-table", str(tmp_path / "table.json"),
+                          "--out", str(tmp_path / "runs" / specs[1].run_id())],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "TORCH False" in res.stdout
+
+
+def test_one_run_per_job_takes_nothing_else(tmp_path):
+    specs = _specs()
+    _table(tmp_path, specs)
+    res = _job(tmp_path, specs[0], "--runs-per-job", "1")
+    assert "pending" not in res.stderr
+    assert not list((tmp_path / "runs").glob("*/.staged"))
+
+
+def test_runs_done_or_claimed_are_left_alone(tmp_path):
+    specs = _specs()
+    _table(tmp_path, specs)
+    _job(tmp_path, specs[1], "--runs-per-job", "1")  # done in place
+    held = jobs.Claim(tmp_path / "runs" / specs[2].run_id())
+    assert held.take()  # being trained elsewhere
+    try:
+        res = _job(tmp_path, specs[0], "--runs-per-job", "8")
+    finally:
+        held.release()
+    assert "pending" not in res.stderr and "training for their own jobs" not in res.stderr
+    assert not list((tmp_path / "runs").glob("*/.staged"))
+
+
+def test_a_changed_training_code_makes_every_run_pending_again(tmp_path, monkeypatch):
+    specs = _specs()
+    _table(tmp_path, specs)
+    for s in specs:
+        _job(tmp_path, s, "--runs-per-job", "1")
+    job = jobs.Job(jobs.Entry(specs[0], tmp_path / "runs" / specs[0].run_id()), CPU,
+                   jobs.read_run_table(tmp_path / "table.json"))
+    assert not any(job.pending(e) for e in job.table)
+    monkeypatch.setattr(jobs, "code_digest", lambda: "another version of the code")
+    assert all(job.pending(e) for e in job.table)
+
+
+def test_a_killed_shared_job_resumes_and_ends_as_if_never_killed(tmp_path):
+    """Kill the job that trains a stack; its runs continue from their own checkpoints (in
+    another stack, at one step) and end byte-identical to an uninterrupted stack on CPU. A
+    run of the stack can also continue alone from its checkpoint."""
+    specs = _specs(steps=600, eval_every=100, model="lstm", hidden=24)
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    _table(clean_dir, specs)
+    for spec in specs:  # the first trains all three, the others move theirs into place
+        _job(clean_dir, spec, "--runs-per-job", "3")
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _table(work, specs)
+    proc = _job(work, specs[0], "--runs-per-job", "3", popen=True)
+    resumes = [work / "runs" / specs[0].run_id() / "resume.pt"] + [
+        work / "runs" / s.run_id() / ".staged" / "resume.pt" for s in specs[1:]]
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it where its runs' checkpoints are at one step
+        if all(p.exists() for p in resumes):
+            proc.send_signal(signal.SIGSTOP)
+            steps = {torch.load(p, weights_only=True)["state"]["step"] for p in resumes}
+            if len(steps) == 1:
+                break
+            proc.send_signal(signal.SIGCONT)  # caught between two renames: a moment later
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (work / "runs" / specs[0].run_id() / "summary.json").exists(), "finished too soon"
+
+    # the last run continues alone, from the checkpoint the stack wrote for it
+    alone = _job(work, specs[2], "--runs-per-job", "1")
+    assert f"resuming {specs[2].run_id()} from step" in alone.stderr
+    # the first job again: its own run and the second continue together
+    again = _job(work, specs[0], "--runs-per-job", "3")
+    assert f"resuming {specs[0].run_id()} from step" in again.stderr
+    assert f"resuming {specs[1].run_id()} from step" in again.stderr
+    _job(work, specs[1], "--runs-per-job", "3")
+    for spec in specs[:2]:
+        for name in ("metrics.csv", "eval.csv"):
+            a = (clean_dir / "runs" / spec.run_id() / name).read_bytes()
+            assert (work / "runs" / spec.run_id() / name).read_bytes() == a, (spec.run_id(), name)
+    # alone it follows another implementation from the checkpoint on: the same to rounding
+    # at first (a trajectory may then drift apart)
+    (step,) = json.loads((work / "runs" / specs[2].run_id() / "summary.json").read_text())["resumed_from"]
+    a, b = (_metrics(d / "runs" / specs[2].run_id()) for d in (clean_dir, work))
+    assert a[:step] == b[:step]
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a[step:step + 5], b[step:step + 5])) < 1e-5
+
+
+def test_runs_at_different_steps_resume_in_separate_units(tmp_path):
+    """A job killed between its runs' checkpoint renames leaves them a checkpoint apart:
+    each still continues from its own checkpoint, in a unit of its own step."""
+    specs = _specs(steps=60)
+    _table(tmp_path, specs)
+    outs = [tmp_path / "runs" / specs[0].run_id()] + [
+        tmp_path / "runs" / s.run_id() / ".staged" for s in specs[1:]]
+    ex = dataclasses.replace(CPU, checkpoint_every=10)
+    for spec, out, stop in zip(specs, outs, (30, 20, 30)):  # checkpoints at 30, 20, 30
+        fit_unit([spec], [out], lambda d, s=spec: PalindromeTask(s, d), ex,
+                 inject_nan={spec.run_id(): stop + 5})
+    res = _job(tmp_path, specs[0], "--runs-per-job", "3")
+    assert f"resuming {specs[0].run_id()} from step 30" in res.stderr
+    assert f"resuming {specs[2].run_id()} from step 30" in res.stderr
+    assert f"resuming {specs[1].run_id()} from step 20" in res.stderr
+    assert "with 1 more pending runs in one step: " + specs[2].run_id() in res.stderr
+    for spec in specs[1:]:
+        _job(tmp_path, spec, "--runs-per-job", "3")
+    for spec in specs:
+        summary = json.loads((tmp_path / "runs" / spec.run_id() / "summary.json").read_text())
+        assert summary["resumed_from"] == [20 if spec is specs[1] else 30]
+
+
+def test_a_run_that_diverged_in_another_job_fails_in_its_own_job_naming_it(tmp_path):
+    specs = _specs(lr=1e38, steps=30)  # every run of this stack diverges
+    _table(tmp_path, specs)
+    first = _job(tmp_path, specs[0], "--runs-per-job", "3", check=False)
+    assert first.returncode == 1 and f"run {specs[0].run_id()}: loss is" in first.stderr
+    note = tmp_path / "runs" / specs[1].run_id() / ".staged" / "failed.json"
+    assert note.exists()
+    second = _job(tmp_path, specs[1], "--runs-per-job", "3", check=False)
+    assert second.returncode == 1
+    assert f"run {specs[1].run_id()}: loss is " in second.stderr and " at step " in second.stderr
+    assert f"trained in the job of run {specs[0].run_id()}" in second.stderr
+    assert "Traceback" not in second.stderr and not note.exists()
+    third = _job(tmp_path, specs[1], "--runs-per-job", "1", check=False)  # tried again, alone
+    assert third.returncode == 1 and "starting" in third.stderr

@@ -1,24 +1,33 @@
-"""CUDA checks and timings for a lent GPU machine; prints a table, writes JSON.
+"""CUDA checks, timings and the full default config, for a lent GPU machine (benchmarks/gpu.sh).
 
-    bash benchmarks/gpu.sh            # on a machine with CUDA; about 3 minutes on an H200 (estimated)
-    GPU_CHECK_DEVICE=cpu GPU_CHECK_SCALE=0.02 python benchmarks/gpu_check.py   # a dry run
+    bash benchmarks/gpu.sh                       # on a machine with CUDA, about 6 minutes on an H200
+    GPU_CHECK_DEVICE=cpu GPU_CHECK_SCALE=0.02 GPU_CHECK_CONFIG=config/test.yaml \\
+        PYTHONPATH=src python benchmarks/gpu_check.py    # the dry run (tests/test_gpu_dry_run.py)
 
-1. Correctness on CUDA against CPU float64, forward and gradients: the palindrome RNN/LSTM
-   by every path (fused = cuDNN, loop = the reference equations, bptt = the hand-written
-   recurrence), and the text model (torch's LSTM).
-2. `impl graph` (the whole palindrome step captured in one CUDA graph) against the eager
-   fused step, both through `fit` for the same spec and seed: the per-step loss curves must
-   agree within tolerance for adam, rmsprop and sgd (the graph uses capturable optimizers);
-   a NaN injected at a step must stop the graph run naming that step.
-3. Real training jobs through the CLI on CUDA, steps/s from each job's summary: palindrome
-   LSTM and RNN by impl fused (what auto picks on CUDA), graph, bptt and loop; the text
-   model; and several palindrome jobs sharing the GPU (aggregate throughput).
-Ends with a short table of the timings and the verdicts of the checks.
+1. Correctness on the device against CPU float64, forward and gradients: the palindrome
+   RNN/LSTM by every path (fused = cuDNN, loop = the reference equations, bptt = the
+   hand-written recurrence), a stack of runs (stack.py) run by run, and the text model.
+2. `impl graph` (the step captured in one CUDA graph) against the eager step with the same
+   capturable optimizer, through `fit_unit`, for one run and for a stack of runs: per-step
+   loss curves within GRAPH_TOL for adam, rmsprop and sgd; a NaN injected at step 37 stops a
+   graph run naming step 37.
+3. Runs that share a job (a stack) against the same runs trained alone (impl auto): within
+   SHARED_TOL, stated in the output.
+4. Steps/s per run: one run (fused, graph) and a stack of STACK runs (eager, graph), LSTM and
+   RNN at input length 10; the text model; one whole job's start (process and CUDA).
+5. The full default config's training end to end under the mission's command,
+   `snakemake --cores 8 --resources gpu=1` (the CPU bench and LaTeX left out), timed, with
+   `impl graph` where every graph check passed and impl auto otherwise; where it runs out of
+   the time left (GPU_CHECK_BUDGET seconds for the whole script), the runs done by then.
+
+Ends with a table of the timings and the verdicts, and writes $OUT/gpu_results.json.
 """
 
+import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,22 +37,34 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
+from rnnrepro import bptt
 from rnnrepro.data import palindrome_batch
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
-from rnnrepro.spec import PalindromeSpec
-import rnnrepro.train as T
-from rnnrepro.train import Diverged, train_palindrome
+from rnnrepro.spec import Execution, PalindromeSpec
+from rnnrepro.stack import StackedPalindromeTask
+from rnnrepro.train import PalindromeTask, fit_unit
 
+ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "gpu-out"))
 OUT.mkdir(parents=True, exist_ok=True)
-CORPUS = next((p for p in (os.environ.get("RNNREPRO_CORPUS"), "shared/data/grimms_fairy_tales.txt",
-                           "../shared/data/grimms_fairy_tales.txt", "data/grimms_fairy_tales.txt")
-               if p and Path(p).exists()), None)
+CORPUS = next((Path(p).resolve() for p in (os.environ.get("RNNREPRO_CORPUS"), ROOT / "shared/data/grimms_fairy_tales.txt",
+                                           ROOT.parent / "shared/data/grimms_fairy_tales.txt",
+                                           ROOT / "data/grimms_fairy_tales.txt") if p and Path(p).exists()), None)
 dev = torch.device(os.environ.get("GPU_CHECK_DEVICE", "cuda"))  # cpu: a dry run of the script
-SCALE = float(os.environ.get("GPU_CHECK_SCALE", "1"))  # shrink step counts for a dry run
+SCALE = float(os.environ.get("GPU_CHECK_SCALE", "1"))  # shrinks step counts for a dry run
+CONFIG = os.environ.get("GPU_CHECK_CONFIG", "config/config.yaml")
+BUDGET = float(os.environ.get("GPU_CHECK_BUDGET", "420"))
+EX = Execution(device=dev.type)
+STACK = 6  # runs in one step: the largest stack of the default config (3 seeds + 3 inits)
+GRAPH_TOL = {"first 20 steps": 1e-4, "whole curve": 5e-2}
+# Stacked runs use the hand-written stacked recurrence, a run alone cuDNN's kernel (which may
+# use TF32): the first steps agree to a few 1e-3, and SGD's final held-out accuracy closely.
+SHARED_TOL = {"first 20 steps (abs loss)": 5e-3, "final held-out accuracy (sgd)": 0.03}
 results = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
-           "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
+           "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
+           "tolerances": {"graph": GRAPH_TOL, "shared": SHARED_TOL}}
 checks, speeds = {}, {}
 tmp = Path(tempfile.mkdtemp(prefix="gpu-runs-"))
 started = time.perf_counter()
@@ -51,7 +72,7 @@ started = time.perf_counter()
 
 def report(key, value):
     results[key] = value
-    print(f"{key:62s} {value}", flush=True)
+    print(f"{key:66s} {value}", flush=True)
 
 
 def check(name, ok, detail):
@@ -65,6 +86,42 @@ def max_diff(a, b):
 
 def steps(n):
     return max(int(n * SCALE), 20)
+
+
+def curve(run_dir):
+    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    return [float(r.split(",")[1]) for r in rows]
+
+
+def train(specs, name, impl="auto", capturable=None, **kw):
+    """fit_unit for one run or a stack; `capturable` forces the optimizer form (graph needs
+    it) for an eager step; returns (curves, summaries, wall)."""
+    import rnnrepro.train as T
+
+    outs = [tmp / name / str(r) for r in range(len(specs))]
+    make = ((lambda d: StackedPalindromeTask(specs, d, impl)) if len(specs) > 1
+            else (lambda d: PalindromeTask(specs[0], d, impl)))
+    plain = T.make_optimizer
+    if capturable is not None:
+        T.make_optimizer = lambda spec, params, **_: plain(spec, params, capturable)
+    t = time.perf_counter()
+    try:
+        res = fit_unit(specs, outs, make, dataclasses.replace(EX, impl=impl), stream=io.StringIO(), **kw)
+    finally:
+        T.make_optimizer = plain
+    wall = time.perf_counter() - t
+    return [curve(o) if (o / "metrics.csv").exists() else [] for o in outs], res, wall
+
+
+def stack_specs(base, n=STACK, chaotic=True):
+    """Runs of `base` that can share a step, as the default config's: three seeds, then
+    normal inits. N(0, 1) weights start the LSTM saturated with gradient norms in the tens,
+    where two float orders part within a few steps: `chaotic=False` takes Xavier instead,
+    for the comparisons of part 3."""
+    big = dict(init="normal", init_std=1.0) if chaotic else dict(init="xavier")
+    inits = [dict(seed=s) for s in range(3)] + [dict(seed=0, **big)] + [
+        dict(seed=0, init="normal", init_std=sd) for sd in (0.01, 0.001)]
+    return [dataclasses.replace(base, **i) for i in inits[:n]]
 
 
 # 1. correctness ---------------------------------------------------------------------------------
@@ -89,6 +146,18 @@ for cls in (VanillaRNN, LSTM):
         report(f"{cls.__name__} {dev.type} {name} vs cpu64: logits / grads", f"{ldiff:.2e} / {gdiff:.2e}")
         check(f"{cls.__name__} {name} matches cpu64", ldiff < 1e-4 and gdiff < 1e-4,
               f"{ldiff:.1e}, {gdiff:.1e}")
+    # a stack of three runs, each against its own float64 reference
+    gates = cpu64.gates
+    torch.manual_seed(1)
+    W_x = torch.randn(3, gates * 128, 1, dtype=torch.float64) * 0.2
+    b = torch.randn(3, gates * 128, dtype=torch.float64) * 0.1
+    W_h = torch.randn(3, gates * 128, 128, dtype=torch.float64) * 0.05
+    xs = torch.randn(10, 3, 64, 1, dtype=torch.float64)
+    ref = bptt.layer(gates, xs, W_x, b, W_h, last_only=True)
+    got = bptt.layer(gates, xs.float().to(dev), W_x.float().to(dev), b.float().to(dev),
+                     W_h.float().to(dev), last_only=True)
+    d = max_diff(got, ref)
+    check(f"{cls.__name__} stack of 3 matches cpu64", d < 1e-4, f"{d:.1e}")
 torch.manual_seed(0)
 text64 = TextGenerationModel(87).double()
 idx, tgt = torch.randint(87, (64, 30)), torch.randint(87, (64, 30))
@@ -96,121 +165,155 @@ with torch.backends.mkldnn.flags(enabled=False):
     ref = text64(idx)[0]
 F.cross_entropy(ref.flatten(0, 1), tgt.flatten()).backward()
 ref_grads = [p.grad.clone() for p in text64.parameters()]
-for name, run in (("fused", lambda m, i: m(i)[0]),):
-    gpu = TextGenerationModel(87).to(dev)
-    gpu.load_state_dict(text64.state_dict())
-    out = run(gpu, idx.to(dev))
-    F.cross_entropy(out.flatten(0, 1), tgt.to(dev).flatten()).backward()
-    gdiff = max(max_diff(p.grad, g) for p, g in zip(gpu.parameters(), ref_grads))
-    ldiff = max_diff(out, ref)
-    report(f"TextGenerationModel {dev.type} {name} vs cpu64: logits / grads", f"{ldiff:.2e} / {gdiff:.2e}")
-    check(f"text {name} matches cpu64", ldiff < 1e-4 and gdiff < 1e-4, f"{ldiff:.1e}, {gdiff:.1e}")
+gpu = TextGenerationModel(87).to(dev)
+gpu.load_state_dict(text64.state_dict())
+out = gpu(idx.to(dev))[0]
+F.cross_entropy(out.flatten(0, 1), tgt.to(dev).flatten()).backward()
+gdiff = max(max_diff(p.grad, g) for p, g in zip(gpu.parameters(), ref_grads))
+ldiff = max_diff(out, ref)
+check("text fused matches cpu64", ldiff < 1e-4 and gdiff < 1e-4, f"{ldiff:.1e}, {gdiff:.1e}")
 torch.backends.cudnn.allow_tf32 = True
 
 
-# 2. impl graph against the eager step, through fit --------------------------------------------
-def metrics(run_dir):
-    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
-    return [tuple(map(float, r.split(","))) for r in rows]
-
-
-graph_note = "" if dev.type == "cuda" else " (graph falls back to auto off CUDA)"
+# 2. graph against eager with the same optimizer form ------------------------------------------
+off_cuda = "" if dev.type == "cuda" else " (graph falls back to the eager step off CUDA)"
+graph_ok = True
 for optimizer in ("adam", "rmsprop", "sgd"):
     n = steps(500)
-    spec = dict(model="lstm", optimizer=optimizer, input_length=10, steps=n, eval_every=n,
-                eval_size=1000, device=dev.type, lr=1e-3 if optimizer != "sgd" else 0.05)
-    curves, walls = {}, {}
-    # "fused" is the eager step as `fit` runs it; "fused-capturable" the same with the
-    # capturable optimizer the graph needs. Adam's capturable and plain forms order their float
-    # operations differently, and training amplifies that (adam_order_check.py): the graph is
-    # checked against the eager step with the same optimizer form.
-    plain_make_optimizer = T.make_optimizer
-    for impl in ("fused", "fused-capturable", "graph"):
-        if impl == "fused-capturable":
-            T.make_optimizer = lambda spec, params, capturable=False: plain_make_optimizer(
-                spec, params, capturable=dev.type == "cuda")  # CPU (dry run): no capturable
-        t = time.perf_counter()
-        try:
-            train_palindrome(PalindromeSpec(impl=impl.split("-")[0], **spec),
-                             tmp / f"cmp-{optimizer}-{impl}", stream=io.StringIO())
-        finally:
-            T.make_optimizer = plain_make_optimizer
-        walls[impl] = time.perf_counter() - t
-        curves[impl] = metrics(tmp / f"cmp-{optimizer}-{impl}")
-    for ref in ("fused", "fused-capturable"):
-        dl = max(abs(a[1] - b[1]) for a, b in zip(curves[ref], curves["graph"]))
-        first = max(abs(a[1] - b[1]) for a, b in zip(curves[ref][:20], curves["graph"][:20]))
-        report(f"graph vs eager {ref}, lstm {optimizer}, {n} steps: max |dloss| (first 20)",
-               f"{dl:.2e} ({first:.2e}); wall {walls[ref]:.1f} s vs {walls['graph']:.1f} s"
-               + graph_note)
-    check(f"graph = eager loss curve ({optimizer}, same optimizer form)",
-          len(curves["fused-capturable"]) == len(curves["graph"]) == n and first < 1e-4 and dl < 5e-2,
-          f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
-try:
-    train_palindrome(PalindromeSpec(model="lstm", impl="graph", steps=60, eval_size=100,
-                                    device=dev.type), tmp / "nan", inject_nan_at=37,
-                     stream=io.StringIO())
-    check("graph run stops on NaN naming the step", False, "no error")
-except Diverged as err:
-    check("graph run stops on NaN naming the step", "at step 37" in str(err), str(err)[:70])
+    base = PalindromeSpec(model="lstm", optimizer=optimizer, input_length=10, steps=n,
+                          eval_every=n, eval_size=1000, lr=1e-3 if optimizer != "sgd" else 0.05)
+    for label, specs in (("one run", [base]), (f"stack of {STACK}", stack_specs(base))):
+        eager, _, w_eager = train(specs, f"eager-{optimizer}-{len(specs)}", "auto",
+                                  capturable=dev.type == "cuda")
+        graph, _, w_graph = train(specs, f"graph-{optimizer}-{len(specs)}", "graph")
+        dl = max(abs(a - b) for ce, cg in zip(eager, graph) for a, b in zip(ce, cg))
+        first = max(abs(a - b) for ce, cg in zip(eager, graph) for a, b in zip(ce[:20], cg[:20]))
+        report(f"graph vs eager ({label}), lstm {optimizer}, {n} steps: max |dloss| (first 20)",
+               f"{dl:.2e} ({first:.2e}); wall {w_eager:.1f} s vs {w_graph:.1f} s{off_cuda}")
+        ok = (all(len(c) == n for c in eager + graph) and first < GRAPH_TOL["first 20 steps"]
+              and dl < GRAPH_TOL["whole curve"])
+        graph_ok &= ok
+        check(f"graph = eager ({label}, {optimizer}, same optimizer form)", ok,
+              f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
+nan_spec = PalindromeSpec(model="lstm", steps=60, eval_size=100)
+_, res, _ = train(stack_specs(nan_spec, 3), "nan", "graph", inject_nan={nan_spec.run_id(): 37})
+err = res[0][1] or ""
+check("graph stack drops the run with a NaN at step 37, naming it", "at step 37" in err
+      and all(e is None for _, e in res[1:]), err[:70])
 
 
-# 3. real jobs through the CLI ------------------------------------------------------------------
-def job(args, out):
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rnnrepro", "train", *args, "--device", dev.type,
-                    "--out", str(out)], check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    return wall, json.loads((Path(out) / "summary.json").read_text())
+# 3. shared (stacked) against alone ------------------------------------------------------------
+for optimizer in ("sgd", "adam"):
+    n = steps(2000)
+    base = PalindromeSpec(model="lstm", optimizer=optimizer, input_length=10, steps=n,
+                          eval_every=n, lr=1e-3 if optimizer == "adam" else 0.05)
+    specs = stack_specs(base, chaotic=False)
+    shared, res_shared, _ = train(specs, f"shared-{optimizer}")
+    alone = [train([s], f"alone-{optimizer}-{r}")[0][0] for r, s in enumerate(specs)]
+    res_alone = [json.loads((tmp / f"alone-{optimizer}-{r}" / "0" / "summary.json").read_text())
+                 for r in range(len(specs))]
+    first = max(abs(a - b) for cs, ca in zip(shared, alone) for a, b in zip(cs[:20], ca[:20]))
+    acc = max(abs(s["eval_final"]["accuracy"] - a["eval_final"]["accuracy"])
+              for (s, _), a in zip(res_shared, res_alone))
+    report(f"stack of {STACK} vs alone, lstm {optimizer}, {n} steps: first-20 |dloss|, final acc diff",
+           f"{first:.2e}, {acc:.3f}")
+    ok = first < SHARED_TOL["first 20 steps (abs loss)"]
+    if optimizer == "sgd":
+        ok &= acc <= SHARED_TOL["final held-out accuracy (sgd)"]
+    check(f"shared = alone within tolerance ({optimizer})", ok, f"{first:.1e}, acc {acc:.3f}")
 
 
-JOB_STEPS = {"fused": 2000, "graph": 4000, "bptt": 600, "loop": 600}
+# 4. speeds ------------------------------------------------------------------------------------
 for model in ("lstm", "rnn"):
-    for impl, n in JOB_STEPS.items():
-        n = steps(n)
-        wall, s = job(["palindrome", "--model", model, "--optimizer", "adam", "--input-length", "10",
-                       "--steps", str(n), "--eval-every", str(min(1000, n)), "--impl", impl],
-                      tmp / f"{model}-{impl}")
-        speeds[(f"palindrome {model}", impl)] = s["steps_per_second"]
-        report(f"palindrome {model} len10 {impl}: steps/s, job wall s ({n} steps)",
-               f"{s['steps_per_second']:.0f}, {wall:.1f} (acc {s['eval_final']['accuracy']:.3f})")
+    n = steps(3000)
+    base = PalindromeSpec(model=model, optimizer="adam", input_length=10, steps=n, eval_every=n)
+    for impl in ("auto", "graph"):
+        _, res, _ = train([base], f"speed-{model}-{impl}", impl)
+        speeds[(f"palindrome {model}, one run", impl)] = res[0][0]["steps_per_second"]
+        _, res, _ = train(stack_specs(base), f"speed-{model}-{impl}-stack", impl)
+        speeds[(f"palindrome {model}, stack of {STACK} (per run)", impl)] = \
+            STACK * res[0][0]["steps_per_second"]
 if CORPUS:
     n = steps(2000)
-    wall, s = job(["text", "--corpus", CORPUS, "--steps", str(n), "--sample-every", str(min(1000, n))],
-                  tmp / "text")
-    speeds[("text", "fused")] = s["steps_per_second"]
-    report(f"text T=1 {n} steps (auto = fused on CUDA): steps/s, job wall s",
-           f"{s['steps_per_second']:.0f}, {wall:.1f} (val acc {s['eval_final']['accuracy']:.3f})")
-else:
-    report("text", "skipped: no corpus (set RNNREPRO_CORPUS)")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rnnrepro", "train", "text", "--corpus", str(CORPUS),
+                    "--steps", str(n), "--sample-every", str(min(1000, n)), "--device", dev.type,
+                    "--out", str(tmp / "text")], check=True, capture_output=True)
+    wall = time.perf_counter() - t
+    s = json.loads((tmp / "text" / "summary.json").read_text())
+    speeds[("text", "auto")] = s["steps_per_second"]
+    report("text job: steps/s, job wall s", f"{s['steps_per_second']:.0f}, {wall:.1f}")
+t = time.perf_counter()
+subprocess.run([sys.executable, "-m", "rnnrepro", "train", "palindrome", "--steps", "1",
+                "--device", dev.type, "--out", str(tmp / "start")], check=True, capture_output=True)
+report("one palindrome job of 1 step (process, CUDA start, 2 evaluations): wall s",
+       f"{time.perf_counter() - t:.1f}")
+for (row, impl), v in speeds.items():
+    report(f"steps/s: {row} [{impl}]", f"{v:.0f}")
 
-for impl in ("fused", "graph"):
-    for n_jobs in (1, 4):
-        n = steps(1000)
-        t = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", "rnnrepro", "train", "palindrome",
-                                   "--model", "lstm", "--steps", str(n), "--seed", str(i),
-                                   "--impl", impl, "--device", dev.type,
-                                   "--out", str(tmp / f"share-{impl}{n_jobs}-{i}")],
-                                  stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-                 for i in range(n_jobs)]
-        codes = [p.wait() for p in procs]
-        wall = time.perf_counter() - t
-        speeds[(f"{n_jobs} lstm jobs at once (aggregate)", impl)] = n_jobs * n / wall
-        report(f"{n_jobs} concurrent lstm {impl} jobs x {n} steps: wall s, aggregate steps/s, exits",
-               f"{wall:.1f}, {n_jobs * n / wall:.0f}, {codes}")
+
+# 5. the full default config under the mission's command -----------------------------------------
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+
+
+def _text(b):
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
+def full_config():
+    work = tmp / "workflow"
+    work.mkdir()
+    for name in ("Snakefile", "workflow", "config", "report", "src", "profiles", "benchmarks"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name)
+    config = yaml.safe_load((work / CONFIG).read_text())
+    if CORPUS:
+        config["corpus"]["urls"] = [CORPUS.as_uri()]
+    impl = "graph" if graph_ok and dev.type == "cuda" else "auto"
+    config["execution"]["impl"] = impl
+    if os.environ.get("GPU_CHECK_RUNS_PER_JOB"):  # the dry run: jobs share runs as on CUDA
+        config["execution"]["runs_per_job"] = int(os.environ["GPU_CHECK_RUNS_PER_JOB"])
+    (work / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [SNAKEMAKE, "--configfile", "run.yaml", "--cores", "8", "--resources", "gpu=1",
+           "--omit-from", "bench", "render_report"]
+    left = BUDGET - (time.perf_counter() - started)
+    report("full config: command", " ".join(cmd[1:]) + f" (impl {impl}, {left:.0f} s left)")
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=max(left, 30))
+        code, out = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as e:
+        code, out = "timeout", _text(e.stdout) + _text(e.stderr)
+    wall = time.perf_counter() - t
+    (OUT / "full_config.log").write_text(out[-200_000:])
+    done = list((work / "results" / "runs").glob("*/*/summary.json"))
+    progress = re.findall(r"\d+ of \d+ steps", out)
+    report("full config: exit, wall s, runs finished", f"{code}, {wall:.0f}, {len(done)}")
+    if progress:
+        report("full config: Snakemake jobs done / planned", progress[-1])
+    compute = work / "results" / "tables" / "compute.csv"
+    if compute.exists():
+        import pandas as pd
+
+        df = pd.read_csv(compute)
+        for kind, g in df.groupby("kind"):
+            report(f"full config: {kind} runs, sum of job s, sum of training share s",
+                   f"{len(g)}, {g['job_seconds'].sum():.0f}, {g['train_seconds'].sum():.0f}")
+    results["full_config"] = {"exit": code, "wall_s": wall, "runs": len(done), "impl": impl}
+
+
+if Path(SNAKEMAKE).exists():
+    full_config()
+else:
+    report("full config", "skipped: snakemake is not installed here (benchmarks/gpu.sh)")
 
 # the table ----------------------------------------------------------------------------------------
-impls = ["fused", "graph", "bptt", "loop"]
-print(f"\n== steps/s on {results['device']} (torch {torch.__version__}), "
-      f"{time.perf_counter() - started:.0f} s in all ==")
-print(f"{'':38s}" + "".join(f"{i:>8s}" for i in impls))
-for row in dict.fromkeys(k for k, _ in speeds):
-    print(f"{row:38s}" + "".join(f"{speeds[(row, i)]:8.0f}" if (row, i) in speeds else f"{'':8s}"
-                                 for i in impls))
+print(f"\n== {results['device']} (torch {torch.__version__}), {time.perf_counter() - started:.0f} s in all ==")
+for (row, impl), v in speeds.items():
+    print(f"{row:46s} {impl:6s} {v:8.0f} steps/s")
 print("== checks ==")
 for name, verdict in checks.items():
-    print(f"{name:46s} {verdict}")
+    print(f"{name:58s} {verdict}")
 results["checks"] = checks
 results["speeds"] = {f"{k} | {i}": v for (k, i), v in speeds.items()}
 (OUT / "gpu_results.json").write_text(json.dumps(results, indent=2))

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 cores=$(nproc 2>/dev/null || echo 2)
-gpus=$(.venv/bin/python -c "import torch; print(torch.cuda.device_count())")
-exec snakemake --cores "$cores" --resources gpu="$gpus" "$@"
+# one GPU job per GPU slot: visible GPUs x execution.jobs_per_gpu (rnnrepro.gpus.workflow_slots)
+slots=$(rnnrepro gpu-slots --config config/config.yaml)
+exec snakemake --cores "$cores" --resources gpu="$slots" "$@"

@@ -149,3 +149,15 @@ def test_a_job_on_a_fake_gpu_without_cuda_names_the_problem(tmp_path, monkeypatc
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(RuntimeError, match="no GPU is visible"):
         Job(own, Execution(device="cuda")).place()
+
+
+def test_workflow_slots_are_gpus_times_jobs_per_gpu(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("execution: {jobs_per_gpu: 3}\n")
+    assert gpus.workflow_slots(config, {"CUDA_VISIBLE_DEVICES": "0,1"}) == 6
+    assert gpus.workflow_slots(config, {"CUDA_VISIBLE_DEVICES": ""}) == 3  # no GPU: never 0
+    assert gpus.workflow_slots(tmp_path / "missing.yaml", {"CUDA_VISIBLE_DEVICES": "0"}) == 1
+    res = subprocess.run([sys.executable, "-m", "rnnrepro", "gpu-slots", "--config", str(config)],
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,6"}, capture_output=True,
+                         text=True, check=True)
+    assert res.stdout.strip() == "9"

@@ -3,7 +3,8 @@
 tests/slurm/cluster.sh brings up munged, slurmctld and slurmd (installing them with apt when
 missing) and stops them again whether the test passes or fails. The node's one GPU is fake
 (gres.conf File=/dev/null): jobs that ask for it are scheduled one at a time and run on the
-CPU, because the training jobs use device auto.
+CPU, because the training jobs use device auto. The profile groups the training jobs, eight
+to a SLURM job, each group job asking for the one GPU and running its runs on it in turn.
 """
 
 import os
@@ -19,7 +20,7 @@ from .workflow_utils import ROOT, make_workdir, snakemake
 pytestmark = pytest.mark.slow
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 LOCAL_RULES = ("download_corpus", "corpus_stats", "aggregate_study", "compute_table", "figure",
-               "save_config", "scorecard", "render_report")
+               "save_config", "scorecard", "render_report", "bench")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def scontrol_job(job_id, env):
     return out
 
 
-def test_the_workflow_runs_through_the_slurm_profile(cluster, tmp_path, corpus_path):
+def test_the_workflow_runs_through_the_slurm_profile_in_fewer_longer_jobs(cluster, tmp_path,
+                                                                           corpus_path):
     workdir = make_workdir(tmp_path, corpus_path)
     env = {**os.environ, **cluster, "PATH": f"/usr/sbin:/usr/bin:{os.environ['PATH']}"}
     res = snakemake(workdir, "--workflow-profile", "profiles/slurm", "--jobs", "4",
@@ -57,19 +59,22 @@ def test_the_workflow_runs_through_the_slurm_profile(cluster, tmp_path, corpus_p
 
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     runs = list((workdir / "results" / "runs").glob("*/*/summary.json"))
+    assert len(runs) == 33
     logs = workdir / ".snakemake" / "slurm_logs"
-    per_rule = {p.name.removeprefix("rule_"): list(p.rglob("*.log")) for p in logs.iterdir()}
-    # every training job ran as a SLURM job and left its SLURM log
-    assert len(per_rule.get("train_palindrome", [])) + len(per_rule.get("train_text", [])) == len(runs)
-    assert len(job_ids) >= len(runs)
-    # the local rules never went through SLURM
-    assert not set(per_rule) & set(LOCAL_RULES), sorted(per_rule)
-    # training jobs asked SLURM for the GPU; the others did not
-    gpu_jobs = 0
+    per_rule = {p.name: list(p.rglob("*.log")) for p in logs.iterdir()}
+    # the local rules never went through SLURM; training jobs went grouped (profiles/slurm:
+    # groups, group-components), each group job one SLURM job with its own log
+    assert not {f"rule_{r}" for r in LOCAL_RULES} & set(per_rule), sorted(per_rule)
+    assert not [k for k in per_rule if k.startswith("rule_train")], sorted(per_rule)
+    train_jobs = sum(len(v) for k, v in per_rule.items() if k.startswith("group_train"))
+    assert -(-len(runs) // 8) <= train_jobs < len(runs), (train_jobs, sorted(per_rule))
+    # each training group job asked SLURM for one GPU (gpu scoped per group job) and ran its
+    # runs on it one after another, each training job with its own log
+    group_jobs = 0
     for job_id in job_ids:
         info = scontrol_job(job_id, env)
-        asks_gpu = "gres/gpu" in info or "gpu:1" in info
-        if "train_" in info:
-            assert asks_gpu, info
-            gpu_jobs += 1
-    assert gpu_jobs == len(runs)
+        if "Comment=rule_train" in info:
+            group_jobs += 1
+            assert re.search(r"gres/gpu(:\w+)?=1\b|gpu:1\b", info), info
+    assert group_jobs == train_jobs
+    assert len(list((workdir / "logs" / "train").glob("*/*.log"))) == len(runs)

@@ -183,6 +183,7 @@ def test_bad_execution_names_the_field(field, value, match):
 def test_runs_per_job_auto_is_one_on_cpu_and_many_on_cuda():
     assert Execution().runs_cap("cpu") == 1
     assert Execution().runs_cap("cuda") == Execution.RUNS_PER_JOB_CUDA > 1
+    assert Execution().runs_cap("cuda", in_cluster_job=True) == 1
     assert Execution(runs_per_job=3).runs_cap("cpu") == Execution(runs_per_job=3).runs_cap("cuda") == 3
 
 

@@ -118,6 +118,14 @@ def cmd_bench(args):
               baseline=args.baseline or bench.BASELINE, out=args.out)
 
 
+def cmd_gpu_slots(args):
+    from .gpus import visible_gpus, workflow_slots
+
+    print(workflow_slots(args.config))
+    if args.verbose:
+        print(f"visible GPUs: {visible_gpus() or 'none'}", file=sys.stderr)
+
+
 def cmd_download(args):
     from .download import download
 
@@ -260,6 +268,10 @@ def build_parser():
     b.add_argument("--baseline", type=Path, help="course_baseline.py (default: the checkout's)")
     b.add_argument("--out", type=Path, help="CSV, one row per case, implementation, threads")
     b.set_defaults(func=cmd_bench)
+
+    gs = sub.add_parser("gpu-slots", help="--resources gpu= for this machine: GPUs x jobs_per_gpu")
+    gs.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    gs.set_defaults(func=cmd_gpu_slots)
 
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
     d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")

@@ -127,6 +127,20 @@ def _writable(fd):
     return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
 
 
+def workflow_slots(config_path="config/config.yaml", environ=None):
+    """The `--resources gpu=` that lets every GPU slot work at once: visible GPUs (at least
+    one) times the config's execution.jobs_per_gpu. scripts/reproduce.sh and the default
+    profile ask this."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(config_path).read_text()) or {}
+        per_gpu = int((config.get("execution") or {}).get("jobs_per_gpu", 1))
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        per_gpu = 1  # the workflow's own validation names a broken config
+    return max(1, len(visible_gpus(environ))) * max(1, per_gpu)
+
+
 def release_all():
     """Give back every slot this process holds (process exit does the same)."""
     while _HELD:

@@ -236,7 +236,7 @@ class Job:
 
     @property
     def cap(self):
-        return self.execution.runs_cap(self.device)
+        return self.execution.runs_cap(self.device, in_cluster_job="SLURM_JOB_ID" in os.environ)
 
     def pending(self, entry):
         """Whether nobody has trained `entry` for the current code."""

@@ -69,8 +69,8 @@ class Execution(_Fields):
     path (IMPLS). jobs_per_gpu: training jobs that may share one GPU at once (each takes a
     slot, `gpus.py`). runs_per_job: how many runs one training job may train: its own, then
     other runs of the workflow that nobody has trained yet, several at once in one batched
-    step where their shapes agree (`jobs.py`); 0 means 1 on the CPU and RUNS_PER_JOB_CUDA
-    on CUDA.
+    step where their shapes agree (`jobs.py`); 0 means RUNS_PER_JOB_CUDA on CUDA, and 1 on
+    the CPU and inside a cluster job (where others' runs may be training on other nodes).
     """
 
     device: str = "auto"
@@ -90,11 +90,11 @@ class Execution(_Fields):
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}", self.device)
         _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
 
-    def runs_cap(self, device_type):
+    def runs_cap(self, device_type, in_cluster_job=False):
         """The most runs one job trains on a device of this type ('cpu' or 'cuda')."""
         if self.runs_per_job:
             return self.runs_per_job
-        return self.RUNS_PER_JOB_CUDA if device_type == "cuda" else 1
+        return self.RUNS_PER_JOB_CUDA if device_type == "cuda" and not in_cluster_job else 1
 
     @classmethod
     def label(cls):

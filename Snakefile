@@ -10,6 +10,9 @@
 # `snakemake --lint` asks for a conda environment or container per rule. Every rule runs the
 # same installed package (scripts/setup.sh, or environment.yml + `pip install -e .`), and a
 # per-rule environment would install torch once per environment; so the rules declare none.
+# It also notes that the training rules' shell commands read EXEC_ARGS from outside the rule:
+# on purpose, since `params` are a rerun trigger and how a run is computed must never retrain
+# it (workflow/rules/common.smk); each run's summary.json records what it ran with.
 
 from snakemake.utils import min_version, validate
 

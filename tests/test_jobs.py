@@ -218,7 +218,8 @@ def test_a_killed_shared_job_resumes_and_ends_as_if_never_killed(tmp_path):
     """Kill the job that trains a stack; its runs continue from their own checkpoints (in
     another stack, at one step) and end byte-identical to an uninterrupted stack on CPU. A
     run of the stack can also continue alone from its checkpoint."""
-    specs = _specs(steps=600, eval_every=100, model="lstm", hidden=24)
+    # Adam: every run has optimizer state, which moves between the stack and each run's own
+    specs = _specs(steps=600, eval_every=100, model="lstm", hidden=24, optimizer="adam", lr=1e-3)
     clean_dir = tmp_path / "clean"
     clean_dir.mkdir()
     _table(clean_dir, specs)
@@ -301,3 +302,117 @@ def test_a_run_that_diverged_in_another_job_fails_in_its_own_job_naming_it(tmp_p
     assert "Traceback" not in second.stderr and not note.exists()
     third = _job(tmp_path, specs[1], "--runs-per-job", "1", check=False)  # tried again, alone
     assert third.returncode == 1 and "starting" in third.stderr
+
+
+def test_a_failure_in_another_run_never_fails_the_job_of_a_finished_run(tmp_path):
+    specs = _specs()
+    other = PalindromeSpec(**{**BASE, "input_length": 5})
+    _table(tmp_path, specs[:1] + [other])
+    foreign = tmp_path / "runs" / other.run_id() / ".staged"
+    # a checkpoint that is not this run's, where the job will look for the other run's
+    outs = [tmp_path / "x"]
+    fit_unit([specs[1]], outs, lambda d: PalindromeTask(specs[1], d), dataclasses.replace(CPU, checkpoint_every=10),
+             inject_nan={specs[1].run_id(): 15})
+    foreign.mkdir(parents=True)
+    (outs[0] / "resume.pt").rename(foreign / "resume.pt")
+    res = _job(tmp_path, specs[0], "--runs-per-job", "8")
+    assert "failed (RuntimeError" in res.stderr and "their own jobs will try again" in res.stderr
+    assert (tmp_path / "runs" / specs[0].run_id() / "summary.json").exists()
+    mine = _job(tmp_path, other, "--runs-per-job", "8", check=False)
+    assert mine.returncode == 1 and f"run {other.run_id()}: RuntimeError" in mine.stderr
+    assert "belongs to run" in mine.stderr and "Traceback" not in mine.stderr
+
+
+def test_a_job_killed_while_training_others_keeps_its_own_run(tmp_path):
+    own = PalindromeSpec(**BASE)
+    long = PalindromeSpec(**{**BASE, "input_length": 6, "steps": 100_000, "eval_every": 1000})
+    _table(tmp_path, [own, long])
+    proc = _job(tmp_path, own, "--runs-per-job", "8", popen=True)
+    done = tmp_path / "runs" / own.run_id() / "summary.json"
+    deadline = time.time() + 120
+    while not (tmp_path / "runs" / long.run_id() / ".staged" / "resume.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert done.exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for name in ("summary.json", "metrics.csv", "eval.csv", "timing.csv", "model.pt"):
+        (done.parent / name).unlink()  # what Snakemake does to a failed job's outputs
+    again = _job(tmp_path, own, "--runs-per-job", "1")
+    assert f"{own.run_id()} was trained in the job of run {own.run_id()}" in again.stderr
+    assert "starting" not in again.stderr and done.exists()
+
+
+def test_without_file_locks_a_job_trains_its_own_run_only(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    specs = _specs()
+    _table(tmp_path, specs)
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    own = specs[0]
+    summary = jobs.train_job(own, tmp_path / "runs" / own.run_id(),
+                             dataclasses.replace(CPU, runs_per_job=8), run_table=tmp_path / "table.json")
+    assert summary["run_id"] == own.run_id()
+    assert not list((tmp_path / "runs").glob("*/.staged"))
+
+
+def test_one_run_per_job_takes_no_claim(tmp_path, monkeypatch):
+    import fcntl
+
+    monkeypatch.setattr(fcntl, "flock", lambda fd, op: pytest.fail("a claim was taken"))
+    spec = _specs()[0]
+    _table(tmp_path, [spec])
+    jobs.train_job(spec, tmp_path / "runs" / spec.run_id(), dataclasses.replace(CPU, runs_per_job=1),
+                   run_table=tmp_path / "table.json")
+
+
+def test_the_run_table_lists_planned_runs_or_those_without_results(tmp_path):
+    specs = _specs()
+    runs = {s.run_id(): Run(s) for s in specs}
+    (tmp_path / specs[0].run_id()).mkdir()
+    (tmp_path / specs[0].run_id() / "summary.json").write_text("{}")
+    jobs.write_run_table(tmp_path / "t.json", runs, lambda r: tmp_path / r, None)
+    assert {e.run_id for e in jobs.read_run_table(tmp_path / "t.json")} == {s.run_id() for s in specs[1:]}
+    jobs.write_run_table(tmp_path / "t.json", runs, lambda r: tmp_path / r, None, planned={specs[0].run_id()})
+    assert [e.run_id for e in jobs.read_run_table(tmp_path / "t.json")] == [specs[0].run_id()]
+
+
+def test_a_failure_note_from_other_code_does_not_block_a_run(tmp_path):
+    spec = _specs()[0]
+    job = jobs.Job(jobs.Entry(spec, tmp_path), CPU)
+    (tmp_path / ".staged").mkdir()
+    (tmp_path / ".staged" / "failed.json").write_text(json.dumps({"fingerprint": "old", "error": "x", "job": "y"}))
+    assert job.pending(job.own) and job.finish_staged() is None
+
+
+@pytest.mark.parametrize("first,then", [("bptt", "fused"), ("fused", "bptt")])
+def test_a_run_continues_after_a_change_of_implementation(tmp_path, first, then):
+    """Optimizer state moves between the flat buffer (bptt on CPU) and per-parameter state."""
+    spec = PalindromeSpec(**{**BASE, "optimizer": "adam", "lr": 1e-3, "steps": 60})
+    ex = dataclasses.replace(CPU, checkpoint_every=20)
+    with pytest.raises(Exception, match="at step 45"):
+        fit(spec, tmp_path / "run", lambda d: PalindromeTask(spec, d, first), ex, inject_nan_at=45)
+    summary = fit(spec, tmp_path / "run", lambda d: PalindromeTask(spec, d, then), ex)
+    assert summary["resumed_from"] == [40]
+    fit(spec, tmp_path / "clean", lambda d: PalindromeTask(spec, d, first), ex)
+    a, b = _metrics(tmp_path / "run"), _metrics(tmp_path / "clean")
+    assert a[:40] == b[:40]
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a[40:], b[40:])) < 1e-4
+
+
+def test_a_run_does_not_continue_on_another_device(tmp_path):
+    spec = PalindromeSpec(**{**BASE, "steps": 60})
+    ex = dataclasses.replace(CPU, checkpoint_every=20)
+    with pytest.raises(Exception, match="at step 45"):
+        fit(spec, tmp_path, lambda d: PalindromeTask(spec, d), ex, inject_nan_at=45)
+    ck = torch.load(tmp_path / "resume.pt", weights_only=True)
+    ck["device"] = "cuda"
+    torch.save(ck, tmp_path / "resume.pt")
+    with pytest.raises(RuntimeError, match=r"training on cuda, and this job trains on cpu: a run "
+                                           r"continues on the device it started on"):
+        fit(spec, tmp_path, lambda d: PalindromeTask(spec, d), ex)
+    assert (tmp_path / "resume.pt").exists()

@@ -84,7 +84,8 @@ def test_a_diverged_run_is_named_and_the_others_finish(tmp_path, corpus_path, ru
         config["execution"]["runs_per_job"] = runs_per_job
 
     workdir = make_workdir(tmp_path, corpus_path, edit=edit)
-    res = snakemake(workdir, "--keep-going", check=False)
+    # one job at a time: with several runs per job, the first one trains them all
+    res = snakemake(workdir, "--keep-going", "--cores", "1", check=False)
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "2 of 4 training runs have no results yet" in out, out[-3000:]
@@ -93,7 +94,7 @@ def test_a_diverged_run_is_named_and_the_others_finish(tmp_path, corpus_path, ru
     if runs_per_job == 1:
         assert "loss is inf at step 2" in out
     else:
-        assert "(trained in the job of run rnn-sgd-len4-seed0-" in out
+        assert "(trained in the job of run " in out
     assert len(list((workdir / "results" / "runs").glob("palindrome/*/summary.json"))) == 2
     assert "Traceback" not in out
 

@@ -69,6 +69,9 @@ def test_nothing_to_do_and_only_new_runs_train(shared):
     assert sum("lstm-adam-len" in w and "seed2" in w for w in trained) == 2, out
     assert sum("rnn-adam-len6-seed0" in w for w in trained) == 1, out
     snakemake(shared, config="more.yaml")
+    # the run table the jobs took runs from held exactly what Snakemake planned to train
+    table = json.loads((shared / "results" / "runs" / "table.json").read_text())["runs"]
+    assert sorted(r["run_id"] for r in table) == [w.split("=", 1)[1] for w in trained]
     logs = _logs(shared)
     assert sum(text.count(" INFO starting ") for text in logs.values()) == 33 + 3
     jobs, out = planned_jobs(shared, config="more.yaml")

@@ -60,7 +60,8 @@ def _cli(*args):
 @pytest.mark.parametrize("kind", ["palindrome", "text"])
 def test_killed_run_resumes_from_its_checkpoint_and_ends_the_same(kind, tmp_path, corpus_path):
     if kind == "palindrome":
-        args = ["train", "palindrome", "--model", "lstm", "--input-length", "8", "--steps", "1500", "--hidden", "48",
+        args = ["train", "palindrome", "--model", "lstm", "--optimizer", "adam", "--input-length", "8",
+                "--steps", "1500", "--hidden", "48",
                 "--eval-every", "500", "--eval-size", "500", "--checkpoint-every", "100",
                 "--device", "cpu"]
     else:

@@ -85,8 +85,9 @@ def compute_table(benchmarks, summaries, out):
     """One row per training job: Snakemake's benchmark (wall, memory) beside the run's device.
 
     A run trained in another run's job (jobs.py) shows that job in `trained_in_job_of`, its
-    own job's few seconds in job_seconds, and as train_seconds its share of the step it was
-    trained in (the step's wall time over the runs in it)."""
+    own job's few seconds in job_seconds (the other job's job_seconds include it), and as
+    train_seconds its share of the step it was trained in (the step's wall time over the runs
+    in it)."""
     rows = []
     for tsv, summary_path in zip(benchmarks, summaries):
         bench = pd.read_csv(tsv, sep="\t").iloc[0]

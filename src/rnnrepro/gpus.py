@@ -10,8 +10,9 @@ kill -9 included): a dead job never keeps a slot.
 
 GPUs are those `CUDA_VISIBLE_DEVICES` lists (indices or UUIDs, as CUDA reads it: up to the
 first entry that is not a device), else those `nvidia-smi -L` lists (by UUID). Lock files
-live in $RNNREPRO_GPU_LOCKS, else in a folder of the machine's temporary directory (one per
-SLURM job inside a SLURM allocation, whose GPUs are its own), named by host and GPU.
+live in $RNNREPRO_GPU_LOCKS, else in a folder of the machine's temporary directory, one per
+user (and one per SLURM job inside a SLURM allocation, whose GPUs are its own), named by host
+and GPU.
 Torch-free, so that a job knows its GPU before torch initialises CUDA.
 """
 
@@ -59,7 +60,7 @@ def lock_dir(environ=None):
     environ = os.environ if environ is None else environ
     if environ.get("RNNREPRO_GPU_LOCKS"):
         return Path(environ["RNNREPRO_GPU_LOCKS"])
-    base = Path(tempfile.gettempdir()) / "rnnrepro-gpu-locks"
+    base = Path(tempfile.gettempdir()) / f"rnnrepro-gpu-locks-{os.getuid()}"
     job = environ.get("SLURM_JOB_ID")
     return base / f"slurm-{job}" if job else base
 
@@ -85,8 +86,8 @@ def _try_lock(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except PermissionError:  # another user's lock file: flock works on a read-only descriptor
-        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:  # a lock file made by another user (RNNREPRO_GPU_LOCKS shared):
+        fd = os.open(path, os.O_RDONLY)  # flock works on a read-only descriptor
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -10,10 +10,12 @@ writes when it starts), several at once in one batched step where their shapes a
 When Snakemake comes to such a run's own job, the job finds it done for the same run id and
 the same training code, moves it into place, and ends within a second.
 
-So nothing is trained that Snakemake would not train, and whatever Snakemake decides stays
-true: a run it does not plan is never touched in place; a run it plans is trained (by its
-own job or ahead of it) by the code of this checkout. Adding a seed or changing one study's
-value plans only the new runs, and only they are pending. The rules that keep jobs apart:
+So nothing is trained that Snakemake does not plan, and whatever Snakemake decides stays
+true: the run table lists the training jobs Snakemake plans in this invocation (where its
+plan cannot be read: the runs with no summary yet); a run it does not plan is never touched;
+a run it plans is trained, by its own job or ahead of it, by the code this job runs. Adding a
+seed or changing one study's value plans only the new runs, and only they are taken on. The
+rules that keep jobs apart:
 
 - a job holds a run's claim (an exclusive flock on `<run dir>/.claim`) while it trains
   that run; the kernel drops it when the process ends, however it ends;
@@ -23,17 +25,24 @@ value plans only the new runs, and only they are pending. The rules that keep jo
   takes a run on moves the newest resume.pt there first, so a killed job's runs continue
   from their checkpoints in whichever job trains them next, alone or stacked with others
   at the same step;
-- a run that diverges in another run's job leaves a failure note in `.staged/`; its own
-  job reports it (naming the run and the step) and removes the note, so that the next
-  attempt trains it again.
+- a run that diverges (or fails) in another run's job leaves a failure note in `.staged/`;
+  its own job reports it (naming the run and the step) and removes the note, so that the
+  next attempt trains it again. A failure in another run never fails the job of a run that
+  finished, and a job's own finished run is also kept in its `.staged/` until the job ends,
+  so that a job killed while it trains others' runs loses nothing of its own.
+
+Claims need flock on the results' filesystem; where it has none (some cluster mounts), a job
+trains its own run only, with a warning. With one run per job no claim is taken at all.
 """
 
+import errno
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import gpus
@@ -43,9 +52,10 @@ from .spec import SPECS
 log = logging.getLogger("rnnrepro")
 
 # The modules that decide a run's results: the workflow's training rules declare them as
-# inputs (so editing one retrains every run) and a run's fingerprint hashes them.
+# inputs (so editing one retrains every run) and a run's fingerprint hashes them. Where a
+# run trains and who trains it (jobs.py, gpus.py) is not among them.
 TRAINING_MODULES = ("spec.py", "models.py", "bptt.py", "data.py", "train.py", "stack.py",
-                    "sampling.py", "io.py", "jobs.py", "gpus.py")
+                    "sampling.py", "io.py")
 RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
 STAGED = ".staged"
 CLAIM = ".claim"
@@ -62,7 +72,10 @@ def file_digest(path):
     return _DIGESTS[key]
 
 
+@functools.lru_cache(maxsize=1)
 def code_digest():
+    """The training modules as this process runs them: hashed once, when it starts, so that
+    an edit while a long job runs is not taken for the code that trained its runs."""
     here = Path(__file__).parent
     h = hashlib.sha256()
     for name in TRAINING_MODULES:
@@ -97,11 +110,14 @@ class Entry:
         return self.spec.steps * per_step[self.kind]
 
 
-def write_run_table(path, runs, run_dir, corpus):
-    """The workflow's runs (`studies.expand`), for jobs that take on runs of others."""
+def write_run_table(path, runs, run_dir, corpus, planned=None):
+    """The runs that this invocation's training jobs may take on: `planned` (run ids of the
+    training jobs Snakemake will run), or where that is None, the runs with no summary yet."""
+    if planned is None:
+        planned = {r for r in runs if not (Path(run_dir(r)) / "summary.json").exists()}
     rows = [{"run_id": r, "kind": run.kind, "spec": run.spec.to_dict(),
              "dir": str(run_dir(r)), "corpus": str(corpus) if run.kind == "text" else None}
-            for r, run in runs.items()]
+            for r, run in runs.items() if r in planned]
     write_json(path, {"runs": rows})
 
 
@@ -116,6 +132,10 @@ def read_run_table(path):
     except (ValueError, KeyError, TypeError) as err:
         log.warning("ignoring the run table %s, which cannot be read (%s)", path, err)
         return []
+
+
+class NoLocks(OSError):
+    """The filesystem of the results has no flock."""
 
 
 class Claim:
@@ -137,6 +157,11 @@ class Claim:
         except BlockingIOError:
             os.close(fd)
             return False
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise NoLocks(err.errno, f"no file locks on {self.path.parent} ({err.strerror})")
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
@@ -176,7 +201,8 @@ def _resume_step(path):
 
 def promote(staged, final):
     """Move a staged run's files into its run directory, summary.json last."""
-    files = sorted(p for p in staged.rglob("*") if p.is_file() and p.name != "summary.json")
+    files = sorted(p for p in staged.rglob("*") if p.is_file()
+                   and p.name not in ("summary.json", FAILED) and not p.name.startswith("resume.pt"))
     for p in files + [staged / "summary.json"]:
         target = final / p.relative_to(staged)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,11 +210,25 @@ def promote(staged, final):
     shutil.rmtree(staged, ignore_errors=True)
 
 
+def keep_staged(final, staged):
+    """Hard links (copies where links fail) of a finished run's files in its staged folder,
+    so that its job's next attempt finds the run done even after Snakemake removed them."""
+    staged.mkdir(parents=True, exist_ok=True)
+    for p in sorted(q for q in final.rglob("*") if q.is_file() and STAGED not in q.parts
+                    and q.name != CLAIM):
+        target = staged / p.relative_to(final)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(p, target)
+        except OSError:
+            shutil.copy2(p, target)
+
+
 @dataclass
 class Member:
     entry: Entry
     out: Path
-    claim: Claim
+    claim: object  # a Claim, or None where no claims are taken
     fingerprint: str
 
 
@@ -247,18 +287,22 @@ class Job:
         staged = entry.dir / STAGED
         if (_read_json(staged / "summary.json") or {}).get("fingerprint") == fp:
             return False
-        return not (staged / FAILED).exists()
+        return (_read_json(staged / FAILED) or {}).get("fingerprint") != fp
 
-    def gather_resume(self, entry, folder):
-        """Put the run's newest checkpoint (from its run dir or its staged folder) in `folder`;
-        return the step it is at (0 without one)."""
+    @staticmethod
+    def checkpoints(entry):
+        """The run's checkpoints (in its run dir, in its staged folder) with their steps."""
         found = [p for p in (entry.dir / "resume.pt", entry.dir / STAGED / "resume.pt") if p.exists()]
         steps = {p: _resume_step(p) for p in found}
-        found = [p for p in found if p.exists()]
-        if not found:
+        return {p: s for p, s in steps.items() if p.exists()}
+
+    def gather_resume(self, entry, folder, steps=None):
+        """Put the run's newest checkpoint in `folder` (dropping an older one); its step."""
+        steps = self.checkpoints(entry) if steps is None else steps
+        if not steps:
             return 0
-        best = max(found, key=steps.get)
-        for p in found:
+        best = max(steps, key=steps.get)
+        for p in steps:
             if p != best:
                 p.unlink()
         folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +318,9 @@ class Job:
         if not self.pending(entry):
             claim.release()
             return None
-        return Member(entry, entry.dir / STAGED, claim, self.fingerprint(entry))
+        staged = entry.dir / STAGED
+        (staged / FAILED).unlink(missing_ok=True)  # a note from other code than this
+        return Member(entry, staged, claim, self.fingerprint(entry))
 
     def others(self, exclude):
         """Pending runs of others, the longest first (a text run needs its corpus present)."""
@@ -300,9 +346,11 @@ class Job:
             m = self.take(e)
             if m is None:
                 continue
-            if self.gather_resume(e, m.out) != step:
+            steps = self.checkpoints(e)
+            if max(steps.values(), default=0) != step:  # another step: another unit
                 m.claim.release()
                 continue
+            self.gather_resume(e, m.out, steps)
             members.append(m)
         return members
 
@@ -327,33 +375,45 @@ class Job:
 
             extra["gpu"] = {"visible_device": self.slot.gpu, "slot": self.slot.index,
                             "jobs_per_gpu": ex.jobs_per_gpu, "name": torch.cuda.get_device_name(0)}
-        from dataclasses import replace
-
         results = fit_unit(specs, [m.out for m in members], make, replace(ex, device=self.device),
                            inject_nan=self.inject_nan, extra=extra,
                            tags=[{"fingerprint": m.fingerprint} for m in members])
         self.trained += len(members)
         errors = []
         for m, (summary, error) in zip(members, results):
-            if error and m.entry.run_id != self.own.run_id:
-                write_json(m.out / FAILED, {"fingerprint": m.fingerprint, "error": error,
-                                            "job": self.own.run_id})
             if m.entry.run_id != self.own.run_id:
+                if error:
+                    self.note_failure(m, error)
                 m.claim.release()
             errors.append(error)
         return errors
 
+    def note_failure(self, member, error):
+        write_json(member.out / FAILED, {"fingerprint": member.fingerprint, "error": error,
+                                         "job": self.own.run_id})
+
     def drain(self, skip):
-        """Train pending runs of others, a unit at a time, while the cap allows."""
+        """Train pending runs of others, a unit at a time, while the cap allows. A unit that
+        fails is noted for its runs' own jobs; it never fails this job."""
         while self.trained < self.cap:
             head = next((m for m in map(self.take, self.others(skip)) if m), None)
             if head is None:
                 return
-            members = self.unit(head, skip)
-            log.info("training for their own jobs: %s (%d of at most %d runs in this job)",
-                     ", ".join(m.entry.run_id for m in members), self.trained + len(members),
-                     self.cap)
-            self.train(members)
+            members = [head]
+            try:
+                members = self.unit(head, skip)
+                names = ", ".join(m.entry.run_id for m in members)
+                log.info("training for their own jobs: %s (%d of at most %d runs in this job)",
+                         names, self.trained + len(members), self.cap)
+                self.train(members)
+            except Exception as err:  # noqa: BLE001 - reported to each run's own job
+                names = ", ".join(m.entry.run_id for m in members)
+                log.warning("training %s failed (%s: %s); their own jobs will try again",
+                            names, type(err).__name__, err)
+                self.trained += len(members)
+                for m in members:
+                    self.note_failure(m, f"run {m.entry.run_id}: {type(err).__name__}: {err}")
+                    m.claim.release()
 
     def finish_staged(self):
         """The own run, if another job has trained it already: moved into place."""
@@ -374,16 +434,21 @@ class Job:
 def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=None):
     """The job of one run (`rnnrepro train`): its summary, or an error naming the run."""
     own = Entry(spec, Path(out), Path(corpus) if corpus else None)
-    job = Job(own, execution, read_run_table(run_table) if execution.runs_per_job != 1 else [],
-              {own.run_id: inject_nan_at} if inject_nan_at else None)
-    claim = Claim(own.dir)
-    if not claim.take():
-        log.info("%s is being trained by another job (%s)", own.run_id, claim.holder())
-        if execution.runs_per_job != 1:
-            job.place()
-            if job.cap > 1:
-                job.drain([own])  # meanwhile, train what nobody else is training
-        claim.take(wait=True)
+    table = read_run_table(run_table) if execution.runs_per_job != 1 else []
+    job = Job(own, execution, table, {own.run_id: inject_nan_at} if inject_nan_at else None)
+    claim = None
+    if table:  # other jobs may take this run on: claims keep them apart
+        try:
+            claim = Claim(own.dir)
+            if not claim.take():
+                log.info("%s is being trained by another job (%s)", own.run_id, claim.holder())
+                job.place()
+                if job.cap > 1:
+                    job.drain([own])  # meanwhile, train what nobody else is training
+                claim.take(wait=True)
+        except NoLocks as err:
+            log.warning("%s: this job trains its own run only", err)
+            job.table, claim = [], None
     done = job.finish_staged()
     if done:
         return done
@@ -397,5 +462,9 @@ def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=N
         from .train import Diverged
 
         raise Diverged(error)
-    job.drain([own])
+    shutil.rmtree(own.dir / STAGED, ignore_errors=True)  # a killed sharing job's leftovers
+    if job.cap > 1 and job.table:
+        keep_staged(own.dir, own.dir / STAGED)  # until this job ends: see the docstring
+        job.drain([own])
+        shutil.rmtree(own.dir / STAGED, ignore_errors=True)
     return _read_json(own.dir / "summary.json")

@@ -492,12 +492,13 @@ class GraphStep:
         return self.out
 
 
-# --- optimizer state of one run in a stack ---------------------------------------------------
+# --- optimizer state across layouts ---------------------------------------------------------
 #
-# A run's resume.pt holds its optimizer state as the run alone would keep it, whichever unit
-# wrote it: per parameter (W_x, W_h, b, W_p, b_p), or, where the run alone trains on one flat
-# buffer (impl bptt on CPU), for that buffer. A stack keeps one (S, P) buffer: run r's state
-# is row r, cut into its parameters' shapes where the run alone keeps them apart.
+# A run's resume.pt holds its optimizer state as the run alone keeps it on its device: per
+# parameter (W_x, W_h, b, W_p, b_p), or for one flat buffer (impl bptt on CPU). A stack keeps
+# one (S, P) buffer, run r in row r. The state moves between these layouts through per-key
+# vectors over all of a run's parameters (they are elementwise); so a run continues from its
+# checkpoint alone or in a stack, and after a change of implementation.
 
 
 def single_layout(task, device, impl):
@@ -505,51 +506,60 @@ def single_layout(task, device, impl):
     return device.type == "cpu" and resolve_impl(task.spec.model, impl, device) == "bptt"
 
 
-def member_optimizer_state(opt, task, r, flat):
-    (group,) = opt.state_dict()["param_groups"]
-    (state,) = opt.state.values() if opt.state else ({},)
-    shapes = [p.shape for p in task.models[r].parameters()]
-    sizes = [s.numel() for s in shapes]
-
-    def row(v):
-        return v[r].clone() if torch.is_tensor(v) and v.dim() == 2 else (
-            v.clone() if torch.is_tensor(v) else v)
-
-    if flat:
-        out = {0: {k: row(v) for k, v in state.items()}} if state else {}
-        return {"state": out, "param_groups": [{**group, "params": [0]}]}
+def _state_vectors(sd, row=None):
+    """{key: one vector over all parameters (row `row` of a stack), or a step counter}."""
+    st = sd["state"]
+    if not st:
+        return {}
     out = {}
-    for i, (shape, size) in enumerate(zip(shapes, sizes)):
-        if not state:
-            break
-        out[i] = {}
-        for k, v in state.items():
-            if torch.is_tensor(v) and v.dim() == 2:
-                out[i][k] = v[r].split(sizes)[i].view(shape).clone()
+    for k in st[min(st)]:
+        values = [st[i][k] for i in sorted(st)]
+        first = values[0]
+        if not torch.is_tensor(first) or first.dim() == 0:
+            out[k] = first.clone() if torch.is_tensor(first) else first
+        else:
+            out[k] = torch.cat([(v[row] if row is not None else v).flatten() for v in values])
+    return out
+
+
+def _state_dict_for(opt, vectors, shapes):
+    """A state_dict for `opt` (its own group settings), whose parameters have `shapes`."""
+    (group,) = opt.state_dict()["param_groups"]
+    on_device = group.get("capturable") or group.get("fused")
+    sizes = [math.prod(shape) for shape in shapes]
+    state = {}
+    for i, shape in enumerate(shapes if vectors else ()):
+        state[i] = {}
+        for k, v in vectors.items():
+            if torch.is_tensor(v) and v.dim() == 0:  # a step counter: on the CPU unless captured;
+                state[i][k] = v.clone() if on_device else v.cpu().clone()  # one per parameter
+            elif torch.is_tensor(v):
+                state[i][k] = v.flatten().split(sizes)[i].reshape(shape).clone()
             else:
-                out[i][k] = v.clone() if torch.is_tensor(v) else v
-    return {"state": out, "param_groups": [{**group, "params": list(range(len(shapes)))}]}
+                state[i][k] = v
+    return {"state": state, "param_groups": [{**group, "params": list(range(len(shapes)))}]}
+
+
+def member_optimizer_state(opt, task, r, flat):
+    """Run r's optimizer state from its stack's, as the run alone keeps it."""
+    shapes = [p.shape for p in task.models[r].parameters()]
+    if flat:
+        shapes = [(sum(math.prod(s) for s in shapes),)]
+    return _state_dict_for(opt, _state_vectors(opt.state_dict(), row=r), shapes)
 
 
 def stacked_optimizer_state(opt, states):
-    """The stack's optimizer state from each run's own (`member_optimizer_state`'s layout)."""
-    (group,) = opt.state_dict()["param_groups"]
-    per_run = []
-    for sd in states:
-        st = sd["state"]
-        keys = st[min(st)].keys() if st else ()
-        per_run.append({k: [st[i][k] for i in sorted(st)] for k in keys})
-    if not per_run[0]:
-        return {"state": {}, "param_groups": [{**group, "params": [0]}]}
-    stacked = {}
-    for k, first in per_run[0].items():
-        if first[0] is None:
-            stacked[k] = None
-        elif first[0].dim() == 0:  # step counters: the runs of a stack are at one step
-            stacked[k] = first[0].clone()
-        else:
-            stacked[k] = torch.stack([torch.cat([t.flatten() for t in run[k]]) for run in per_run])
-    return {"state": {0: stacked}, "param_groups": [{**group, "params": [0]}]}
+    """The stack's optimizer state from each run's own, in whichever layout it was saved."""
+    rows = [_state_vectors(sd) for sd in states]
+    # vectors become rows; step counters are one: the runs of a stack are at one step
+    stacked = {k: torch.stack([row[k] for row in rows]) if torch.is_tensor(v) and v.dim() else v
+               for k, v in rows[0].items()}
+    return _state_dict_for(opt, stacked, [opt.param_groups[0]["params"][0].shape])
+
+
+def load_optimizer_state(opt, saved, params):
+    """`saved` (a run's, in any layout) into a one-run optimizer over `params`."""
+    opt.load_state_dict(_state_dict_for(opt, _state_vectors(saved), [p.shape for p in params]))
 
 
 # --- the training loop ------------------------------------------------------------------------
@@ -605,6 +615,12 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             if ck["run_id"] != ids[r]:
                 raise RuntimeError(f"{out / 'resume.pt'} belongs to run {ck['run_id']}, not "
                                    f"{ids[r]}: delete it or use another output directory")
+            if ck.get("device", device.type) != device.type:  # its data stream is the device's
+                raise RuntimeError(
+                    f"{out / 'resume.pt'} was written by run {ids[r]} training on "
+                    f"{ck['device']}, and this job trains on {device.type}: a run continues on "
+                    f"the device it started on (execution.device: {ck['device']} finishes it; "
+                    "deleting the file starts it over)")
             task.load_member(r, ck["model"])
             gens[r].set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
             states[r] = ck["state"]
@@ -612,7 +628,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             log.info("resuming %s from step %d (%s)", ids[r], states[r]["step"], out / "resume.pt")
         if not task.stacked:
             (ck,) = checkpoints
-            opt.load_state_dict(ck["optimizer"])
+            load_optimizer_state(opt, ck["optimizer"], params)
             if sched:
                 sched.load_state_dict(ck["scheduler"])
             torch.set_rng_state(ck["cpu_rng"].cpu())
@@ -636,7 +652,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
 
     def resume_state(r):
         state = member_optimizer_state(opt, task, r, flat) if task.stacked else opt.state_dict()
-        return {"run_id": ids[r], "model": task.member_state(r), "optimizer": state,
+        return {"run_id": ids[r], "device": device.type, "model": task.member_state(r),
+                "optimizer": state,
                 "scheduler": sched.state_dict() if sched else None,
                 "generator": gens[r].get_state(), "cpu_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,

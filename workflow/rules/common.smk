@@ -109,10 +109,21 @@ def all_study_tables():
     return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
 
 
+def planned_training_runs():
+    """Run ids of the training jobs Snakemake is about to run, or None where its plan cannot
+    be read (Snakemake keeps it in its DAG, which it does not document)."""
+    try:
+        return {job.wildcards.run_id for job in workflow.dag.needrun_jobs()
+                if job.rule.name in ("train_palindrome", "train_text")}
+    except (AttributeError, TypeError):
+        return None
+
+
 def write_run_table():
-    """The runs of this config, for training jobs that take on others' pending runs
+    """The runs this invocation trains, for training jobs that take on others' runs
     (execution.runs_per_job); written when the workflow starts, never in a dry run."""
-    J.write_run_table(J.RUN_TABLE, RUNS, lambda r: Path(run_file(r, "")), config["corpus"]["path"])
+    J.write_run_table(J.RUN_TABLE, RUNS, lambda r: Path(run_file(r, "")), config["corpus"]["path"],
+                      planned_training_runs())
 
 
 def report_missing_runs():

@@ -9,12 +9,13 @@
    hand-written recurrence), a stack of runs (stack.py) run by run, and the text model.
 2. `impl graph` (the step captured in one CUDA graph) against the eager step with the same
    capturable optimizer, through `fit_unit`, for one run and for a stack of runs: per-step
-   loss curves within GRAPH_TOL for adam, rmsprop and sgd; a NaN injected at step 37 stops a
-   graph run naming step 37.
+   loss curves within GRAPH_TOL for adam, rmsprop and sgd, and for the text model; a NaN
+   injected at step 37 stops a graph run naming step 37.
 3. Runs that share a job (a stack) against the same runs trained alone (impl auto): within
    SHARED_TOL, stated in the output.
 4. Steps/s per run: one run (fused, graph) and a stack of STACK runs (eager, graph), LSTM and
-   RNN at input length 10; the text model; one whole job's start (process and CUDA).
+   RNN at input length 10; the text model (eager, graph); one whole job's start (process
+   and CUDA).
 5. The full default config's training end to end under the mission's command,
    `snakemake --cores 8 --resources gpu=1` (the CPU bench and LaTeX left out), timed, with
    `impl graph` where every graph check passed and impl auto otherwise; where it runs out of
@@ -40,11 +41,11 @@ import torch.nn.functional as F
 import yaml
 
 from rnnrepro import bptt
-from rnnrepro.data import palindrome_batch
+from rnnrepro.data import Corpus, palindrome_batch
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
-from rnnrepro.spec import Execution, PalindromeSpec
+from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
 from rnnrepro.stack import StackedPalindromeTask
-from rnnrepro.train import PalindromeTask, fit_unit
+from rnnrepro.train import PalindromeTask, TextTask, fit_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "gpu-out"))
@@ -93,14 +94,14 @@ def curve(run_dir):
     return [float(r.split(",")[1]) for r in rows]
 
 
-def train(specs, name, impl="auto", capturable=None, **kw):
+def train(specs, name, impl="auto", capturable=None, make=None, **kw):
     """fit_unit for one run or a stack; `capturable` forces the optimizer form (graph needs
     it) for an eager step; returns (curves, summaries, wall)."""
     import rnnrepro.train as T
 
     outs = [tmp / name / str(r) for r in range(len(specs))]
-    make = ((lambda d: StackedPalindromeTask(specs, d, impl)) if len(specs) > 1
-            else (lambda d: PalindromeTask(specs[0], d, impl)))
+    make = make or ((lambda d: StackedPalindromeTask(specs, d, impl)) if len(specs) > 1
+                    else (lambda d: PalindromeTask(specs[0], d, impl)))
     plain = T.make_optimizer
     if capturable is not None:
         T.make_optimizer = lambda spec, params, **_: plain(spec, params, capturable)
@@ -195,6 +196,23 @@ for optimizer in ("adam", "rmsprop", "sgd"):
         graph_ok &= ok
         check(f"graph = eager ({label}, {optimizer}, same optimizer form)", ok,
               f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
+if CORPUS:  # the text model's step (torch's LSTM kernel) in a graph
+    corpus = Corpus.from_file(CORPUS)
+    n = steps(300)
+    tspec = TextSpec(steps=n, eval_every=n, sample_every=n, sample_first=0, samples_per_step=1)
+    curves = {}
+    for impl, capt in (("auto", dev.type == "cuda"), ("graph", None)):
+        try:
+            curves[impl], _, _ = train([tspec], f"text-{impl}", impl, capt,
+                                           make=lambda d, i=impl: TextTask(tspec, d, corpus, i))
+        except Exception as err:  # noqa: BLE001 - a step that cannot be captured is a FAIL
+            curves[impl] = None
+            report(f"text {impl}", f"{type(err).__name__}: {err}"[:120])
+    ok = curves["graph"] is not None
+    dl = max(abs(a - b) for a, b in zip(curves["auto"][0], curves["graph"][0])) if ok else float("nan")
+    ok = ok and len(curves["graph"][0]) == n and dl < GRAPH_TOL["whole curve"]
+    graph_ok &= ok
+    check("graph = eager (text model, same optimizer form)", ok, f"max |dloss| {dl:.1e} over {n} steps")
 nan_spec = PalindromeSpec(model="lstm", steps=60, eval_size=100)
 _, res, _ = train(stack_specs(nan_spec, 3), "nan", "graph", inject_nan={nan_spec.run_id(): 37})
 err = res[0][1] or ""
@@ -235,13 +253,18 @@ for model in ("lstm", "rnn"):
             STACK * res[0][0]["steps_per_second"]
 if CORPUS:
     n = steps(2000)
+    for impl in ("auto", "graph"):
+        _, res, _ = train([TextSpec(steps=n, eval_every=n, sample_every=n, sample_first=0)],
+                          f"text-speed-{impl}", impl, make=lambda d, i=impl: TextTask(
+                              TextSpec(steps=n, eval_every=n, sample_every=n, sample_first=0), d, corpus, i))
+        speeds[("text, one run", impl)] = res[0][0]["steps_per_second"]
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rnnrepro", "train", "text", "--corpus", str(CORPUS),
                     "--steps", str(n), "--sample-every", str(min(1000, n)), "--device", dev.type,
                     "--out", str(tmp / "text")], check=True, capture_output=True)
     wall = time.perf_counter() - t
     s = json.loads((tmp / "text" / "summary.json").read_text())
-    speeds[("text", "auto")] = s["steps_per_second"]
+    speeds[("text, a job through the CLI", "auto")] = s["steps_per_second"]
     report("text job: steps/s, job wall s", f"{s['steps_per_second']:.0f}, {wall:.1f}")
 t = time.perf_counter()
 subprocess.run([sys.executable, "-m", "rnnrepro", "train", "palindrome", "--steps", "1",

@@ -235,6 +235,7 @@ def test_impl_values_and_auto_resolution():
     assert train.PalindromeTask(PalindromeSpec(**FAST), cpu, "loop").impl == "loop"
     corpus = Corpus("abcdefghij" * 100)
     assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
+    assert train.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, "graph").impl == "fused"
 
 
 def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):

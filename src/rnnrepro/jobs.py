@@ -3,7 +3,8 @@
 Every run has a Snakemake job of its own, so the plan `snakemake -n` shows, the reruns, the
 logs and the cluster submission all stay per run. A job trains its own run first. Where
 runs_per_job allows more (0 = auto: 1 on the CPU, where separate processes use the cores
-best; many on CUDA, where one process and one CUDA start should serve many small runs), it
+best, and in a SLURM job; many on CUDA, where one process and one CUDA start should serve
+many small runs), it
 then trains runs of the workflow that nobody has trained yet (the run table the workflow
 writes when it starts), several at once in one batched step where their shapes agree
 (stack.py), and leaves each of them finished in its own run directory's `.staged/` folder.
@@ -214,8 +215,9 @@ def keep_staged(final, staged):
     """Hard links (copies where links fail) of a finished run's files in its staged folder,
     so that its job's next attempt finds the run done even after Snakemake removed them."""
     staged.mkdir(parents=True, exist_ok=True)
-    for p in sorted(q for q in final.rglob("*") if q.is_file() and STAGED not in q.parts
-                    and q.name != CLAIM):
+    files = sorted(q for q in final.rglob("*") if q.is_file() and STAGED not in q.parts
+                   and q.name not in (CLAIM, "summary.json"))
+    for p in files + [final / "summary.json"]:  # the summary last: it says the run is done
         target = staged / p.relative_to(final)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -366,7 +368,7 @@ class Job:
             make = lambda device: StackedPalindromeTask(specs, device, ex.impl)
         elif specs[0].kind == "text":
             corpus = D.Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
-            make = lambda device: TextTask(specs[0], device, corpus)
+            make = lambda device: TextTask(specs[0], device, corpus, ex.impl)
         else:
             make = lambda device: PalindromeTask(specs[0], device, ex.impl)
         extra = {"job": self.own.run_id}

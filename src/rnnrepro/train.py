@@ -264,11 +264,14 @@ class TextTask(SingleRun):
     # torch's LSTM kernel on every device: a hand-written first layer (bptt.layer on the
     # one-hot ids) measured no faster on CPU once the allocator stopped page faulting, and
     # a hand-written second layer slower; so training runs the same `forward` as sampling.
-    impl = "fused"
+    # impl graph captures that step in a CUDA graph where nothing in it changes between
+    # steps but the batch (no dropout, no learning-rate schedule).
 
-    def __init__(self, spec, device, corpus):
+    def __init__(self, spec, device, corpus, impl="auto"):
         corpus.check_length(spec.seq_length)
         self.spec, self.device, self.corpus = spec, device, corpus
+        self.impl = ("graph" if impl == "graph" and device.type == "cuda" and spec.dropout == 0
+                     and spec.lr_decay == 1 else "fused")
         self.model = TextGenerationModel(len(corpus.vocab), spec.hidden, spec.layers,
                                          spec.dropout).to(device)
         self.data = corpus.data.to(device)
@@ -337,7 +340,8 @@ def train_palindrome(spec, out, execution=Execution(), **kw):
 
 def train_text(spec, corpus, out, execution=Execution(), **kw):
     corpus = corpus if isinstance(corpus, D.Corpus) else D.Corpus.from_file(corpus, spec.val_fraction)
-    return fit(spec, out, lambda device: TextTask(spec, device, corpus), execution, **kw)
+    return fit(spec, out, lambda device: TextTask(spec, device, corpus, execution.impl),
+               execution, **kw)
 
 
 def prepare(specs, make_task, execution=Execution()):

@@ -26,6 +26,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# report roles the config names itself (before the schema fills in the defaults): a name
+# given that is not a study of the config is an error, a default one means "not in this config"
+NAMED_REPORT_KEYS = set(config.get("report") or {}) if isinstance(config.get("report"), dict) else set()
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

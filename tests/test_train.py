@@ -148,9 +148,9 @@ def test_bad_palindrome_spec_names_the_field(field, value, match):
 
 
 def test_bad_text_spec_and_unknown_keys():
-    with pytest.raises(SpecError, match="temperature must be > 0"):
+    with pytest.raises(SpecError, match="temperature must be finite and > 0"):
         TextSpec(temperature=0.0)
-    with pytest.raises(SpecError, match="sample_temperatures must all be > 0"):
+    with pytest.raises(SpecError, match="sample_temperatures must be finite and > 0"):
         TextSpec(sample_temperatures=(1.0, -1.0))
     with pytest.raises(SpecError, match=r"unknown palindrome spec keys \['hiden'\]"):
         PalindromeSpec.from_dict({"hiden": 12})

@@ -134,7 +134,7 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
      "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),
     ({"studies": {"x": {"kind": "text", "grid": {"temperature": [0.0]}}}},
-     "config studies.x: temperature must be > 0"),
+     "config studies.x: temperature must be finite and > 0"),
     ({"studies": {"x": {"kind": "rnn"}}}, "'rnn' is not one of ['palindrome', 'text']"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"optimizer": ["adagrad"]}}}},
      "config studies.x: optimizer must be one of ('rmsprop', 'adam', 'sgd'), got 'adagrad'"),
@@ -142,6 +142,14 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     ({"studies": {"x": {"kind": "palindrome", "sett": {}}}}, "'sett' was unexpected"),
     ({"studies": {}}, "should be non-empty"),
     ({"corpus": {"urls": ["ftp://x"], "sha256": "0" * 64, "path": "d"}}, "does not match '^(https?|file)://'"),
+    ({"report": {"text_study": "text_temprature"}},
+     "report.text_study: no study named 'text_temprature' in the config (text studies: text_temperature)"),
+    ({"report": {"init_study": "init_studdy"}}, "report.init_study: no study named 'init_studdy'"),
+    ({"report": {"text_study": "rnn_adam"}},
+     "report.text_study: study 'rnn_adam' is a palindrome study, and text_study needs a text one"),
+    ({"execution": {"runs_per_job": -1}}, "-1 is less than the minimum of 0"),
+    ({"execution": {"jobs_per_gpu": 0}}, "0 is less than the minimum of 1"),
+    ({"execution": {"impl": "cudagraph"}}, "'cudagraph' is not one of"),
 ])
 def test_bad_config_is_refused_before_any_job_naming_the_key(tmp_path, corpus_path, override, expect):
     workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c.update(override))

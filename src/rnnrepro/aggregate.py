@@ -51,12 +51,31 @@ def run_row(summary, study):
     return row
 
 
+def read_summary(path):
+    """A run's summary.json, checked: the error names the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable run summary ({err}); delete the run's folder "
+                         "to train it again") from None
+    missing = [k for k in ("run_id", "kind", "spec", "eval_final", "wall_seconds")
+               if not isinstance(summary, dict) or k not in summary]
+    if missing:
+        raise ValueError(f"{path}: not a run summary of this project (no {', '.join(missing)}); "
+                         "delete the run's folder to train it again")
+    if summary["run_id"] != path.parent.name:
+        raise ValueError(f"{path} is the summary of run {summary['run_id']}, not of "
+                         f"{path.parent.name}: delete the run's folder to train it again")
+    return summary
+
+
 def aggregate_study(study, run_dirs, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, curves, evals, samples = [], [], [], []
     for d in map(Path, run_dirs):
-        summary = json.loads((d / "summary.json").read_text())
+        summary = read_summary(d / "summary.json")
         row = run_row(summary, study)
         runs.append(row)
         keys = {"study": study, "run_id": row["run_id"],
@@ -91,7 +110,7 @@ def compute_table(benchmarks, summaries, out):
     rows = []
     for tsv, summary_path in zip(benchmarks, summaries):
         bench = pd.read_csv(tsv, sep="\t").iloc[0]
-        summary = json.loads(Path(summary_path).read_text())
+        summary = read_summary(summary_path)
         execution = summary.get("execution", {})
         runs_in_step = execution.get("runs_in_step", 1)
         job = execution.get("job", summary["run_id"])

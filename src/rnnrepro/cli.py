@@ -30,6 +30,19 @@ def _spec_arguments(parser, cls, title=None):
         parser.add_argument("--spec", type=Path, help="JSON file of spec fields (flags override it)")
 
 
+def _read_spec(path):
+    if not path:
+        return {}
+    try:
+        fields = json.loads(Path(path).read_text())
+    except ValueError as err:
+        raise SpecError(f"--spec {path}: not JSON ({err})") from None
+    if not isinstance(fields, dict):
+        raise SpecError(f"--spec {path}: a JSON object of spec fields is wanted, got a "
+                        f"{type(fields).__name__}")
+    return fields
+
+
 def _build_spec(cls, args, fields=None):
     fields = dict(fields or {})
     for f in dataclasses.fields(cls):
@@ -42,7 +55,7 @@ def _build_spec(cls, args, fields=None):
 def cmd_train(args):
     from .jobs import train_job
 
-    spec = _build_spec(SPECS[args.kind], args, json.loads(args.spec.read_text()) if args.spec else {})
+    spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec))
     execution = _build_spec(Execution, args)
     summary = train_job(spec, args.out, execution, corpus=getattr(args, "corpus", None),
                         run_table=args.run_table, inject_nan_at=args.inject_nan_at)
@@ -51,17 +64,20 @@ def cmd_train(args):
 
 
 def _load_text_model(path, device):
-    import torch
-
+    from .io import CheckpointError, load_checkpoint
     from .models import TextGenerationModel
     from .spec import TextSpec
 
-    ck = torch.load(path, map_location=device, weights_only=False)
-    if ck.get("kind") != "text":
-        raise SpecError(f"{path} is not a text-model checkpoint")
+    ck = load_checkpoint(path, device, keys=("kind", "spec", "model", "step"))
+    if ck["kind"] != "text" or "vocab" not in ck:
+        raise CheckpointError(f"{path} is a {ck['kind']!r} checkpoint, not a text model's")
     spec = TextSpec.from_dict(ck["spec"])
     model = TextGenerationModel(len(ck["vocab"]), spec.hidden, spec.layers).to(device)
-    model.load_state_dict(ck["model"])
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{path}: its weights do not fit its own spec and vocabulary "
+                              f"({str(err).splitlines()[0][:200]})") from None
     return model.eval(), ck
 
 
@@ -86,6 +102,7 @@ def cmd_sample(args):
 def cmd_complete(args):
     import torch
 
+    from .data import check_prompts
     from .io import write_jsonl
     from .sampling import generate
     from .train import derived_seed, resolve_device
@@ -93,11 +110,9 @@ def cmd_complete(args):
     device = resolve_device(args.device)
     model, ck = _load_text_model(args.checkpoint, device)
     index = {ch: i for i, ch in enumerate(ck["vocab"])}
+    check_prompts(args.prompt, ck["vocab"], f"the vocabulary of {args.checkpoint}")
     rows = []
     for n, prompt in enumerate(args.prompt):
-        missing = sorted(set(prompt) - set(index))
-        if missing:
-            raise SpecError(f"prompt {prompt!r} has characters outside the vocabulary: {missing}")
         ids = torch.tensor([[index[ch] for ch in prompt]], device=device)
         for method in args.methods:
             gen = torch.Generator(device=device).manual_seed(derived_seed(args.seed, "complete", n))
@@ -136,7 +151,9 @@ def cmd_corpus_stats(args):
     from .data import Corpus
     from .io import write_json
 
-    write_json(args.out, Corpus.from_file(args.corpus, args.val_fraction).stats())
+    corpus = Corpus.from_file(args.corpus, args.val_fraction)
+    corpus.check_prompts(args.prompt or [])  # the report's prompts, checked before training
+    write_json(args.out, corpus.stats())
 
 
 def cmd_grad_probe(args):
@@ -212,6 +229,40 @@ def cmd_report(args):
           args.templates)
 
 
+def _count(least):
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number is wanted, got {text!r}") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be ≥ {least}, got {n}")
+        return n
+    return parse
+
+
+def _seed(text):
+    n = _count(0)(text)
+    if n >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"a seed must be below 2**63, got {n}")
+    return n
+
+
+def _prompt(text):
+    if not text:
+        raise argparse.ArgumentTypeError("a prompt must not be empty")
+    return text
+
+
+def _temperature(text):
+    from .spec import check_temperature
+
+    try:
+        return check_temperature(text)
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="rnnrepro", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -235,22 +286,23 @@ def build_parser():
 
     s = sub.add_parser("sample", help="greedy and random samples from text checkpoints")
     s.add_argument("--checkpoint", type=Path, nargs="+", required=True)
-    s.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    s.add_argument("--n", type=int, default=3, help="samples per checkpoint and method")
-    s.add_argument("--length", type=int, default=30)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperatures", type=_temperature, nargs="+", default=[0.5, 1.0, 2.0])
+    s.add_argument("--n", type=_count(1), default=3, help="samples per checkpoint and method")
+    s.add_argument("--length", type=_count(1), default=30, help="characters, the first included")
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     s.set_defaults(func=cmd_sample)
 
     c = sub.add_parser("complete", help="continue prompts, carrying the LSTM state")
     c.add_argument("--checkpoint", type=Path, required=True)
-    c.add_argument("--prompt", nargs="+", required=True)
-    c.add_argument("--length", type=int, default=200)
+    c.add_argument("--prompt", nargs="+", required=True, type=_prompt)
+    c.add_argument("--length", type=_count(1), default=200, help="characters after the prompt")
     c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
-    c.add_argument("--temperature", type=float, default=1.0)
-    c.add_argument("--chunk", type=int, default=30)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--temperature", type=_temperature, default=1.0,
+                   help="for --methods random (finite, > 0)")
+    c.add_argument("--chunk", type=_count(1), default=30, help="prompt steps per forward pass")
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--device", default="cpu")
     c.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     c.set_defaults(func=cmd_complete)
@@ -285,6 +337,7 @@ def build_parser():
     cs = sub.add_parser("corpus-stats", help="characters, vocabulary, book and validation bounds")
     cs.add_argument("--corpus", type=Path, required=True)
     cs.add_argument("--val-fraction", type=float, default=0.05)
+    cs.add_argument("--prompt", nargs="*", default=[], help="prompts that must be in its vocabulary")
     cs.add_argument("--out", type=Path, required=True)
     cs.set_defaults(func=cmd_corpus_stats)
 

@@ -40,6 +40,17 @@ class CorpusError(ValueError):
     pass
 
 
+def check_prompts(prompts, vocab, where):
+    """Every prompt non-empty and made of characters of `vocab`, or a CorpusError naming it."""
+    known = set(vocab)
+    for prompt in prompts:
+        if not prompt:
+            raise CorpusError("a prompt must not be empty")
+        missing = sorted(set(prompt) - known)
+        if missing:
+            raise CorpusError(f"prompt {prompt!r} has characters that are not in {where}: {missing}")
+
+
 @dataclass
 class Corpus:
     """A text file read as UTF-8 (byte-order mark kept), with a sorted vocabulary.
@@ -90,6 +101,9 @@ class Corpus:
             "training_characters": len(self.text) - (self.val[1] - self.val[0]),
             "sha256": hashlib.sha256(self.text.encode("utf-8")).hexdigest(),
         }
+
+    def check_prompts(self, prompts):
+        check_prompts(prompts, self.vocab, "the corpus")
 
     def check_length(self, seq_length):
         """Both sides of the validation slice must hold windows, and so must the slice."""

@@ -188,16 +188,11 @@ def _read_json(path):
 
 
 def _resume_step(path):
-    import torch
+    """The step a checkpoint is at (0 for one that cannot be read: set aside by load_resume)."""
+    from .train import load_resume
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["state"]["step"]
-    except Exception as err:  # an unreadable checkpoint: set aside, and the run starts over
-        aside = Path(path).with_name(Path(path).name + ".unreadable")
-        os.replace(path, aside)
-        log.warning("cannot read the checkpoint %s (%s): moved to %s; the run starts over",
-                    path, err, aside.name)
-        return 0
+    ck = load_resume(Path(path), "cpu")
+    return ck["state"]["step"] if ck else 0
 
 
 def promote(staged, final):

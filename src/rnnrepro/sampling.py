@@ -1,6 +1,12 @@
-"""Sampling from the text model: greedy (argmax) or random (softmax(logits / T))."""
+"""Sampling from the text model: greedy (argmax) or random (softmax(logits / T)).
+
+A temperature is a finite number > 0; T -> 0 is greedy sampling, which a caller asks for by
+name (method "greedy"), never by a temperature of 0.
+"""
 
 import torch
+
+from .spec import check_temperature
 
 METHODS = ("greedy", "random")
 
@@ -11,7 +17,7 @@ def pick(logits, method="greedy", temperature=1.0, generator=None):
         return logits.argmax(-1)
     if method != "random":
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    probs = torch.softmax(logits.double() / check_temperature(temperature), dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
@@ -32,6 +38,9 @@ def generate(model, prompt, length, method="greedy", temperature=1.0, generator=
     was_training = model.training
     model.eval()
     logits, state = feed(model, prompt, state, chunk)
+    if length == 0:  # nothing to add (a one-character sample is its first character)
+        model.train(was_training)
+        return prompt.new_empty(prompt.shape[0], 0), state
     out = []
     for _ in range(length):
         nxt = pick(logits, method, temperature, generator)
@@ -53,7 +62,8 @@ def samples_at(model, vocab, first, length, temperatures, generator, step=None):
     rows = []
     runs = [("greedy", None)] + [("random", t) for t in temperatures]
     for method, temp in runs:
-        ids, _ = generate(model, start, length - 1, method, temp or 1.0, generator)
+        ids, _ = generate(model, start, length - 1, method, 1.0 if temp is None else temp,
+                          generator)
         for f, row in zip(first.tolist(), ids.tolist()):
             rows.append({"step": step, "temperature": temp, "method": method,
                          "first": vocab[f], "text": vocab[f] + "".join(vocab[i] for i in row)})

@@ -33,6 +33,19 @@ def _check(cond, name, msg, value):
         raise SpecError(f"{name} {msg}, got {value!r}")
 
 
+def check_temperature(t, name="a temperature"):
+    """`t` as a float, if it is a temperature (finite, > 0); else a SpecError naming it.
+    T -> 0 is greedy sampling, asked for by name (sampling.py), never by a temperature 0."""
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must be a number, got {t!r}") from None
+    if not (math.isfinite(t) and t > 0):
+        raise SpecError(f"{name} must be finite and > 0, got {t!r} (for greedy sampling ask "
+                        "for the method greedy)")
+    return t
+
+
 def _check_types(obj):
     """Each field holds its default's type (an int where a float is wanted becomes a float)."""
     for f in fields(obj):
@@ -192,12 +205,11 @@ class TextSpec(Common):
                      "samples_per_step"):
             _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
         _check(self.sample_first >= 0, "sample_first", "must be ≥ 0", self.sample_first)
-        _check(self.temperature > 0, "temperature", "must be > 0", self.temperature)
+        check_temperature(self.temperature, "temperature")
         _check(0 < self.lr_decay <= 1, "lr_decay", "must be in (0, 1]", self.lr_decay)
         _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
         _check(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)", self.val_fraction)
-        temps = tuple(float(t) for t in self.sample_temperatures)
-        _check(all(t > 0 for t in temps), "sample_temperatures", "must all be > 0", temps)
+        temps = tuple(check_temperature(t, "sample_temperatures") for t in self.sample_temperatures)
         object.__setattr__(self, "sample_temperatures", temps)
 
     def prefix(self):

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .io import (describe_device, torch_save, torch_saves, versions, write_csv, write_json,
-                 write_jsonl)
+from .io import (CheckpointError, describe_device, load_checkpoint, set_aside, torch_save,
+                 torch_saves, versions, write_csv, write_json, write_jsonl)
 from .spec import Execution
 from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
                      lstm_cell_formula)
@@ -35,6 +35,7 @@ from .sampling import samples_at
 log = logging.getLogger("rnnrepro")
 
 FLUSH = 50  # steps between transfers of the step metrics from the device
+RESUME_KEYS = ("run_id", "model", "optimizer", "generator", "state")
 METRICS = ("step", "loss", "accuracy", "grad_norm")
 TIMING = ("step", "elapsed_s", "examples_per_s")
 
@@ -586,8 +587,17 @@ def _fresh_state():
             "resumed_from": []}
 
 
-def load_checkpoint(path, device):
-    return torch.load(path, map_location=device, weights_only=True)
+def load_resume(path, device):
+    """A run's resume.pt, or None where there is none; one that cannot be read is set aside
+    (renamed, not deleted) with a warning that names it, and the run starts over."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, device, keys=RESUME_KEYS)
+    except CheckpointError as err:
+        aside = set_aside(path)
+        log.warning("%s; moved to %s, and the run starts over", err, aside.name)
+        return None
 
 
 def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, stream=None,
@@ -610,8 +620,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     flat = single_layout(task, device, execution.impl) if task.stacked else None
     states = [_fresh_state() for _ in specs]
 
-    checkpoints = [load_checkpoint(o / "resume.pt", device) if (o / "resume.pt").exists()
-                   else None for o in outs]
+    checkpoints = [load_resume(o / "resume.pt", device) for o in outs]
     if any(checkpoints):
         if not all(checkpoints) or len({ck["state"]["step"] for ck in checkpoints}) != 1:
             raise RuntimeError(f"the runs {ids} are not all at one step: train them apart")
@@ -686,53 +695,55 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             poisons.setdefault(inject_nan[i], []).append(r)
     bar = progress(spec.steps, initial=step, desc=ids[0] + (f" +{S - 1}" if S > 1 else ""),
                    stream=stream)
-    while step < spec.steps:
-        buf[len(pending)] = train_step(gens, poison=poisons.get(step + 1, ()))
-        step += 1
-        pending.append(step)
-        boundary = (step == spec.steps or step % spec.eval_every == 0
-                    or step % execution.checkpoint_every == 0 or task.wants(step))
-        if len(pending) < FLUSH and not boundary:
-            continue
+    try:
+        while step < spec.steps:
+            buf[len(pending)] = train_step(gens, poison=poisons.get(step + 1, ()))
+            step += 1
+            pending.append(step)
+            boundary = (step == spec.steps or step % spec.eval_every == 0
+                        or step % execution.checkpoint_every == 0 or task.wants(step))
+            if len(pending) < FLUSH and not boundary:
+                continue
 
-        # Flush: one transfer from the device for the last <= FLUSH steps of every run.
-        rows = buf[: len(pending)].tolist()
-        for r in list(alive):
-            metrics = states[r]["metrics"]
-            for s, row in zip(pending, rows):
-                l, a, g = row[r]
-                if not math.isfinite(l):
-                    errors[r] = (f"run {ids[r]}: loss is {l} at step {s}; "
-                                 f"the last checkpoint (if any) is kept in {outs[r]}")
-                    alive.remove(r)
-                    break
-                if s % spec.log_every == 0 or s == spec.steps:
-                    metrics.append({"step": s, "loss": l, "accuracy": a, "grad_norm": g})
-        if not alive:
-            break
-        now = time.perf_counter()
-        elapsed = elapsed0 + now - started
-        rate = (step - window_step) * spec.batch / (now - window)
-        for r in alive:
-            states[r]["elapsed"] = elapsed
-            states[r]["timing"].append({"step": step, "elapsed_s": elapsed, "examples_per_s": rate})
-        last = states[alive[0]]["metrics"]
-        bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
-        bar.update(len(pending))
-        pending = []
-        if step % spec.eval_every == 0 or step == spec.steps:
-            evaluate(step)
-        if not task.stacked:
-            task.after_step(step, states[0], outs[0])
-        for r in alive:
-            states[r]["step"] = step
-        if step % execution.checkpoint_every == 0 and step < spec.steps:
+            # Flush: one transfer from the device for the last <= FLUSH steps of every run.
+            rows = buf[: len(pending)].tolist()
+            for r in list(alive):
+                metrics = states[r]["metrics"]
+                for s, row in zip(pending, rows):
+                    l, a, g = row[r]
+                    if not math.isfinite(l):
+                        errors[r] = (f"run {ids[r]}: loss is {l} at step {s}; "
+                                     f"the last checkpoint (if any) is kept in {outs[r]}")
+                        alive.remove(r)
+                        break
+                    if s % spec.log_every == 0 or s == spec.steps:
+                        metrics.append({"step": s, "loss": l, "accuracy": a, "grad_norm": g})
+            if not alive:
+                break
+            now = time.perf_counter()
+            elapsed = elapsed0 + now - started
+            rate = (step - window_step) * spec.batch / (now - window)
             for r in alive:
-                save_outputs(r)
-            # the runs of a unit checkpoint together, so that they resume at one step
-            torch_saves([(resume_state(r), outs[r] / "resume.pt") for r in alive])
-        window, window_step = time.perf_counter(), step
-    bar.close()
+                states[r]["elapsed"] = elapsed
+                states[r]["timing"].append({"step": step, "elapsed_s": elapsed, "examples_per_s": rate})
+            last = states[alive[0]]["metrics"]
+            bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
+            bar.update(len(pending))
+            pending = []
+            if step % spec.eval_every == 0 or step == spec.steps:
+                evaluate(step)
+            if not task.stacked:
+                task.after_step(step, states[0], outs[0])
+            for r in alive:
+                states[r]["step"] = step
+            if step % execution.checkpoint_every == 0 and step < spec.steps:
+                for r in alive:
+                    save_outputs(r)
+                # the runs of a unit checkpoint together, so that they resume at one step
+                torch_saves([(resume_state(r), outs[r] / "resume.pt") for r in alive])
+            window, window_step = time.perf_counter(), step
+    finally:  # an error in a step leaves the log with the error last, not the bar
+        bar.close()
 
     results = [(None, e) for e in errors]
     elapsed = elapsed0 + time.perf_counter() - started

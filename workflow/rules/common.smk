@@ -82,6 +82,26 @@ def text_reference_run():
 
 # Figures name some studies by role; the config's report section says which study it is.
 ROLES = {"text": "text_study", "init": "init_study", "init_lr": "init_lr_study"}
+ROLE_KINDS = {"text_study": "text", "init_study": "palindrome", "init_lr_study": "palindrome"}
+
+
+def check_report_roles():
+    """A study the report section names must be a study of the config, of the right kind."""
+    for key, kind in ROLE_KINDS.items():
+        name = REPORT[key]
+        if name in STUDY_RUNS:
+            got = config["studies"][name]["kind"]
+            if got != kind:
+                raise WorkflowError(f"invalid configuration: report.{key}: study {name!r} is a "
+                                    f"{got} study, and {key} needs a {kind} one")
+        elif key in NAMED_REPORT_KEYS:
+            known = sorted(s for s, v in config["studies"].items() if v["kind"] == kind)
+            raise WorkflowError(f"invalid configuration: report.{key}: no study named {name!r} in "
+                                f"the config ({kind} studies: {', '.join(known) or 'none'}); "
+                                "name one, or leave the key out for a report without it")
+
+
+check_report_roles()
 
 
 def study_name(name):

@@ -4,6 +4,8 @@ localrules:
 
 
 rule download_corpus:
+    # first: a network or checksum failure shows within seconds, not after hours of training
+    priority: 100
     output:
         config["corpus"]["path"],
     params:
@@ -21,11 +23,18 @@ rule download_corpus:
 
 
 rule corpus_stats:
+    """Corpus statistics; and the report's prompts checked against the corpus as soon as it
+    is here, before any text run trains (a prompt character it lacks fails this job)."""
+    # right after the download, before training jobs take the cores
+    priority: 100
     input:
         config["corpus"]["path"],
     output:
         "results/tables/corpus_stats.json",
+    params:
+        prompts=config["report"]["prompts"],
     log:
         "logs/corpus_stats.log",
     shell:
-        "rnnrepro corpus-stats --corpus {input:q} --out {output:q} > {log:q} 2>&1"
+        "rnnrepro corpus-stats --corpus {input:q} --prompt {params.prompts:q} --out {output:q}"
+        " > {log:q} 2>&1"

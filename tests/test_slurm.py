@@ -68,6 +68,7 @@ def test_the_workflow_runs_through_the_slurm_profile_in_fewer_longer_jobs(cluste
     assert not [k for k in per_rule if k.startswith("rule_train")], sorted(per_rule)
     train_jobs = sum(len(v) for k, v in per_rule.items() if k.startswith("group_train"))
     assert -(-len(runs) // 8) <= train_jobs < len(runs), (train_jobs, sorted(per_rule))
+    print(f"{train_jobs} SLURM jobs trained the {len(runs)} runs")  # shown with pytest -s
     # each training group job asked SLURM for one GPU (gpu scoped per group job) and ran its
     # runs on it one after another, each training job with its own log
     group_jobs = 0

@@ -386,14 +386,8 @@ def make_step(task, opt, params, spec, sched=None):
     if task.stacked:
         def step(gens, poison=()):
             x, y = task.batch(gens)
-            losses, accs = task.loss(x, y)
-            if poison:
-                losses = losses * _poison_mask(task, poison)
-            zero_grads(params)
-            losses.sum().backward()
-            norms = task.clip(spec.max_norm)
-            optimizer_step(opt)
-            return torch.stack((losses.detach(), accs, norms), 1)
+            mask = _poison_mask(task, poison) if poison else None
+            return _stack_update(task, opt, params, spec.max_norm, x, y, mask)
 
         return step
 
@@ -411,6 +405,19 @@ def make_step(task, opt, params, spec, sched=None):
         return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
 
     return step
+
+
+def _stack_update(task, opt, params, max_norm, x, y, mask=None):
+    """One step of a stack on a batch: each run's loss (times `mask`), backward, each run's
+    clipping, the optimizer; (S, 3) loss, accuracy and gradient norm before clipping."""
+    zero_grads(params)  # the stack's gradients are views of one kept buffer
+    losses, accs = task.loss(x, y)
+    if mask is not None:
+        losses = losses * mask
+    losses.sum().backward()
+    norms = task.clip(max_norm)
+    optimizer_step(opt)
+    return torch.stack((losses.detach(), accs, norms), 1)
 
 
 def _poison_mask(task, poison):
@@ -471,13 +478,7 @@ class GraphStep:
     def _body(self):
         task, max_norm = self.task, self.spec.max_norm
         if task.stacked:
-            zero_grads(self.params)  # the stack's gradients are views of one kept buffer
-            losses, accs = task.loss(self.x, self.y)
-            losses = losses * self.poison
-            losses.sum().backward()
-            norms = task.clip(max_norm)
-            optimizer_step(self.opt)
-            return torch.stack((losses.detach(), accs, norms), 1)
+            return _stack_update(task, self.opt, self.params, max_norm, self.x, self.y, self.poison)
         loss, acc = task.loss(self.x, self.y)
         loss = loss * self.poison[0]
         loss.backward()

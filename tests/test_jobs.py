@@ -114,11 +114,12 @@ def test_a_run_diverging_in_a_stack_is_dropped_alone(tmp_path):
     assert results[0][1] is None and results[2][1] is None
     assert results[1][0] is None and f"run {specs[1].run_id()}: loss is nan at step 25" in results[1][1]
     assert (outs[0] / "summary.json").exists() and not (outs[1] / "summary.json").exists()
-    # the others trained on undisturbed: as they would have without the NaN
-    clean = fit_unit([specs[0]], [tmp_path / "clean"], lambda d: StackedPalindromeTask([specs[0]], d), CPU)
-    assert clean[0][1] is None
-    assert (outs[0] / "metrics.csv").read_text().splitlines()[:3] == \
-        (tmp_path / "clean" / "metrics.csv").read_text().splitlines()[:3]
+    # the others trained on undisturbed: exactly as in the same stack without the NaN (a
+    # stack of another size may round its batched products differently)
+    clean = [tmp_path / f"clean{r}" for r in range(3)]
+    assert all(e is None for _, e in fit_unit(specs, clean, lambda d: StackedPalindromeTask(specs, d), CPU))
+    for r in (0, 2):
+        assert (outs[r] / "metrics.csv").read_bytes() == (clean[r] / "metrics.csv").read_bytes()
 
 
 # --- jobs through the command line ------------------------------------------------------------------

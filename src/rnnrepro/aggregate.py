@@ -6,12 +6,12 @@ for text, samples.csv. Every row carries the run's key hyperparameters as column
 run_id joins it to runs.csv for the rest.
 """
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from .io import read_jsonl
+from .io import (EVALS, METRICS, SAMPLE_KEYS, SUMMARY_KEYS, BadFile, read_json, read_jsonl,
+                 read_table, write_table)
 
 KEYS = {
     "palindrome": ["model", "optimizer", "input_length", "lr", "steps", "init", "init_std", "seed"],
@@ -55,49 +55,58 @@ def read_summary(path):
     """A run's summary.json, checked: the error names the file and what is wrong with it."""
     path = Path(path)
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable run summary ({err}); delete the run's folder "
-                         "to train it again") from None
-    missing = [k for k in ("run_id", "kind", "spec", "eval_final", "wall_seconds")
-               if not isinstance(summary, dict) or k not in summary]
-    if missing:
-        raise ValueError(f"{path}: not a run summary of this project (no {', '.join(missing)}); "
-                         "delete the run's folder to train it again")
+        summary = read_json(path, "run summary", SUMMARY_KEYS)
+    except BadFile as err:
+        raise BadFile(f"{err}; delete the run's folder to train it again") from None
     if summary["run_id"] != path.parent.name:
-        raise ValueError(f"{path} is the summary of run {summary['run_id']}, not of "
-                         f"{path.parent.name}: delete the run's folder to train it again")
+        raise BadFile(f"{path} is the summary of run {summary['run_id']}, not of "
+                      f"{path.parent.name}: delete the run's folder to train it again")
     return summary
+
+
+def read_run(run_dir):
+    """A finished run's summary and tables, each checked as it is read."""
+    d = Path(run_dir)
+    summary = read_summary(d / "summary.json")
+    kind = summary["kind"]
+    if kind not in EVALS:
+        raise BadFile(f"{d / 'summary.json'}: run kind {kind!r} is not one of {', '.join(EVALS)}")
+    metrics = read_table(d / "metrics.csv", "run's step metrics", METRICS, METRICS, rows=True)
+    evals = read_table(d / "eval.csv", "run's held-out evaluations", EVALS[kind], EVALS[kind], rows=True)
+    samples = read_jsonl(d / "samples.jsonl", "run's samples", SAMPLE_KEYS) if kind == "text" else None
+    return summary, metrics, evals, samples
 
 
 def aggregate_study(study, run_dirs, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, curves, evals, samples = [], [], [], []
-    for d in map(Path, run_dirs):
-        summary = read_summary(d / "summary.json")
+    for d in run_dirs:
+        summary, run_curves, run_evals, run_samples = read_run(d)
         row = run_row(summary, study)
         runs.append(row)
         keys = {"study": study, "run_id": row["run_id"],
                 **{k: row[k] for k in KEYS[summary["kind"]]}}
-        curves.append(pd.read_csv(d / "metrics.csv").assign(**keys))
-        evals.append(pd.read_csv(d / "eval.csv").assign(**keys))
-        if summary["kind"] == "text":
-            rows = read_jsonl(d / "samples.jsonl")
-            samples.append(pd.DataFrame(rows).rename(columns={"temperature": "sample_temperature"})
-                           .assign(**keys))
+        curves.append(run_curves.assign(**keys))
+        evals.append(run_evals.assign(**keys))
+        if run_samples is not None:
+            samples.append(pd.DataFrame(run_samples, columns=list(SAMPLE_KEYS))
+                           .rename(columns={"temperature": "sample_temperature"}).assign(**keys))
     order = lambda df: df[list(keys) + [c for c in df.columns if c not in keys]]
     sort = ["run_id"]
-    pd.DataFrame(runs).sort_values(sort).to_csv(out_dir / "runs.csv", index=False)
-    order(pd.concat(curves)).sort_values(sort + ["step"], kind="stable").to_csv(
-        out_dir / "curves.csv", index=False)
-    order(pd.concat(evals)).sort_values(sort + ["step"], kind="stable").to_csv(
-        out_dir / "evals.csv", index=False)
+    write_table(out_dir / "runs.csv", pd.DataFrame(runs).sort_values(sort))
+    write_table(out_dir / "curves.csv",
+                order(pd.concat(curves)).sort_values(sort + ["step"], kind="stable"))
+    write_table(out_dir / "evals.csv",
+                order(pd.concat(evals)).sort_values(sort + ["step"], kind="stable"))
     if samples:
-        order(pd.concat(samples)).sort_values(sort + ["step"], kind="stable").to_csv(
-            out_dir / "samples.csv", index=False)
+        write_table(out_dir / "samples.csv",
+                    order(pd.concat(samples)).sort_values(sort + ["step"], kind="stable"))
     else:  # palindrome studies have no samples; the file keeps the rule's outputs fixed
-        pd.DataFrame(columns=list(keys)).to_csv(out_dir / "samples.csv", index=False)
+        write_table(out_dir / "samples.csv", pd.DataFrame(columns=list(keys)))
+
+
+BENCHMARK = ("s", "max_rss", "cpu_time")  # the columns of Snakemake's benchmark files it reads
 
 
 def compute_table(benchmarks, summaries, out):
@@ -109,7 +118,7 @@ def compute_table(benchmarks, summaries, out):
     in it)."""
     rows = []
     for tsv, summary_path in zip(benchmarks, summaries):
-        bench = pd.read_csv(tsv, sep="\t").iloc[0]
+        bench = read_table(tsv, "Snakemake benchmark", BENCHMARK, ("s",), rows=True, sep="\t").iloc[0]
         summary = read_summary(summary_path)
         execution = summary.get("execution", {})
         runs_in_step = execution.get("runs_in_step", 1)
@@ -120,8 +129,16 @@ def compute_table(benchmarks, summaries, out):
             "train_seconds": summary["wall_seconds"] / runs_in_step,
             "runs_in_step": runs_in_step,
             "trained_in_job_of": "" if job == summary["run_id"] else job,
-            "max_rss_mb": float(bench["max_rss"]) if str(bench["max_rss"]) != "-" else None,
-            "cpu_seconds": float(bench["cpu_time"]) if str(bench["cpu_time"]) != "-" else None,
+            "max_rss_mb": _number(bench["max_rss"]),
+            "cpu_seconds": _number(bench["cpu_time"]),
             "device": summary["device"], "threads": summary["threads"],
         })
-    pd.DataFrame(rows).sort_values(["kind", "run_id"]).to_csv(out, index=False)
+    write_table(out, pd.DataFrame(rows).sort_values(["kind", "run_id"]))
+
+
+def _number(value):
+    """A benchmark cell: Snakemake writes "-" (or NA) where it could not measure."""
+    try:
+        return float(value) if str(value) not in ("-", "nan", "NA") else None
+    except ValueError:
+        return None

@@ -77,12 +77,23 @@ class Corpus:
 
     @classmethod
     def from_file(cls, path, val_fraction=0.05):
-        raw = Path(path).read_bytes()
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise CorpusError(f"corpus {path}: no such file") from None
+        except OSError as err:
+            raise CorpusError(f"corpus {path}: cannot be read ({err.strerror or err})") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise CorpusError(f"{path} is not UTF-8: {err}") from None
         return cls(text, val_fraction)
+
+    @property
+    def sha256(self):
+        if not hasattr(self, "_sha256"):
+            self._sha256 = hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return self._sha256
 
     def encode(self, s):
         return torch.tensor([self.index[ch] for ch in s], dtype=torch.long)
@@ -99,7 +110,7 @@ class Corpus:
             "validation_start": self.val[0],
             "validation_end": self.val[1],
             "training_characters": len(self.text) - (self.val[1] - self.val[0]),
-            "sha256": hashlib.sha256(self.text.encode("utf-8")).hexdigest(),
+            "sha256": self.sha256,
         }
 
     def check_prompts(self, prompts):

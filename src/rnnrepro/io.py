@@ -1,12 +1,24 @@
-"""Atomic file writes and provenance: a killed job never leaves a half-written file."""
+"""Files: atomic writes (a killed job never leaves a half-written file, a full disk leaves
+the old one), checked reads (a file read back that is not what the pipeline wrote is named
+with its path and what is wrong), checkpoints that load without running code, provenance."""
 
+import errno
 import json
 import os
+import shutil
 import platform
 import re
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+# What a run directory's tables hold (train.py writes them, aggregate.py reads them back).
+METRICS = ("step", "loss", "accuracy", "grad_norm")
+TIMING = ("step", "elapsed_s", "examples_per_s")
+EVALS = {"palindrome": ("step", "loss", "accuracy"), "text": ("step", "loss", "accuracy", "bpc")}
+SAMPLE_KEYS = ("step", "temperature", "method", "first", "text")
+SUMMARY_KEYS = ("run_id", "kind", "spec", "eval_final", "wall_seconds")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -21,7 +33,7 @@ def atomic_writes(files):
     """Several files written as `atomic_write` writes one, every one of them before any is
     renamed into place: a crash while writing leaves all the old files, and only one in the
     brief run of renames can leave some old and some new. files: (path, write, mode)."""
-    temps = []
+    temps, path = [], None
     try:
         for path, write, mode in files:
             path = Path(path)
@@ -35,10 +47,33 @@ def atomic_writes(files):
             os.chmod(tmp, 0o666 & ~_UMASK)
         for tmp, path in temps:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        # torch.save reports a short write as "[enforce fail at inline_container.cc] unexpected pos"
+        if full or (isinstance(err, RuntimeError) and "inline_container" in str(err)):
+            raise WriteError(path, err) from None
         raise
+
+
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a quota): names it and the space left;
+    the file as it was before stays in place."""
+
+    def __init__(self, path, cause):
+        path = Path(path)
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2 ** 20:.1f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        first = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+        super().__init__(errno.ENOSPC, f"could not write {path} ({first}; {free}): the disk or "
+                         "quota is full. Nothing half-written was left and the file as it was "
+                         "is kept; free some space and run again (finished runs are not redone)")
+
+    def __str__(self):
+        return self.strerror
 
 
 def fmt(v):
@@ -67,9 +102,98 @@ def write_jsonl(path, rows):
     atomic_write(path, lambda f: f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def read_jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+class BadFile(ValueError):
+    """A file the pipeline reads back that is missing or not what it wrote: names the path,
+    what is wrong, and the way out."""
+
+
+@contextmanager
+def _reading(path, what):
+    """A missing, unreadable or non-UTF-8 file, named as a BadFile."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise BadFile(f"{path}: no such file (the {what} is missing)") from None
+    except UnicodeDecodeError as err:
+        raise BadFile(f"{path}: not a {what}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise BadFile(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+
+
+def _read_text(path, what):
+    with _reading(path, what):
+        return Path(path).read_text(encoding="utf-8")
+
+
+def read_json(path, what="JSON file", keys=()):
+    """A JSON object the pipeline wrote, checked: it parses, is an object and holds `keys`."""
+    try:
+        obj = json.loads(_read_text(path, what))
+    except ValueError as err:
+        if isinstance(err, BadFile):
+            raise
+        raise BadFile(f"{path}: not a readable {what} (not JSON: {err})") from None
+    if not isinstance(obj, dict):
+        raise BadFile(f"{path}: not a {what}: a JSON object is wanted, it holds a {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise BadFile(f"{path}: not a {what} of this project (no {', '.join(missing)})")
+    return obj
+
+
+def read_jsonl(path, what="JSON-lines file", keys=()):
+    """One JSON object per line, checked line by line; the error names the line."""
+    rows = []
+    for n, line in enumerate(_read_text(path, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise BadFile(f"{path}, line {n}: not a readable {what} (not JSON: {err})") from None
+        missing = [k for k in keys if k not in row] if isinstance(row, dict) else list(keys) or ["an object"]
+        if missing:
+            raise BadFile(f"{path}, line {n}: not a {what} of this project (no {', '.join(missing)})")
+        rows.append(row)
+    return rows
+
+
+def read_table(path, what="table", columns=(), numeric=(), rows=False, sep=","):
+    """A CSV (or TSV) the pipeline wrote, as a DataFrame, checked: it parses, holds `columns`,
+    the `numeric` ones hold numbers (or nothing), and with `rows` at least one row. The one
+    reader of tables in the project: every error names the file and what is wrong."""
+    import pandas as pd
+
+    path = Path(path)
+    with _reading(path, what):
+        try:
+            df = pd.read_csv(path, sep=sep, encoding="utf-8")
+        except UnicodeDecodeError:
+            raise
+        except pd.errors.EmptyDataError:
+            raise BadFile(f"{path}: the {what} is empty (not even a header)") from None
+        except (pd.errors.ParserError, ValueError) as err:
+            first = str(err).strip().splitlines()[0][:200]
+            raise BadFile(f"{path}: not a readable {what} ({first})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise BadFile(f"{path}: not a {what} of this project: no column {', '.join(missing)} "
+                      f"(it has {', '.join(map(str, df.columns))})")
+    if rows and df.empty:
+        raise BadFile(f"{path}: the {what} has a header and no rows")
+    for c in numeric:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = df[c].notna() & values.isna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise BadFile(f"{path}, row {i + 2}: column {c} holds {df[c].iloc[i]!r}, not a number")
+        df[c] = values
+    return df
+
+
+def write_table(path, df):
+    """A DataFrame as CSV, written atomically."""
+    atomic_write(path, lambda f: df.to_csv(f, index=False))
 
 
 class CheckpointError(ValueError):

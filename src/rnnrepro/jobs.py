@@ -430,6 +430,10 @@ class Job:
 
 def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=None):
     """The job of one run (`rnnrepro train`): its summary, or an error naming the run."""
+    if corpus is not None and not Path(corpus).is_file():
+        from .data import CorpusError
+
+        raise CorpusError(f"corpus {corpus}: no such file")
     own = Entry(spec, Path(out), Path(corpus) if corpus else None)
     table = read_run_table(run_table) if execution.runs_per_job != 1 else []
     job = Job(own, execution, table, {own.run_id: inject_nan_at} if inject_nan_at else None)

@@ -33,7 +33,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from .figures import FIGURES  # noqa: E402
-from .io import atomic_write  # noqa: E402
+from .io import atomic_write, read_table as io_read_table  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -81,11 +81,11 @@ def style():
 
 
 def read_table(path):
-    """A CSV as a DataFrame; empty when the file is missing or has no rows."""
-    try:
-        return pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
+    """A table the pipeline wrote, checked as io.read_table checks it; empty when the file
+    is missing or has no rows (a study without samples, a figure without a table)."""
+    if not Path(path).exists():
         return pd.DataFrame()
+    return io_read_table(path)
 
 
 def smooth(df, y, steps):

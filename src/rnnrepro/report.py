@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .figures import FIGURES
-from .io import read_jsonl
+from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .scorecard import Tables, reference_text_run
 
@@ -115,7 +115,7 @@ def init_context(tables_dir):
     """The initialisation study: per initialisation, the verdicts of claims 1, 4, 5, 6 and
     the share of the original's convergence pattern it reproduces."""
     path = Path(tables_dir) / "scorecard_init.csv"
-    df = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    df = read_table(path) if path.exists() else pd.DataFrame()
     if df.empty:
         return None
     variants = []
@@ -133,7 +133,7 @@ def init_context(tables_dir):
 
 def compute_context(tables_dir):
     path = Path(tables_dir) / "compute.csv"
-    df = pd.read_csv(path)
+    df = read_table(path, "compute table", ("kind", "job_seconds", "train_seconds", "device"))
     kinds = []
     for kind, g in df.groupby("kind"):
         kinds.append({"kind": kind, "jobs": len(g), "job_seconds": g["job_seconds"].sum(),
@@ -152,8 +152,8 @@ def bench_context(path, quick=False):
     the course of the step's matmuls alone."""
     if not path or not Path(path).exists():
         return None
-    df = pd.read_csv(path)
-    df = df[df["case"] != "job-overhead"] if "case" in df else df
+    df = read_table(path, "speed benchmark", ("case", "threads", "implementation", "steps_per_s"))
+    df = df[df["case"] != "job-overhead"]
     rows = []
     for (case, threads), g in df.groupby(["case", "threads"], sort=False):
         pick = lambda name: g[g["implementation"] == name].iloc[0] if (g["implementation"] == name).any() else None
@@ -171,7 +171,8 @@ def bench_context(path, quick=False):
 
 
 def gradient_context(tables_dir):
-    df = pd.read_csv(Path(tables_dir) / "grad_norms.csv")
+    df = read_table(Path(tables_dir) / "grad_norms.csv", "gradient-norm table",
+                    ("model", "k", "grad_norm"), ("k", "grad_norm"), rows=True)
     out = {"length": int(df["k"].max())}
     for model, g in df.groupby("model"):
         m = g.groupby("k")["grad_norm"].mean()
@@ -217,7 +218,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None):
     studies = {name: palindrome_rows(t, name) for name in config["studies"]
                if config["studies"][name]["kind"] == "palindrome"}
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
-    scorecard = pd.read_csv(Path(tables_dir) / "scorecard.csv").to_dict("records")
+    scorecard = read_table(Path(tables_dir) / "scorecard.csv", "scorecard").to_dict("records")
     lstm_runs = [r for s in ("lstm_adam", "lstm_rmsprop") if (r := t.study(s)) is not None]
     lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
@@ -233,7 +234,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None):
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard)
                            for v in ("held", "partly", "not held", "not run")},
         "text": text_context(t, text_study),
-        "corpus": json.loads((Path(tables_dir) / "corpus_stats.json").read_text()),
+        "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
         "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"
                                                     ).exists() else [],
         "lstm_params": None if lstm is None else {

@@ -8,10 +8,11 @@ that could test it. "Converged" means held-out accuracy at the end of training a
 above the threshold (default 0.99).
 """
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from .io import read_json, read_table
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
@@ -45,7 +46,7 @@ class Tables:
         path = self.dir / "studies" / real / f"{table}.csv"
         if not path.exists():
             return None
-        df = pd.read_csv(path)
+        df = read_table(path, f"{table} table of study {real}")
         for column, value in where.items():
             keep = df[column].isin(value) if isinstance(value, (list, tuple, set)) else df[column] == value
             df = df[keep]
@@ -216,7 +217,7 @@ def corpus_claim(t):
     path = t.dir / "corpus_stats.json"
     if not path.exists():
         return {}, "no corpus statistics"
-    stats = json.loads(path.read_text())
+    stats = read_json(path, "corpus statistics", ("characters", "distinct"))
     ok = stats["characters"] == 540_241 and stats["distinct"] == 87
     return {0: ok}, f"{stats['characters']:,} characters, {stats['distinct']} distinct"
 

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .io import (CheckpointError, describe_device, load_checkpoint, set_aside, torch_save,
-                 torch_saves, versions, write_csv, write_json, write_jsonl)
-from .spec import Execution
+from .io import (EVALS, METRICS, TIMING, CheckpointError, describe_device, load_checkpoint,
+                 set_aside, torch_save, torch_saves, versions, write_csv, write_json, write_jsonl)
+from .spec import SPECS, Execution
 from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
                      lstm_cell_formula)
 from .progress import progress
@@ -36,8 +36,6 @@ log = logging.getLogger("rnnrepro")
 
 FLUSH = 50  # steps between transfers of the step metrics from the device
 RESUME_KEYS = ("run_id", "model", "optimizer", "generator", "state")
-METRICS = ("step", "loss", "accuracy", "grad_norm")
-TIMING = ("step", "elapsed_s", "examples_per_s")
 
 
 class Diverged(RuntimeError):
@@ -203,6 +201,10 @@ class Task:
     def after_step(self, step, state, out):
         pass
 
+    def identity(self, r=0):
+        """What a run's resume.pt must have been written with, beyond its run id."""
+        return {}
+
 
 class SingleRun(Task):
     """The parts of a one-run task (S = 1) that `fit_unit` asks every task for."""
@@ -220,7 +222,7 @@ class SingleRun(Task):
 
 
 class PalindromeTask(SingleRun):
-    eval_columns = ("step", "loss", "accuracy")
+    eval_columns = EVALS["palindrome"]
 
     def __init__(self, spec, device, impl="auto"):
         self.spec, self.device = spec, device
@@ -261,7 +263,7 @@ class PalindromeTask(SingleRun):
 
 
 class TextTask(SingleRun):
-    eval_columns = ("step", "loss", "accuracy", "bpc")
+    eval_columns = EVALS["text"]
     # torch's LSTM kernel on every device: a hand-written first layer (bptt.layer on the
     # one-hot ids) measured no faster on CPU once the allocator stopped page faulting, and
     # a hand-written second layer slower; so training runs the same `forward` as sampling.
@@ -332,6 +334,9 @@ class TextTask(SingleRun):
 
     def checkpoint_extra(self, r=0):
         return {"kind": "text", "spec": self.spec.to_dict(), "vocab": self.corpus.vocab}
+
+    def identity(self, r=0):
+        return {"corpus_sha256": self.corpus.sha256}
 
 
 def train_palindrome(spec, out, execution=Execution(), **kw):
@@ -588,17 +593,56 @@ def _fresh_state():
             "resumed_from": []}
 
 
-def load_resume(path, device):
-    """A run's resume.pt, or None where there is none; one that cannot be read is set aside
-    (renamed, not deleted) with a warning that names it, and the run starts over."""
+def load_resume(path, device, identity=None):
+    """A run's resume.pt, or None where there is none; one that cannot be read, or that was
+    written with another `identity` (for text: another corpus), is set aside (renamed, not
+    deleted) with a warning that names it, and the run starts over."""
     if not path.exists():
         return None
     try:
-        return load_checkpoint(path, device, keys=RESUME_KEYS)
+        ck = load_checkpoint(path, device, keys=RESUME_KEYS)
+        written = ck.get("identity", {})
+        if identity is not None and written != identity:
+            differs = ", ".join(f"{k} {str(written.get(k))[:12]} there, {str(v)[:12]} here"
+                                for k, v in identity.items() if written.get(k) != v)
+            raise CheckpointError(f"{path} was written by this run on other data ({differs}): "
+                                  "continuing it would mix two corpora")
+        return ck
     except CheckpointError as err:
         aside = set_aside(path)
         log.warning("%s; moved to %s, and the run starts over", err, aside.name)
         return None
+
+
+class FolderError(RuntimeError):
+    """An output folder that holds another run's results."""
+
+
+def own_folder(out, run_id):
+    """A run writes only into a folder that holds nothing or its own files. Another run's
+    summary.json or model.pt there stops it before it trains; its own earlier summary.json
+    goes first, so that the folder never shows a summary older than its metrics."""
+    import json
+
+    found = {}
+    summary = out / "summary.json"
+    if summary.exists():
+        try:
+            found["summary.json"] = json.loads(summary.read_text(encoding="utf-8")).get("run_id")
+        except (ValueError, AttributeError, OSError):
+            found["summary.json"] = None  # unreadable: it is replaced below
+    if (out / "model.pt").exists():
+        try:
+            ck = load_checkpoint(out / "model.pt", keys=("kind", "spec"))
+            found["model.pt"] = SPECS[ck["kind"]].from_dict(ck["spec"]).run_id()
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            found["model.pt"] = None  # unreadable: rewritten when the run finishes
+    for name, other in found.items():
+        if other is not None and other != run_id:
+            raise FolderError(f"{out} holds the results of run {other} ({name}), and this is run "
+                              f"{run_id}: a run writes only into its own folder. Give another "
+                              "output folder, or move that one away to train this run there")
+    summary.unlink(missing_ok=True)
 
 
 def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, stream=None,
@@ -609,11 +653,12 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     on. `inject_nan` maps run ids to a step at which their loss is made NaN (testing aid);
     `extra` adds keys to every summary's "execution" entry, `tags[r]` to run r's summary."""
     outs = [Path(o) for o in outs]
-    for out in outs:
+    ids = [s.run_id() for s in specs]
+    for out, run_id in zip(outs, ids):
         out.mkdir(parents=True, exist_ok=True)
+        own_folder(out, run_id)
         for stale in out.glob(".*.tmp"):
             stale.unlink()
-    ids = [s.run_id() for s in specs]
     run = prepare(specs, make_task, execution)
     device, task, model, params, opt, sched, gens = (
         run.device, run.task, run.model, run.params, run.opt, run.sched, run.gens)
@@ -621,7 +666,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     flat = single_layout(task, device, execution.impl) if task.stacked else None
     states = [_fresh_state() for _ in specs]
 
-    checkpoints = [load_resume(o / "resume.pt", device) for o in outs]
+    checkpoints = [load_resume(o / "resume.pt", device, task.identity(r)) for r, o in enumerate(outs)]
     if any(checkpoints):
         if not all(checkpoints) or len({ck["state"]["step"] for ck in checkpoints}) != 1:
             raise RuntimeError(f"the runs {ids} are not all at one step: train them apart")
@@ -666,7 +711,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
 
     def resume_state(r):
         state = member_optimizer_state(opt, task, r, flat) if task.stacked else opt.state_dict()
-        return {"run_id": ids[r], "device": device.type, "model": task.member_state(r),
+        return {"run_id": ids[r], "device": device.type, "identity": task.identity(r),
+                "model": task.member_state(r),
                 "optimizer": state,
                 "scheduler": sched.state_dict() if sched else None,
                 "generator": gens[r].get_state(), "cpu_rng": torch.get_rng_state(),

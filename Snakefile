@@ -14,21 +14,37 @@
 # on purpose, since `params` are a rerun trigger and how a run is computed must never retrain
 # it (workflow/rules/common.smk); each run's summary.json records what it ran with.
 
+import sys
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.19")
 
+sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
+from rnnrepro.spec import SpecError
+from rnnrepro.studies import load_config_file, named_report_keys
+
+
+def check_yaml(path):
+    try:
+        load_config_file(path)
+    except SpecError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
+
 
 # The default config; a --configfile replaces it instead of being merged into it (a merge
 # could not drop a study). --config key=value still overrides single keys.
+# Snakemake reads a --configfile itself, before this file, and names neither the line of a
+# YAML error nor a missing file clearly: `rnnrepro check-config FILE` does (README).
 if not workflow.overwrite_configfiles:
+    check_yaml("config/config.yaml")  # a YAML error in the default config names its line
 
     configfile: "config/config.yaml"
 
 
-# report roles the config names itself (before the schema fills in the defaults): a name
-# given that is not a study of the config is an error, a default one means "not in this config"
-NAMED_REPORT_KEYS = set(config.get("report") or {}) if isinstance(config.get("report"), dict) else set()
+# report roles the config names itself, read before the schema fills in the defaults
+NAMED_REPORT_KEYS = named_report_keys(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -44,9 +60,15 @@ rule all:
     default_target: True
     input:
         "results/report/report.pdf",
+        # and what the report is made from: Snakemake keeps a present, up-to-date report
+        # whose inputs were deleted ("Nothing to be done"); asked for here, a deleted run
+        # folder, summary.json, table or figure is made again, and the report after it
+        rules.render_report.input,
+        [run_file(r, "summary.json") for r in RUNS],
 
 
 onstart:
+    check_device()
     write_run_table()
 
 

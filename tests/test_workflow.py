@@ -5,8 +5,9 @@ change would rerun (dry runs), so they share the finished run.
 """
 
 import re
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,6 +81,44 @@ def test_unchanged_config_has_nothing_to_do(done):
     jobs, out = planned_jobs(done)
     assert jobs == [], out
     assert "Nothing to be done" in out
+
+
+@pytest.mark.parametrize("gone", ["folder", "summary.json"])
+def test_a_deleted_run_is_trained_again_with_what_depends_on_it(done, gone):
+    """Snakemake by itself keeps an up-to-date report whose inputs were deleted ("Nothing to
+    be done"); the workflow asks for every run, so a deleted one is planned again."""
+    run = next((done / "results" / "runs" / "palindrome").glob("rnn-rmsprop-len4-seed0-*"))
+    target = run if gone == "folder" else run / "summary.json"
+    aside = done / f"aside-{gone}"
+    target.rename(aside)  # moved back afterwards, mtimes kept: the other tests see no change
+    try:
+        jobs, out = planned_jobs(done)
+    finally:
+        aside.rename(target)
+    rules = [r for r, _ in jobs]
+    assert ("train_palindrome", f"run_id={run.name}") in jobs, out
+    assert rules.count("train_palindrome") == 1 and "train_text" not in rules
+    assert {"aggregate_study", "compute_table", "render_report"} <= set(rules)
+    assert planned_jobs(done)[0] == []
+
+
+def test_device_cuda_without_cuda_is_refused_when_the_workflow_starts(tmp_path, corpus_path):
+    workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c["execution"].update(device="cuda"))
+    res = snakemake(workdir, check=False)
+    assert res.returncode != 0
+    assert "execution.device is cuda, and this torch is a CPU build" in res.stdout + res.stderr
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_a_yaml_error_in_the_default_config_names_the_line(tmp_path, corpus_path):
+    workdir = make_workdir(tmp_path, corpus_path)
+    with open(workdir / "config" / "config.yaml", "a") as f:
+        f.write("seeds: [0\n")
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--cores", "1"],
+                         cwd=workdir, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert re.search(r"config file config/config.yaml, line \d+, column 1: not valid YAML",
+                     res.stdout + res.stderr), res.stdout + res.stderr
 
 
 def test_unrelated_changes_plan_nothing(done):

@@ -34,8 +34,10 @@ def _read_spec(path):
     if not path:
         return {}
     try:
-        fields = json.loads(Path(path).read_text())
-    except ValueError as err:
+        fields = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"--spec {path}: no such file") from None
+    except (ValueError, OSError) as err:
         raise SpecError(f"--spec {path}: not JSON ({err})") from None
     if not isinstance(fields, dict):
         raise SpecError(f"--spec {path}: a JSON object of spec fields is wanted, got a "
@@ -141,6 +143,15 @@ def cmd_gpu_slots(args):
         print(f"visible GPUs: {visible_gpus() or 'none'}", file=sys.stderr)
 
 
+def cmd_check_config(args):
+    from .studies import check_config_file
+
+    for path in args.configfile:
+        config, runs, study_runs = check_config_file(path)
+        print(f"{path}: valid; {len(study_runs)} studies, {len(runs)} training runs, "
+              f"execution.device {config['execution']['device']}")
+
+
 def cmd_download(args):
     from .download import download
 
@@ -196,14 +207,14 @@ def cmd_compute_table(args):
 def cmd_scorecard(args):
     from .scorecard import scorecard
 
-    table = scorecard(args.tables_dir, args.threshold, args.text_study)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    from .io import write_table
+
+    write_table(args.out, scorecard(args.tables_dir, args.threshold, args.text_study))
     if args.init_out:
         from .scorecard import init_scorecard
 
-        init_scorecard(args.tables_dir, args.threshold, args.init_study, args.init_lr_study
-                       ).to_csv(args.init_out, index=False)
+        write_table(args.init_out, init_scorecard(args.tables_dir, args.threshold,
+                                                  args.init_study, args.init_lr_study))
 
 
 def cmd_figure(args):
@@ -224,7 +235,9 @@ def cmd_report(args):
     from .report import TEMPLATES, build
 
     args.templates = args.templates or TEMPLATES
-    config = json.loads(args.config_json) if args.config_json else json.loads(args.config.read_text())
+    from .io import read_json
+
+    config = json.loads(args.config_json) if args.config_json else read_json(args.config, "resolved config")
     build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench,
           args.templates)
 
@@ -324,6 +337,11 @@ def build_parser():
     gs = sub.add_parser("gpu-slots", help="--resources gpu= for this machine: GPUs x jobs_per_gpu")
     gs.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     gs.set_defaults(func=cmd_gpu_slots)
+
+    cc = sub.add_parser("check-config", help="check config files as the workflow does before "
+                        "its first job, naming the line of a YAML error")
+    cc.add_argument("configfile", nargs="+", type=Path)
+    cc.set_defaults(func=cmd_check_config)
 
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
     d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")

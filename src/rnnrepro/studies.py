@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .spec import SPECS, Execution, SpecError
 
@@ -67,6 +68,91 @@ def expand(config):
             raise SpecError(f"config studies.{name}: the study has no runs")
         by_study[name] = ids
     return runs, by_study
+
+
+def load_config_file(path):
+    """A YAML config as a dict; a file that is missing, not YAML or not a mapping is a
+    SpecError that names it and, for a syntax error, the line and column (Snakemake's own
+    loader says only "Config file is not valid JSON or YAML")."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"config file {path}: no such file (working directory {Path.cwd()})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"config file {path}: cannot be read ({err})") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        raise SpecError(f"config file {path}{where}: not valid YAML: {problem}"
+                        + (f" ({context})" if context else "")) from None
+    if not isinstance(config, dict):
+        raise SpecError(f"config file {path}: a mapping of keys at the top level is wanted, "
+                        f"it holds {type(config).__name__ if config is not None else 'nothing'}")
+    return config
+
+
+# Figures and the report name some studies by role; the config's report section says which.
+REPORT_ROLES = {"text_study": "text", "init_study": "palindrome", "init_lr_study": "palindrome"}
+
+
+def check_report_roles(config, study_runs, named):
+    """A study the report section names must be a study of the config, of the right kind.
+    `named`: the report keys the config gives itself (a default name that is not a study
+    means "not in this config", a name given that is not one is a typo)."""
+    for key, kind in REPORT_ROLES.items():
+        name = config["report"][key]
+        if name in study_runs:
+            got = config["studies"][name]["kind"]
+            if got != kind:
+                raise SpecError(f"report.{key}: study {name!r} is a {got} study, and {key} "
+                                f"needs a {kind} one")
+        elif key in named:
+            known = sorted(s for s, v in config["studies"].items() if v["kind"] == kind)
+            raise SpecError(f"report.{key}: no study named {name!r} in the config ({kind} "
+                            f"studies: {', '.join(known) or 'none'}); name one, or leave the "
+                            "key out for a report without it")
+
+
+def named_report_keys(config):
+    """The report keys a config gives itself, read before the schema fills in defaults."""
+    report = config.get("report")
+    return set(report) if isinstance(report, dict) else set()
+
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def check_config_file(path):
+    """Every check the workflow makes of a config before its first job, without Snakemake's
+    DAG: YAML (naming the line), the schema, the studies' runs, the execution settings and
+    the report's study roles. Returns (config with defaults, runs, study runs)."""
+    import jsonschema
+    import yaml
+    from snakemake.utils import validate
+
+    config = load_config_file(path)
+    named = named_report_keys(config)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
+    if error is not None:
+        where = ".".join(map(str, error.absolute_path)) or "the top level"
+        raise SpecError(f"config file {path}: at {where}: {error.message}")
+    validate(config, str(SCHEMA))  # as the Snakefile does: fills in the schema's defaults
+    try:
+        runs, study_runs = expand(config)
+        execution(config)
+        check_report_roles(config, study_runs, named)
+    except SpecError as err:
+        raise SpecError(f"config file {path}: {err}") from None
+    return config, runs, study_runs
 
 
 def cli_args(spec, skip=()):

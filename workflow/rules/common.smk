@@ -6,8 +6,6 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this checkout's package first
-
 from rnnrepro import jobs as J
 from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES
@@ -16,6 +14,7 @@ from rnnrepro.spec import SpecError
 try:
     RUNS, STUDY_RUNS = S.expand(config)
     EXEC = S.execution(config)
+    S.check_report_roles(config, STUDY_RUNS, NAMED_REPORT_KEYS)
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -82,26 +81,6 @@ def text_reference_run():
 
 # Figures name some studies by role; the config's report section says which study it is.
 ROLES = {"text": "text_study", "init": "init_study", "init_lr": "init_lr_study"}
-ROLE_KINDS = {"text_study": "text", "init_study": "palindrome", "init_lr_study": "palindrome"}
-
-
-def check_report_roles():
-    """A study the report section names must be a study of the config, of the right kind."""
-    for key, kind in ROLE_KINDS.items():
-        name = REPORT[key]
-        if name in STUDY_RUNS:
-            got = config["studies"][name]["kind"]
-            if got != kind:
-                raise WorkflowError(f"invalid configuration: report.{key}: study {name!r} is a "
-                                    f"{got} study, and {key} needs a {kind} one")
-        elif key in NAMED_REPORT_KEYS:
-            known = sorted(s for s, v in config["studies"].items() if v["kind"] == kind)
-            raise WorkflowError(f"invalid configuration: report.{key}: no study named {name!r} in "
-                                f"the config ({kind} studies: {', '.join(known) or 'none'}); "
-                                "name one, or leave the key out for a report without it")
-
-
-check_report_roles()
 
 
 def study_name(name):
@@ -127,6 +106,22 @@ def figure_inputs(wildcards):
 
 def all_study_tables():
     return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
+
+
+def check_device():
+    """execution.device: cuda where this Snakemake runs its jobs itself (no cluster executor)
+    and torch sees no CUDA: refused when the workflow starts, not at the first training job.
+    A cluster submit host needs no GPU of its own, so the check is for local runs only."""
+    if EXEC.device != "cuda" or not workflow.local_exec:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        why = ("this torch is a CPU build" if torch.version.cuda is None
+               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device")
+        raise WorkflowError(f"invalid configuration: execution.device is cuda, and {why}. Use "
+                            "execution.device: auto (CUDA where there is one, else the CPU) or "
+                            "cpu, or submit the jobs to GPU nodes (--executor slurm)")
 
 
 def planned_training_runs():

@@ -28,9 +28,12 @@ def corpus(corpus_path):
 @pytest.fixture(scope="session")
 def finished_workflow(tmp_path_factory, corpus_path):
     """One complete run of config/test.yaml in a private copy of the workflow, shared by the
-    end-to-end tests (they only read it or ask Snakemake for dry runs)."""
+    end-to-end tests (they only read it or ask Snakemake for dry runs). The copy's path has
+    spaces, a quote and a non-ASCII letter: any checkout path must work."""
     from .workflow_utils import make_workdir, snakemake
 
-    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), corpus_path)
+    workdir = tmp_path_factory.mktemp("workflow") / "a checkout's path, Märchen"
+    workdir.mkdir()
+    workdir = make_workdir(workdir, corpus_path)
     snakemake(workdir)
     return workdir

@@ -7,6 +7,7 @@ the templates hold the prose, and sentences that state a result test it first.
 import hashlib
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -208,7 +209,7 @@ def provenance(config):
     }
 
 
-def build_context(tables_dir, figures_dir, figures, config, bench=None):
+def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir="."):
     report = config.get("report", {})
     threshold = report.get("convergence_threshold", 0.99)
     text_study = report.get("text_study", "text_temperature")
@@ -226,7 +227,9 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None):
         "config": config, "threshold": threshold, "smoothing": report.get("smoothing_window", 100),
         "band": plots.BAND_TEXT, "seeds": seeds,
         "defaults": config.get("defaults", {}),
-        "figures": {name: {"path": str((Path(figures_dir) / f"{name}.pdf").resolve()),
+        # relative to the tex file, which LaTeX reads from its own folder: the checkout's
+        # path (spaces, quotes, any letters) never reaches LaTeX
+        "figures": {name: {"path": os.path.relpath(Path(figures_dir) / f"{name}.pdf", tex_dir),
                            "caption": raw(FIGURES[name]["caption"])} for name in figures},
         "missing_figures": [name for name in FIGURES if name not in figures],
         "studies": studies, "outcomes": outcomes,
@@ -262,7 +265,7 @@ def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out, bench=None
           template_dir=TEMPLATES):
     from .latex import compile_pdf
 
-    context = build_context(tables_dir, figures_dir, figures, config, bench)
+    context = build_context(tables_dir, figures_dir, figures, config, bench, Path(tex_out).parent)
     render(context, tex_out, template_dir=template_dir)
     pdf = compile_pdf(Path(tex_out), Path(pdf_out))
     # Snakemake removes a job's outputs before it reruns it; this copy, which no rule

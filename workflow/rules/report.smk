@@ -16,7 +16,7 @@ rule save_config:
     log:
         "logs/save_config.log",
     run:
-        Path(output[0]).write_text(json.dumps(config, sort_keys=True) + "\n")
+        atomic_write(output[0], lambda f: f.write(json.dumps(config, sort_keys=True) + "\n"))
 
 
 rule scorecard:

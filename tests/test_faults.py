@@ -169,3 +169,15 @@ def test_a_full_disk_keeps_the_old_file_and_says_so(tmp_path, monkeypatch):
     assert f"could not write {path} ([enforce fail at inline_container.cc" in str(err.value)
     assert "MiB free there): the disk or quota is full" in str(err.value)
     assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_a_complete_run_is_not_trained_again_by_hand(tmp_path):
+    """`rnnrepro train` into the folder of the same run, complete for this code: nothing is
+    retrained or rewritten (Snakemake removes a job's outputs before it runs it)."""
+    args = ("train", "palindrome", "--model", "rnn", "--input-length", "4", "--steps", "40",
+            "--eval-size", "100", "--device", "cpu", "--out", str(tmp_path / "run"))
+    assert _cli(*args).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    res = _cli(*args, "--impl", "loop")
+    assert res.returncode == 0 and "is already complete" in res.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before

@@ -192,7 +192,8 @@ def test_accuracy_figure_marks_threshold(tables):
 def test_missing_or_empty_study_draws_a_no_runs_panel(tables, tmp_path):
     empty = tmp_path / "studies" / "empty"
     empty.mkdir(parents=True)
-    for name in ("runs", "curves", "evals"):
+    (empty / "runs.csv").write_text("study,run_id,seed,eval_final_accuracy\n")
+    for name in ("curves", "evals"):
         (empty / f"{name}.csv").write_text("study,run_id,seed,step,loss,accuracy\n")
     for name in FIGURES:
         if not FIGURES[name]["studies"] and name != "fig_gradient_norms":

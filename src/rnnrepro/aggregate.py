@@ -19,6 +19,21 @@ KEYS = {
 }
 
 
+# The columns of a study table that every reader (the figures, the scorecard, the report)
+# counts on; aggregate_study writes these and more.
+STUDY_TABLES = {
+    "runs": ("run_id", "eval_final_accuracy"),
+    "curves": ("run_id", "step", "loss"),
+    "evals": ("run_id", "step", "accuracy"),
+    "samples": ("run_id",),
+}
+
+
+def read_study_table(path, table):
+    """A study table (runs, curves, evals, samples), checked for the columns it always has."""
+    return read_table(path, f"study {table} table", STUDY_TABLES[table])
+
+
 def _flat(value):
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
@@ -59,8 +74,9 @@ def read_summary(path):
     except BadFile as err:
         raise BadFile(f"{err}; delete the run's folder to train it again") from None
     if summary["run_id"] != path.parent.name:
-        raise BadFile(f"{path} is the summary of run {summary['run_id']}, not of "
-                      f"{path.parent.name}: delete the run's folder to train it again")
+        raise BadFile(f"{path} is the summary of run {summary['run_id']}, and its folder is named "
+                      f"{path.parent.name}: a run's folder is named by its run id (renamed? name "
+                      f"it {summary['run_id']} again)")
     return summary
 
 
@@ -73,6 +89,13 @@ def read_run(run_dir):
         raise BadFile(f"{d / 'summary.json'}: run kind {kind!r} is not one of {', '.join(EVALS)}")
     metrics = read_table(d / "metrics.csv", "run's step metrics", METRICS, METRICS, rows=True)
     evals = read_table(d / "eval.csv", "run's held-out evaluations", EVALS[kind], EVALS[kind], rows=True)
+    steps = summary["spec"].get("steps")
+    for name, table in (("metrics.csv", metrics), ("eval.csv", evals)):
+        last = table["step"].max()
+        if steps is not None and last != steps:
+            raise BadFile(f"{d / name} ends at step {last:g}, and the run trained {steps} steps "
+                          "(summary.json): the file is cut short; delete the run's folder to "
+                          "train it again")
     samples = read_jsonl(d / "samples.jsonl", "run's samples", SAMPLE_KEYS) if kind == "text" else None
     return summary, metrics, evals, samples
 
@@ -81,8 +104,17 @@ def aggregate_study(study, run_dirs, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, curves, evals, samples = [], [], [], []
+    seen, kinds = {}, set()
     for d in run_dirs:
         summary, run_curves, run_evals, run_samples = read_run(d)
+        if summary["run_id"] in seen:
+            raise BadFile(f"run {summary['run_id']} is listed twice ({seen[summary['run_id']]} and "
+                          f"{d}): a study counts each run once")
+        seen[summary["run_id"]] = d
+        kinds.add(summary["kind"])
+        if len(kinds) > 1:
+            raise BadFile(f"study {study} mixes palindrome and text runs ({d} is a "
+                          f"{summary['kind']} run): a study is of one kind")
         row = run_row(summary, study)
         runs.append(row)
         keys = {"study": study, "run_id": row["run_id"],

@@ -53,8 +53,16 @@ def load_baseline(path=BASELINE):
     if not path.exists():
         raise FileNotFoundError(f"the course-style baseline is not at {path} (--baseline)")
     spec = importlib.util.spec_from_file_location("course_baseline", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--baseline {path} is not a Python module (a .py file is wanted)")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ValueError(f"--baseline {path} is not a Python module ({err.msg}, line {err.lineno})") from None
+    missing = [c for c in ("PalindromeBaseline", "TextBaseline") if not hasattr(module, c)]
+    if missing:
+        raise ValueError(f"--baseline {path} lacks {', '.join(missing)}: not the course-style baseline")
     return module
 
 
@@ -238,8 +246,9 @@ def job_overhead(repeats, eval_size=None):
 
 # --- the whole bench ---------------------------------------------------------------------------
 def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds=0.4,
-        warmup=0.5, overhead=True, baseline=BASELINE, out=None, stream=sys.stdout):
+        warmup=0.5, overhead=True, baseline=BASELINE, out=None, stream=None):
     """Time every case; return the rows (and write them to `out` as CSV)."""
+    stream = stream or sys.stdout
     if quick:
         rounds, seconds, warmup = 2, 0.02, 0.01
     base = load_baseline(baseline)
@@ -250,6 +259,9 @@ def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds
         if corpus is None or not Path(corpus).exists():
             print(f"bench: no corpus at {corpus}: the text case is skipped", file=stream)
             cases = [c for c in cases if c != "text"]
+            if not cases:
+                raise FileNotFoundError(f"bench: the text case needs a corpus, and there is none "
+                                        f"at {corpus} (--corpus)")
         else:
             text_corpus = Corpus.from_file(corpus)
     saved_threads = torch.get_num_threads()

@@ -9,10 +9,11 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
-from .spec import SPECS, Execution, SpecError
+from .spec import INITS, MODELS, SPECS, Execution, SpecError
 
 
 def _spec_arguments(parser, cls, title=None):
@@ -59,6 +60,7 @@ def cmd_train(args):
 
     spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec))
     execution = _build_spec(Execution, args)
+    _outputs(args.out, folder=True)
     summary = train_job(spec, args.out, execution, corpus=getattr(args, "corpus", None),
                         run_table=args.run_table, inject_nan_at=args.inject_nan_at)
     print(json.dumps({"run_id": summary["run_id"], "eval_final": summary["eval_final"],
@@ -90,6 +92,7 @@ def cmd_sample(args):
     from .sampling import samples_at
     from .train import derived_seed, resolve_device
 
+    _outputs(args.out, inputs=args.checkpoint)
     device = resolve_device(args.device)
     rows = []
     for path in args.checkpoint:
@@ -109,6 +112,7 @@ def cmd_complete(args):
     from .sampling import generate
     from .train import derived_seed, resolve_device
 
+    _outputs(args.out, inputs=[args.checkpoint])
     device = resolve_device(args.device)
     model, ck = _load_text_model(args.checkpoint, device)
     index = {ch: i for i, ch in enumerate(ck["vocab"])}
@@ -138,6 +142,8 @@ def cmd_bench(args):
 def cmd_gpu_slots(args):
     from .gpus import visible_gpus, workflow_slots
 
+    if not args.config.is_file():
+        raise SpecError(f"--config {args.config}: no such file")
     print(workflow_slots(args.config))
     if args.verbose:
         print(f"visible GPUs: {visible_gpus() or 'none'}", file=sys.stderr)
@@ -155,6 +161,7 @@ def cmd_check_config(args):
 def cmd_download(args):
     from .download import download
 
+    _outputs(args.out)
     download(args.url, args.sha256, args.out, args.retries, args.timeout, args.backoff)
 
 
@@ -162,6 +169,7 @@ def cmd_corpus_stats(args):
     from .data import Corpus
     from .io import write_json
 
+    _outputs(args.out, inputs=[args.corpus])
     corpus = Corpus.from_file(args.corpus, args.val_fraction)
     corpus.check_prompts(args.prompt or [])  # the report's prompts, checked before training
     write_json(args.out, corpus.stats())
@@ -175,6 +183,7 @@ def cmd_grad_probe(args):
     from .models import PALINDROME_MODELS
     from .probe import hidden_grad_norms
 
+    _outputs(args.out)
     torch.set_num_threads(args.threads)
     rows = []
     for model_name in args.models:
@@ -193,6 +202,7 @@ def cmd_grad_probe(args):
 def cmd_aggregate(args):
     from .aggregate import aggregate_study
 
+    _outputs(args.out_dir, inputs=args.runs, folder=True)
     aggregate_study(args.study, args.runs, args.out_dir)
 
 
@@ -201,6 +211,7 @@ def cmd_compute_table(args):
 
     if len(args.benchmarks) != len(args.summaries):
         raise SpecError("--benchmarks and --summaries must list the same runs in the same order")
+    _outputs(args.out, inputs=[*args.benchmarks, *args.summaries])
     compute_table(args.benchmarks, args.summaries, args.out)
 
 
@@ -209,6 +220,9 @@ def cmd_scorecard(args):
 
     from .io import write_table
 
+    if not args.tables_dir.is_dir():
+        raise SpecError(f"--tables-dir {args.tables_dir}: no such folder")
+    _outputs(*[o for o in (args.out, args.init_out) if o])
     write_table(args.out, scorecard(args.tables_dir, args.threshold, args.text_study))
     if args.init_out:
         from .scorecard import init_scorecard
@@ -226,8 +240,19 @@ def cmd_figure(args):
     roles = FIGURES[args.name]["studies"]
     if len(args.studies) != len(roles):
         raise SpecError(f"figure {args.name} draws studies {roles}: give one name for each")
-    fig = draw(args.name, args.tables, dict(zip(roles, args.studies)), smoothing=args.smoothing,
-               threshold=args.threshold)
+    if not args.tables.is_dir():
+        raise SpecError(f"--tables {args.tables}: no such folder")
+    for study in args.studies:
+        if not (args.tables / "studies" / study / "runs.csv").exists():
+            raise SpecError(f"figure {args.name}: study {study} has no tables under "
+                            f"{args.tables / 'studies'} (aggregate it first, or check the name)")
+    _outputs(*args.out)
+    try:
+        fig = draw(args.name, args.tables, dict(zip(roles, args.studies)), smoothing=args.smoothing,
+                   threshold=args.threshold)
+    except (KeyError, AttributeError) as err:
+        raise SpecError(f"figure {args.name} cannot draw the studies {args.studies}: their tables "
+                        f"lack {err} (is each study of the kind the figure draws: {roles}?)") from None
     save(fig, args.out)
 
 
@@ -237,7 +262,27 @@ def cmd_report(args):
     args.templates = args.templates or TEMPLATES
     from .io import read_json
 
-    config = json.loads(args.config_json) if args.config_json else read_json(args.config, "resolved config")
+    from .figures import FIGURES
+
+    if args.config_json:
+        try:
+            config = json.loads(args.config_json)
+        except ValueError as err:
+            raise SpecError(f"--config-json: not JSON ({err})") from None
+        if not isinstance(config, dict):
+            raise SpecError(f"--config-json: a JSON object is wanted, got a {type(config).__name__}")
+    else:
+        config = read_json(args.config, "resolved config")
+    unknown = [f for f in args.figures if f not in FIGURES]
+    if unknown:
+        raise SpecError(f"--figures: unknown {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    missing = [str(args.figures_dir / f"{f}.pdf") for f in args.figures
+               if not (args.figures_dir / f"{f}.pdf").is_file()]
+    if missing:
+        raise SpecError(f"the figures {', '.join(missing)} are missing: draw them first")
+    if args.tex.resolve() == args.pdf.resolve():
+        raise SpecError("--tex and --pdf must be two files")
+    _outputs(args.tex, args.pdf, inputs=[p for p in (args.config, args.bench) if p])
     build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench,
           args.templates)
 
@@ -259,6 +304,62 @@ def _seed(text):
     if n >= 2 ** 63:
         raise argparse.ArgumentTypeError(f"a seed must be below 2**63, got {n}")
     return n
+
+
+def _number(low=None, high=None, low_open=False, high_open=False):
+    """A finite float in [low, high] (an end open where asked)."""
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number is wanted, got {text!r}") from None
+        ok = v == v and abs(v) != float("inf")
+        ok = ok and (low is None or (v > low if low_open else v >= low))
+        ok = ok and (high is None or (v < high if high_open else v <= high))
+        if not ok:
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise argparse.ArgumentTypeError(
+                f"must be in {'(' if low_open or low is None else '['}{lo}, {hi}"
+                f"{')' if high_open or high is None else ']'}, got {text}")
+        return v
+    return parse
+
+
+_threshold = _number(0, 1, low_open=True)  # held-out accuracy that counts as converged
+_fraction = _number(0, 1, low_open=True, high_open=True)
+
+
+def _device(text):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"one of auto, cpu, cuda, cuda:N is wanted, got {text!r}")
+    return text
+
+
+def _sha256(text):
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"64 hexadecimal digits are wanted, got {text!r}")
+    return text.lower()
+
+
+def _outputs(*outs, inputs=(), folder=False):
+    """Refuse an output that would overwrite an input, land in a run's own folder, or that
+    cannot be written where it is asked for (a folder where a file goes, a file above it)."""
+    ins = {Path(i).resolve() for i in inputs}
+    for out in outs:
+        out = Path(out)
+        if out.resolve() in ins:
+            raise SpecError(f"{out} is also an input of this command: write the output elsewhere")
+        if not folder and out.is_dir():
+            raise SpecError(f"{out} is a folder: a file name is wanted")
+        if folder and out.exists() and not out.is_dir():
+            raise SpecError(f"{out} is a file: a folder is wanted")
+        for parent in out.resolve().parents:
+            if parent.exists() and not parent.is_dir():
+                raise SpecError(f"{out}: {parent} is a file, not a folder")
+            if (parent / "summary.json").is_file() and (parent / "metrics.csv").is_file():
+                raise SpecError(f"{out} is inside the run folder {parent}, which only its training "
+                                "writes: write the output elsewhere")
 
 
 def _prompt(text):
@@ -303,7 +404,7 @@ def build_parser():
     s.add_argument("--n", type=_count(1), default=3, help="samples per checkpoint and method")
     s.add_argument("--length", type=_count(1), default=30, help="characters, the first included")
     s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", type=_device, default="cpu")
     s.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     s.set_defaults(func=cmd_sample)
 
@@ -316,18 +417,19 @@ def build_parser():
                    help="for --methods random (finite, > 0)")
     c.add_argument("--chunk", type=_count(1), default=30, help="prompt steps per forward pass")
     c.add_argument("--seed", type=_seed, default=0)
-    c.add_argument("--device", default="cpu")
+    c.add_argument("--device", type=_device, default="cpu")
     c.add_argument("--out", type=Path, required=True, help="JSON-lines file")
     c.set_defaults(func=cmd_complete)
 
     b = sub.add_parser("bench", help="time the training step against a course-style baseline")
     b.add_argument("--cases", nargs="+", choices=("rnn", "lstm", "text"),
                    default=["rnn", "lstm", "text"])
-    b.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    b.add_argument("--threads", type=_count(1), nargs="+", default=[1, 2])
     b.add_argument("--corpus", type=Path,
                    help="text corpus (default: $RNNREPRO_CORPUS or data/grimms_fairy_tales.txt)")
-    b.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (median)")
-    b.add_argument("--seconds", type=float, default=0.4, help="seconds per implementation per round")
+    b.add_argument("--rounds", type=_count(1), default=9, help="interleaved timing rounds (median)")
+    b.add_argument("--seconds", type=_number(0, low_open=True), default=0.4,
+                   help="seconds per implementation per round")
     b.add_argument("--quick", action="store_true", help="a few steps of each: checks, not timings")
     b.add_argument("--no-overhead", action="store_true", help="skip the per-job overhead")
     b.add_argument("--baseline", type=Path, help="course_baseline.py (default: the checkout's)")
@@ -345,28 +447,29 @@ def build_parser():
 
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
     d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")
-    d.add_argument("--sha256", required=True)
+    d.add_argument("--sha256", type=_sha256, required=True)
     d.add_argument("--out", type=Path, required=True)
-    d.add_argument("--retries", type=int, default=3, help="attempts per URL")
-    d.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
-    d.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling")
+    d.add_argument("--retries", type=_count(1), default=3, help="attempts per URL")
+    d.add_argument("--timeout", type=_number(0, low_open=True), default=60.0, help="seconds per attempt")
+    d.add_argument("--backoff", type=_number(0), default=2.0,
+                   help="seconds before the first retry, doubling (at most 60)")
     d.set_defaults(func=cmd_download)
 
     cs = sub.add_parser("corpus-stats", help="characters, vocabulary, book and validation bounds")
     cs.add_argument("--corpus", type=Path, required=True)
-    cs.add_argument("--val-fraction", type=float, default=0.05)
+    cs.add_argument("--val-fraction", type=_fraction, default=0.05)
     cs.add_argument("--prompt", nargs="*", default=[], help="prompts that must be in its vocabulary")
     cs.add_argument("--out", type=Path, required=True)
     cs.set_defaults(func=cmd_corpus_stats)
 
     g = sub.add_parser("grad-probe", help="‖∂L/∂h_k‖ against k for freshly initialised models")
-    g.add_argument("--models", nargs="+", default=["rnn", "lstm"])
-    g.add_argument("--input-length", type=int, default=50)
-    g.add_argument("--hidden", type=int, default=128)
-    g.add_argument("--batch", type=int, default=256)
-    g.add_argument("--init", default="default")
-    g.add_argument("--seeds", type=int, default=3)
-    g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    g.add_argument("--input-length", type=_count(2), default=50)
+    g.add_argument("--hidden", type=_count(1), default=128)
+    g.add_argument("--batch", type=_count(1), default=256)
+    g.add_argument("--init", choices=INITS, default="default")
+    g.add_argument("--seeds", type=_count(1), default=3)
+    g.add_argument("--threads", type=_count(1), default=1)
     g.add_argument("--out", type=Path, required=True)
     g.set_defaults(func=cmd_grad_probe)
     a = sub.add_parser("aggregate", help="gather a study's run directories into tidy CSV tables")
@@ -382,7 +485,7 @@ def build_parser():
     ct.set_defaults(func=cmd_compute_table)
     sc = sub.add_parser("scorecard", help="the original's claims against this run's tables")
     sc.add_argument("--tables-dir", type=Path, required=True)
-    sc.add_argument("--threshold", type=float, default=0.99, help="converged: final accuracy ≥ this")
+    sc.add_argument("--threshold", type=_threshold, default=0.99, help="converged: final accuracy ≥ this")
     sc.add_argument("--text-study", default="text_temperature")
     sc.add_argument("--out", type=Path, required=True)
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
@@ -393,8 +496,8 @@ def build_parser():
     f.add_argument("name")
     f.add_argument("--tables", type=Path, required=True, help="results/tables")
     f.add_argument("--studies", nargs="*", default=[], help="config study for each role")
-    f.add_argument("--smoothing", type=int, default=100, help="rolling-mean window (steps)")
-    f.add_argument("--threshold", type=float, default=0.99)
+    f.add_argument("--smoothing", type=_count(1), default=100, help="rolling-mean window (steps)")
+    f.add_argument("--threshold", type=_threshold, default=0.99)
     f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
     f.set_defaults(func=cmd_figure)
     r = sub.add_parser("report", help="render the report's LaTeX from the tables and compile it")

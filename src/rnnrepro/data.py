@@ -66,6 +66,8 @@ class Corpus:
     def __post_init__(self):
         if not self.text:
             raise CorpusError("the corpus is empty")
+        if not 0 < self.val_fraction < 1:  # also NaN
+            raise CorpusError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         self.vocab = sorted(set(self.text))
         self.index = {ch: i for i, ch in enumerate(self.vocab)}
         self.data = torch.tensor([self.index[ch] for ch in self.text], dtype=torch.long)
@@ -81,6 +83,8 @@ class Corpus:
             raw = Path(path).read_bytes()
         except FileNotFoundError:
             raise CorpusError(f"corpus {path}: no such file") from None
+        except IsADirectoryError:
+            raise CorpusError(f"corpus {path} is a folder: a UTF-8 text file is wanted") from None
         except OSError as err:
             raise CorpusError(f"corpus {path}: cannot be read ({err.strerror or err})") from None
         try:
@@ -119,11 +123,13 @@ class Corpus:
     def check_length(self, seq_length):
         """Both sides of the validation slice must hold windows, and so must the slice."""
         need = seq_length + 1
-        if min(self.val[0], self.val[1] - self.val[0]) < need:
+        held = self.val[1] - self.val[0]
+        if min(self.val[0], held) < need:
             raise CorpusError(
                 f"corpus too short for seq_length {seq_length}: {len(self.text)} characters, "
-                f"validation slice {self.val[0]}..{self.val[1]}"
-            )
+                f"validation slice {self.val[0]}..{self.val[1]}: the slice (val_fraction "
+                f"{self.val_fraction:g}) holds {held} characters and the text before it "
+                f"{self.val[0]}, and each needs {need} (a longer corpus, or another val_fraction)")
 
     def window_starts(self, batch, seq_length, generator=None, device=None):
         """Uniform random starts of (seq_length + 1)-character windows outside the slice."""

@@ -11,10 +11,14 @@ import os
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 log = logging.getLogger("rnnrepro")
+
+
+MAX_WAIT = 60.0  # seconds: the longest wait between two attempts
 
 
 class DownloadError(RuntimeError):
@@ -37,7 +41,11 @@ def _fetch(url, dest, timeout):
 
 def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
     """Try each URL in turn, `retries` attempts each, waiting backoff, 2·backoff, … between."""
-    out = Path(out)
+    out, sha256 = Path(out), sha256.lower()
+    for url in urls:
+        if url.startswith("file://") and not url.startswith("file:///"):
+            raise DownloadError(f"{url}: a file:// URL needs an absolute path (file:///…), so "
+                                "that the part after file:// is not read as a host name")
     if out.exists() and sha256_of(out) == sha256:
         log.info("%s is already there with the right checksum", out)
         return out
@@ -61,8 +69,11 @@ def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
                 return out
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
                 errors.append(f"{url} (attempt {attempt}): {err}")
+                if url.startswith("file:") and not Path(urllib.request.url2pathname(
+                        urllib.parse.urlparse(url).path)).exists():
+                    break  # a missing local file will not appear by asking again
                 if attempt < retries:
-                    time.sleep(backoff * 2 ** (attempt - 1))
+                    time.sleep(min(backoff * 2 ** (attempt - 1), MAX_WAIT))
             finally:
                 Path(tmp).unlink(missing_ok=True)
     raise DownloadError(f"could not download {out.name}; nothing was saved:\n  " + "\n  ".join(errors))

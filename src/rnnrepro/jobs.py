@@ -431,9 +431,10 @@ class Job:
 def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=None):
     """The job of one run (`rnnrepro train`): its summary, or an error naming the run."""
     if corpus is not None and not Path(corpus).is_file():
-        from .data import CorpusError
+        from .data import Corpus, CorpusError
 
-        raise CorpusError(f"corpus {corpus}: no such file")
+        Corpus.from_file(corpus)  # names what it is: missing, a folder, empty
+        raise CorpusError(f"corpus {corpus}: not a regular file")
     own = Entry(spec, Path(out), Path(corpus) if corpus else None)
     table = read_run_table(run_table) if execution.runs_per_job != 1 else []
     job = Job(own, execution, table, {own.run_id: inject_nan_at} if inject_nan_at else None)
@@ -453,6 +454,13 @@ def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=N
     done = job.finish_staged()
     if done:
         return done
+    final = _read_json(own.dir / "summary.json")
+    if final and final.get("run_id") == own.run_id and final.get("fingerprint") == job.fingerprint(own):
+        # by hand, or after another job (one Snakemake lost, say) finished it meanwhile:
+        # Snakemake itself removes a job's outputs before it runs it
+        log.info("%s is already complete in %s for this code and data; nothing to train "
+                 "(move the folder away to train it again)", own.run_id, own.dir)
+        return final
     job.place()
     members = job.unit(Member(own, own.dir, claim, job.fingerprint(own)), [])
     if len(members) > 1:

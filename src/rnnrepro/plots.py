@@ -33,6 +33,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from .figures import FIGURES  # noqa: E402
+from .aggregate import read_study_table  # noqa: E402
 from .io import atomic_write, read_table as io_read_table  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows
@@ -243,7 +244,8 @@ class _Tables:
 
     def __call__(self, role, table):
         study = self.studies.get(role)
-        return read_table(self.dir / "studies" / study / f"{table}.csv") if study else pd.DataFrame()
+        path = self.dir / "studies" / study / f"{table}.csv" if study else None
+        return read_study_table(path, table) if path and path.exists() else pd.DataFrame()
 
 
 def _loss_figure(fig, tables, smoothing, threshold):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import read_json, read_table
+from .aggregate import read_study_table
+from .io import read_json
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
@@ -46,7 +47,7 @@ class Tables:
         path = self.dir / "studies" / real / f"{table}.csv"
         if not path.exists():
             return None
-        df = read_table(path, f"{table} table of study {real}")
+        df = read_study_table(path, table)
         for column, value in where.items():
             keep = df[column].isin(value) if isinstance(value, (list, tuple, set)) else df[column] == value
             df = df[keep]

@@ -28,6 +28,17 @@ class SpecError(ValueError):
     pass
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # parameters and rates live in float32 tensors
+SEED_LIMIT = 2 ** 63  # torch generators take a signed 64-bit seed
+
+
+def check_seed(seed, name="seed"):
+    """A seed torch can take: a whole number in [0, 2**63)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise SpecError(f"{name} must be a whole number in [0, 2**63), got {seed!r}")
+    return seed
+
+
 def _check(cond, name, msg, value):
     if not cond:
         raise SpecError(f"{name} {msg}, got {value!r}")
@@ -133,7 +144,9 @@ class Common(_Fields):
             _check(getattr(self, name) >= 1, name, "must be ≥ 1", getattr(self, name))
         for name in ("lr", "max_norm"):
             v = getattr(self, name)
-            _check(math.isfinite(v) and v > 0, name, "must be a positive number", v)
+            _check(math.isfinite(v) and 0 < v < FLOAT32_MAX, name, "must be a positive number "
+                   "(below 3.4e38, the float32 range)", v)
+        check_seed(self.seed)
         _check(0 <= self.momentum < 1, "momentum", "must be in [0, 1)", self.momentum)
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}", self.optimizer)
 
@@ -166,7 +179,8 @@ class PalindromeSpec(Common):
         _check(self.input_encoding in ENCODINGS, "input_encoding", f"must be one of {ENCODINGS}",
                self.input_encoding)
         _check(self.init in INITS, "init", f"must be one of {INITS}", self.init)
-        _check(self.init_std > 0, "init_std", "must be > 0", self.init_std)
+        _check(math.isfinite(self.init_std) and 0 < self.init_std < FLOAT32_MAX, "init_std",
+               "must be a positive number (below 3.4e38)", self.init_std)
         if self.init != "normal":  # only N(0, std) reads init_std: one run id per init
             object.__setattr__(self, "init_std", type(self).init_std)
         _check(self.eval_size >= 1, "eval_size", "must be ≥ 1", self.eval_size)
@@ -208,6 +222,8 @@ class TextSpec(Common):
         check_temperature(self.temperature, "temperature")
         _check(0 < self.lr_decay <= 1, "lr_decay", "must be in (0, 1]", self.lr_decay)
         _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
+        _check(self.dropout == 0 or self.layers > 1, "dropout",
+               "acts between LSTM layers only: with layers 1 it must be 0", self.dropout)
         _check(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)", self.val_fraction)
         temps = tuple(check_temperature(t, "sample_temperatures") for t in self.sample_temperatures)
         object.__setattr__(self, "sample_temperatures", temps)

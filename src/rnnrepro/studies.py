@@ -70,6 +70,50 @@ def expand(config):
     return runs, by_study
 
 
+def _unique_key_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the
+        last one, and a second `studies:` entry of one name silently replaces the first)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (first on line {seen[key] + 1}); "
+                        "YAML would keep only the last", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+    return Loader
+
+
+def corpus_problem(config):
+    """What is wrong with the config's corpus.path as it stands, or None: a path where the
+    pipeline writes its own results, a folder, or a file that is not the config's corpus
+    (its sha256 differs: it would train under the same run ids)."""
+    from .download import sha256_of
+
+    corpus = config["corpus"]
+    path = Path(corpus["path"])
+    here = Path.cwd().resolve()
+    for owned in ("results", "logs", ".snakemake"):
+        if path.resolve().is_relative_to(here / owned):
+            return (f"corpus.path {path} is inside {owned}/, which the workflow writes: give a "
+                    "path of its own (data/… is the default)")
+    if path.exists():
+        if not path.is_file():
+            return f"corpus.path {path} is not a file"
+        actual = sha256_of(path)
+        if actual != corpus["sha256"].lower():
+            return (f"corpus.path {path} holds a file with sha256 {actual}, and corpus.sha256 is "
+                    f"{corpus['sha256']}: it is not the config's corpus. Delete or move it to "
+                    "download the right one, or correct corpus.path or corpus.sha256")
+    return None
+
+
 def load_config_file(path):
     """A YAML config as a dict; a file that is missing, not YAML or not a mapping is a
     SpecError that names it and, for a syntax error, the line and column (Snakemake's own
@@ -84,7 +128,7 @@ def load_config_file(path):
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"config file {path}: cannot be read ({err})") from None
     try:
-        config = yaml.safe_load(text)
+        config = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -129,27 +173,51 @@ def named_report_keys(config):
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def schema_problem(config):
+    """The config's first departure from the schema, in one line that names the key (and a
+    YAML pitfall where one explains it), or None. Snakemake's own message prints the schema."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
+    if error is None:
+        return None
+    where = ".".join(map(str, error.absolute_path)) or "the top level"
+    return f"at {where}: {error.message}{_yaml_hint(error.instance)}"
+
+
+def _yaml_hint(value):
+    """YAML 1.1 reads 3e-3 as text and off, no, yes as booleans: say so where it bites."""
+    import re
+
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        return f" (YAML reads {value} as text: write it with a dot and a signed exponent, e.g. 3.0e-3)"
+    if isinstance(value, bool):
+        return " (YAML reads off/on/no/yes as true or false: quote the word)"
+    return ""
+
+
 def check_config_file(path):
     """Every check the workflow makes of a config before its first job, without Snakemake's
     DAG: YAML (naming the line), the schema, the studies' runs, the execution settings and
     the report's study roles. Returns (config with defaults, runs, study runs)."""
-    import jsonschema
-    import yaml
     from snakemake.utils import validate
 
     config = load_config_file(path)
     named = named_report_keys(config)
-    schema = yaml.safe_load(SCHEMA.read_text())
-    error = jsonschema.exceptions.best_match(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
-    if error is not None:
-        where = ".".join(map(str, error.absolute_path)) or "the top level"
-        raise SpecError(f"config file {path}: at {where}: {error.message}")
+    problem = schema_problem(config)
+    if problem:
+        raise SpecError(f"config file {path}: {problem}")
     validate(config, str(SCHEMA))  # as the Snakefile does: fills in the schema's defaults
     try:
         runs, study_runs = expand(config)
         execution(config)
         check_report_roles(config, study_runs, named)
+        problem = corpus_problem(config)
+        if problem:
+            raise SpecError(problem)
     except SpecError as err:
         raise SpecError(f"config file {path}: {err}") from None
     return config, runs, study_runs

@@ -15,6 +15,7 @@
 # it (workflow/rules/common.smk); each run's summary.json records what it ran with.
 
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -23,7 +24,7 @@ min_version("9.19")
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
 from rnnrepro.spec import SpecError
-from rnnrepro.studies import load_config_file, named_report_keys
+from rnnrepro.studies import load_config_file, named_report_keys, schema_problem
 
 
 def check_yaml(path):
@@ -33,19 +34,29 @@ def check_yaml(path):
         raise WorkflowError(f"invalid configuration: {err}") from None
 
 
+# The rules name the code and the templates by paths in the checkout: run in it.
+if Path.cwd().resolve() != Path(workflow.basedir).resolve() and not Path("src/rnnrepro").is_dir():
+    raise WorkflowError(f"the working directory {Path.cwd()} is not the workflow's checkout "
+                        f"{workflow.basedir}: run snakemake there (cd, or --directory)")
+
 # The default config; a --configfile replaces it instead of being merged into it (a merge
-# could not drop a study). --config key=value still overrides single keys.
+# could not drop a study). --config key=value still overrides single top-level keys.
 # Snakemake reads a --configfile itself, before this file, and names neither the line of a
-# YAML error nor a missing file clearly: `rnnrepro check-config FILE` does (README).
+# YAML error nor a missing file clearly: `rnnrepro check-config FILE` does (README). Read
+# again here, a config file names the line of a YAML error and of a key given twice (which
+# Snakemake's loader takes silently, keeping the last).
+for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
+    check_yaml(path)
 if not workflow.overwrite_configfiles:
-    check_yaml("config/config.yaml")  # a YAML error in the default config names its line
 
     configfile: "config/config.yaml"
 
 
 # report roles the config names itself, read before the schema fills in the defaults
 NAMED_REPORT_KEYS = named_report_keys(config)
-validate(config, "workflow/schemas/config.schema.yaml")
+if problem := schema_problem(config):
+    raise WorkflowError(f"invalid configuration: {problem}")
+validate(config, "workflow/schemas/config.schema.yaml")  # and fill in the schema's defaults
 
 
 include: "workflow/rules/common.smk"

@@ -110,6 +110,36 @@ def test_device_cuda_without_cuda_is_refused_when_the_workflow_starts(tmp_path, 
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
 
 
+@pytest.mark.parametrize("fault,expect", [
+    ("corpus", "holds a file with sha256"),
+    ("folder", "is a file where the workflow keeps a folder: move it away"),
+    ("twice", "not valid YAML: the key 'seeds' is given twice (first on line 1)"),
+    ("elsewhere", "is not the workflow's checkout"),
+])
+def test_workflow_faults_are_named_before_any_job(tmp_path, corpus_path, fault, expect):
+    (tmp_path / "w").mkdir()
+    workdir = make_workdir(tmp_path / "w", corpus_path)
+    cwd, args = workdir, []
+    if fault == "corpus":  # a file at corpus.path that is not the config's corpus
+        (workdir / "data").mkdir()
+        (workdir / "data" / "grimms_fairy_tales.txt").write_text("another book\n")
+    elif fault == "folder":
+        (workdir / "logs").write_text("a file where logs/ goes\n")
+    elif fault == "twice":
+        text = (workdir / "test.yaml").read_text()
+        (workdir / "test.yaml").write_text("seeds: [5]\n" + text)
+    else:
+        cwd = tmp_path / "elsewhere"
+        cwd.mkdir()
+        args = ["-s", str(workdir / "Snakefile")]
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), *args, "--configfile",
+                          str(workdir / "test.yaml"), "--cores", "1"], cwd=cwd, capture_output=True, text=True)
+    assert res.returncode != 0 and expect in res.stdout + res.stderr, res.stdout + res.stderr
+    after = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if ".snakemake" not in p.parts)
+    assert after == [p for p in before if ".snakemake" not in p.parts]  # no job ran
+
+
 def test_a_yaml_error_in_the_default_config_names_the_line(tmp_path, corpus_path):
     workdir = make_workdir(tmp_path, corpus_path)
     with open(workdir / "config" / "config.yaml", "a") as f:
@@ -168,7 +198,9 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     ({"seeds": []}, "should be non-empty"),
     ({"execution": {"device": "tpu"}}, "'tpu' is not one of ['auto', 'cpu', 'cuda']"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"hiden": [3]}}}}, "'hiden' is not one of"),
-    ({"studies": {"x": {"kind": "palindrome", "grid": {"steps": []}}}}, "instance['studies']['x']['grid']['steps']"),
+    ({"studies": {"x": {"kind": "palindrome", "grid": {"steps": []}}}}, "at studies.x.grid.steps: [] should be non-empty"),
+    ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "results/c.txt"}}, "corpus.path results/c.txt is inside results/"),
+    ({"seeds": [2 ** 64]}, "seed must be a whole number in [0, 2**63)"),
     ({"studies": {"x": {"kind": "palindrome", "set": {"steps": 0}}}}, "0 is less than the minimum of 1"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
      "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),

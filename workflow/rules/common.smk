@@ -16,6 +16,8 @@ try:
     RUNS, STUDY_RUNS = S.expand(config)
     EXEC = S.execution(config)
     S.check_report_roles(config, STUDY_RUNS, NAMED_REPORT_KEYS)
+    if problem := S.corpus_problem(config):
+        raise SpecError(problem)
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
@@ -45,6 +47,20 @@ wildcard_constraints:
     run_id=r"[A-Za-z0-9._-]+",
     study=r"[A-Za-z][A-Za-z0-9_]*",
     figure=r"[A-Za-z0-9_]+",
+
+
+def check_folders():
+    """Where the workflow writes folders, a file in the way is named before any job (Snakemake
+    would fail at the job with a NotADirectoryError traceback)."""
+    folders = {Path(p) for p in ("results/tables/studies", "results/figures", "results/report",
+                                 "results/benchmarks", "logs", Path(config["corpus"]["path"]).parent)}
+    for run_id, run in RUNS.items():
+        folders |= {Path(run_file(run_id, "")), Path("logs/train") / run.kind,
+                    Path("results/compute") / run.kind}
+    for folder in sorted(folders):
+        for p in (folder, *folder.parents):
+            if p.exists() and not p.is_dir():
+                raise WorkflowError(f"{p} is a file where the workflow keeps a folder: move it away")
 
 
 def run_ids(kind):
@@ -82,6 +98,9 @@ def text_reference_run():
 
 # Figures name some studies by role; the config's report section says which study it is.
 ROLES = {"text": "text_study", "init": "init_study", "init_lr": "init_lr_study"}
+
+
+check_folders()
 
 
 def study_name(name):
@@ -152,8 +171,9 @@ def report_missing_runs():
     for r in missing:
         log = Path("logs/train") / RUNS[r].kind / f"{r}.log"
         last = ""
-        if log.exists():
-            tail = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+        if log.exists():  # lines, and the progress bar's redraws (\r)
+            text = log.read_text(errors="replace").replace("\r", "\n")
+            tail = [l for l in text.splitlines() if l.strip()]
             last = tail[-1] if tail else ""
         lines.append(f"  {r} (studies: {', '.join(RUNS[r].studies)}) {last}")
     lines.append("The report needs every run. Fix or remove the failed ones and run again; "

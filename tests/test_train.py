@@ -214,3 +214,19 @@ def test_bad_corpus_is_a_clear_error_from_the_training_command(tmp_path):
                              capture_output=True, text=True)
         assert res.returncode == 1 and expect in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_deterministic_execution_changes_no_cpu_number_and_is_recorded(tmp_path):
+    spec = PalindromeSpec(model="lstm", input_length=4, steps=40, eval_size=100)
+    plain = _train_palindrome(spec, tmp_path / "a", Execution(device="cpu"))
+    try:
+        strict = _train_palindrome(spec, tmp_path / "b", Execution(device="cpu", deterministic=True))
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    assert plain["run_id"] == strict["run_id"]  # how a run is computed is not part of its id
+    assert strict["precision"]["deterministic_algorithms"] and strict["precision"]["cudnn_deterministic"]
+    assert not plain["precision"]["deterministic_algorithms"]
+    assert strict["execution"]["deterministic"] is True
+    assert {"float32_matmul_precision", "cuda_matmul_fp32", "cudnn_fp32", "cudnn_benchmark"} <= set(plain["precision"])

@@ -21,7 +21,10 @@ def _spec_arguments(parser, cls, title=None):
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f.name, type=_bool, default=None, metavar="{true,false}",
+                               help=f"default: {str(default).lower()}")
+        elif isinstance(default, tuple):
             group.add_argument(flag, dest=f.name, type=float, nargs="*", default=None,
                                help=f"default: {list(default)}")
         else:
@@ -29,6 +32,13 @@ def _spec_arguments(parser, cls, title=None):
                                help=f"default: {default}")
     if cls is not Execution:
         parser.add_argument("--spec", type=Path, help="JSON file of spec fields (flags override it)")
+
+
+def _bool(text):
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"true or false is wanted, got {text!r}")
+    return value
 
 
 def _read_spec(path):

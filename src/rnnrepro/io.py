@@ -270,6 +270,26 @@ def describe_device(device):
     return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'s' * (n != 1)})"
 
 
+def precision():
+    """The settings that change a run's numbers on a GPU: float32 matmul precision, TF32 in
+    cuBLAS and cuDNN, cuDNN autotuning and determinism, deterministic algorithms."""
+    import torch
+
+    def fp32(backend):  # torch >= 2.9 says "none"/"tf32"; earlier ones allow_tf32
+        value = getattr(backend, "fp32_precision", None)
+        return value if value is not None else ("tf32" if getattr(backend, "allow_tf32", False) else "ieee")
+
+    return {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_fp32": fp32(torch.backends.cuda.matmul),
+        "cudnn_fp32": fp32(torch.backends.cudnn),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
 def versions():
     import torch
 

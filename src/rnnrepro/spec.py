@@ -95,6 +95,9 @@ class Execution(_Fields):
     other runs of the workflow that nobody has trained yet, several at once in one batched
     step where their shapes agree (`jobs.py`); 0 means RUNS_PER_JOB_CUDA on CUDA, and 1 on
     the CPU and inside a cluster job (where others' runs may be training on other nodes).
+    deterministic: what PyTorch's reproducibility notes ask for on CUDA (deterministic
+    algorithms, no cuDNN autotuning, a fixed cuBLAS workspace); the CPU is deterministic
+    anyway. Each summary.json records the precision settings a run trained with.
     """
 
     device: str = "auto"
@@ -103,6 +106,7 @@ class Execution(_Fields):
     impl: str = "auto"
     jobs_per_gpu: int = 1
     runs_per_job: int = 0
+    deterministic: bool = False
 
     RUNS_PER_JOB_CUDA = 64
 

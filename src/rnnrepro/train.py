@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from . import data as D
 from .io import (EVALS, METRICS, TIMING, CheckpointError, describe_device, load_checkpoint,
-                 set_aside, torch_save, torch_saves, versions, write_csv, write_json, write_jsonl)
+                 precision, set_aside, torch_save, torch_saves, versions, write_csv, write_json,
+                 write_jsonl)
 from .spec import SPECS, Execution
 from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
                      lstm_cell_formula)
@@ -48,6 +49,17 @@ def resolve_device(name):
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but CUDA is not available here")
     return torch.device(name)
+
+
+def make_deterministic():
+    """What PyTorch's reproducibility notes ask for: deterministic algorithms (an op without
+    one raises), no cuDNN autotuning, and a fixed cuBLAS workspace (set before CUDA starts)."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
 
 
 def _skip_dynamo_import():
@@ -356,6 +368,8 @@ def prepare(specs, make_task, execution=Execution()):
     them). One run's task draws its weights from the global seed set here; a stack seeds
     each run's weights itself."""
     device = resolve_device(execution.device)
+    if execution.deterministic:
+        make_deterministic()
     keep_freed_memory()
     torch.set_num_threads(execution.threads)
     torch.manual_seed(specs[0].seed)
@@ -795,6 +809,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     results = [(None, e) for e in errors]
     elapsed = elapsed0 + time.perf_counter() - started
     info = {"impl": task.impl, "threads": execution.threads,
+            "deterministic": execution.deterministic,
             "checkpoint_every": execution.checkpoint_every, "runs_in_step": S,
             "stacked_with": [], **(extra or {})}
     for r in alive:
@@ -836,5 +851,6 @@ def make_summary(spec, meta, st, device, execution):
         "device": describe_device(device),
         "threads": execution["threads"],
         "execution": execution,
+        "precision": precision(),
         **versions(),
     }

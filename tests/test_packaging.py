@@ -1,7 +1,9 @@
-"""The setup files agree with each other and with the config schema."""
+"""The setup files agree with each other, with the code's imports and with the config schema."""
 
+import ast
 import dataclasses
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -38,3 +40,22 @@ def test_schema_knows_every_spec_field():
         assert in_schema == fields, (cls.__name__, in_schema ^ fields)
         in_grid = set(grid["then"]["properties"]["grid"]["propertyNames"]["enum"])
         assert in_grid == fields, (cls.__name__, in_grid ^ fields)
+
+
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {"yaml": "pyyaml"}
+
+
+def test_every_package_the_code_imports_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name_and_range(r)[0] for r in project["dependencies"]}
+    imported = set()
+    for path in (ROOT / "src" / "rnnrepro").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "rnnrepro"}
+    missing = {DISTRIBUTIONS.get(m, m) for m in third_party} - declared
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"

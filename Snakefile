@@ -22,6 +22,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.19")
 
+
+report: "report/workflow.rst"  # the front page of `snakemake --report`
+
 sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
 from rnnrepro.spec import SpecError
 from rnnrepro.studies import load_config_file, named_report_keys, schema_problem

@@ -65,3 +65,11 @@ FIGURES = {
                    "training loss under the initialisation closest to the original's pattern (bottom).",
     },
 }
+
+
+def rst_caption(name):
+    """Figure `name`'s caption for Snakemake's HTML report (reStructuredText): the PDF's
+    caption, its $math$ as :math: roles."""
+    import re
+
+    return re.sub(r"\$([^$]+)\$", r":math:`\1`", FIGURES[name]["caption"])

@@ -1,9 +1,11 @@
 # Tables and figures. Each figure depends only on the studies it draws.
+# Short jobs run where Snakemake runs, also under a cluster executor; the bench does not:
+# it times the CPU it runs on, which must be a compute node, not a login node.
 localrules:
     aggregate_study,
     compute_table,
     figure,
-    bench,
+    grad_probe,
 
 
 rule aggregate_study:
@@ -66,6 +68,7 @@ rule figure:
         ),
     params:
         studies=lambda wildcards: figure_studies(wildcards.figure),
+        caption=lambda wildcards: rst_caption(wildcards.figure),  # for the HTML report
         smoothing=REPORT["smoothing_window"],
         threshold=REPORT["convergence_threshold"],
     log:
@@ -77,8 +80,9 @@ rule figure:
 
 
 rule bench:
-    """Speed of the training step against a course-style baseline, in one process; it takes
-    every core so that no other job runs beside it while it times."""
+    """Speed of the training step against a course-style baseline, in one process. Run here,
+    it takes every core, so that no other job runs beside it while it times; in a cluster
+    job, as many cores as the largest thread count it times."""
     input:
         corpus=config["corpus"]["path"],
         baseline="benchmarks/course_baseline.py",
@@ -90,7 +94,7 @@ rule bench:
         threads=config["bench"]["threads"],
     log:
         "logs/bench.log",
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores if workflow.local_exec else max(config["bench"]["threads"])
     shell:
         "rnnrepro bench --corpus {input.corpus:q} --baseline {input.baseline:q}"
         " --threads {params.threads} {params.quick} --out {output:q} > {log:q} 2>&1"

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from rnnrepro import jobs as J
 from rnnrepro import studies as S
-from rnnrepro.figures import FIGURES
+from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
 from rnnrepro.spec import SpecError
 

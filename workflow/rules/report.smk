@@ -25,7 +25,8 @@ rule scorecard:
         corpus="results/tables/corpus_stats.json",
         code=str(SRC / "scorecard.py"),
     output:
-        main="results/tables/scorecard.csv",
+        main=report("results/tables/scorecard.csv", caption="../../report/captions/scorecard.rst",
+                    category="Claims"),
         init="results/tables/scorecard_init.csv",
     params:
         threshold=REPORT["convergence_threshold"],
@@ -58,7 +59,8 @@ rule render_report:
         code=[str(SRC / m) for m in ("report.py", "latex.py", "scorecard.py")],
         config="results/report/config.json",
     output:
-        pdf="results/report/report.pdf",
+        pdf=report("results/report/report.pdf", caption="../../report/captions/report_pdf.rst",
+                   category="Report"),
         tex="results/report/report.tex",
     params:
         figures=ACTIVE_FIGURES,

@@ -28,6 +28,10 @@ rule train_text:
         " > {log:q} 2>&1"
 
 
+localrules:
+    complete_text,
+
+
 rule complete_text:
     """Bonus: long completions of the report's prompts by the reference run's final model."""
     input:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.19")
 
@@ -26,16 +26,8 @@ min_version("9.19")
 report: "report/workflow.rst"  # the front page of `snakemake --report`
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
+from rnnrepro import studies as S
 from rnnrepro.spec import SpecError
-from rnnrepro.studies import load_config_file, named_report_keys, schema_problem
-
-
-def check_yaml(path):
-    try:
-        load_config_file(path)
-    except SpecError as err:
-        raise WorkflowError(f"invalid configuration: {err}") from None
-
 
 # The rules name the code and the templates by paths in the checkout: run in it.
 if Path.cwd().resolve() != Path(workflow.basedir).resolve() and not Path("src/rnnrepro").is_dir():
@@ -48,18 +40,24 @@ if Path.cwd().resolve() != Path(workflow.basedir).resolve() and not Path("src/rn
 # YAML error nor a missing file clearly: `rnnrepro check-config FILE` does (README). Read
 # again here, a config file names the line of a YAML error and of a key given twice (which
 # Snakemake's loader takes silently, keeping the last).
-for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
-    check_yaml(path)
+try:
+    for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
+        S.load_config_file(path)
+except SpecError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
 
-# report roles the config names itself, read before the schema fills in the defaults
-NAMED_REPORT_KEYS = named_report_keys(config)
-if problem := schema_problem(config):
-    raise WorkflowError(f"invalid configuration: {problem}")
-validate(config, "workflow/schemas/config.schema.yaml")  # and fill in the schema's defaults
+# Checked before any job (studies.check_config, as `rnnrepro check-config` does), with
+# the schema's defaults filled in; the runs it expands into are the DAG's.
+try:
+    RUNS, STUDY_RUNS, EXEC = S.check_config(
+        config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+    )
+except SpecError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
 
 
 include: "workflow/rules/common.smk"

@@ -173,13 +173,13 @@ def named_report_keys(config):
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def schema_problem(config):
+def schema_problem(config, schema_path=SCHEMA):
     """The config's first departure from the schema, in one line that names the key (and a
     YAML pitfall where one explains it), or None. Snakemake's own message prints the schema."""
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.safe_load(Path(schema_path).read_text())
     error = jsonschema.exceptions.best_match(
         jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
     if error is None:
@@ -199,25 +199,32 @@ def _yaml_hint(value):
     return ""
 
 
-def check_config_file(path):
-    """Every check the workflow makes of a config before its first job, without Snakemake's
-    DAG: YAML (naming the line), the schema, the studies' runs, the execution settings and
-    the report's study roles. Returns (config with defaults, runs, study runs)."""
+def check_config(config, schema_path=SCHEMA):
+    """Every check of a config before the first job, the Snakefile's and check-config's: the
+    schema (then its defaults, filled in place), the studies' runs, the execution settings,
+    the report's study roles and the corpus. Returns (runs, study runs, execution)."""
     from snakemake.utils import validate
 
-    config = load_config_file(path)
-    named = named_report_keys(config)
-    problem = schema_problem(config)
+    named = named_report_keys(config)  # before the defaults fill the report section in
+    problem = schema_problem(config, schema_path)
     if problem:
-        raise SpecError(f"config file {path}: {problem}")
-    validate(config, str(SCHEMA))  # as the Snakefile does: fills in the schema's defaults
+        raise SpecError(problem)
+    validate(config, str(schema_path))
+    runs, study_runs = expand(config)
+    settings = execution(config)
+    check_report_roles(config, study_runs, named)
+    problem = corpus_problem(config)
+    if problem:
+        raise SpecError(problem)
+    return runs, study_runs, settings
+
+
+def check_config_file(path):
+    """check_config on a YAML file, read with its line numbers named (load_config_file).
+    Returns (config with defaults, runs, study runs)."""
+    config = load_config_file(path)
     try:
-        runs, study_runs = expand(config)
-        execution(config)
-        check_report_roles(config, study_runs, named)
-        problem = corpus_problem(config)
-        if problem:
-            raise SpecError(problem)
+        runs, study_runs, _ = check_config(config)
     except SpecError as err:
         raise SpecError(f"config file {path}: {err}") from None
     return config, runs, study_runs

@@ -10,16 +10,8 @@ from rnnrepro import jobs as J
 from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
-from rnnrepro.spec import SpecError
 
-try:
-    RUNS, STUDY_RUNS = S.expand(config)
-    EXEC = S.execution(config)
-    S.check_report_roles(config, STUDY_RUNS, NAMED_REPORT_KEYS)
-    if problem := S.corpus_problem(config):
-        raise SpecError(problem)
-except SpecError as err:
-    raise WorkflowError(f"invalid configuration: {err}") from None
+# RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
 # Rules call the package's `rnnrepro` command from the environment that runs Snakemake
 # (also inside cluster jobs), whatever the caller's PATH.

@@ -7,12 +7,9 @@
 # Studies in the config expand into training runs (workflow/rules/common.smk); every run
 # trains once, whatever the number of figures that use it.
 #
-# `snakemake --lint` asks for a conda environment or container per rule. Every rule runs the
-# same installed package (scripts/setup.sh, or environment.yml + `pip install -e .`), and a
-# per-rule environment would install torch once per environment; so the rules declare none.
-# It also notes that the training rules' shell commands read EXEC_ARGS from outside the rule:
-# on purpose, since `params` are a rerun trigger and how a run is computed must never retrain
-# it (workflow/rules/common.smk); each run's summary.json records what it ran with.
+# Software: the Python that runs Snakemake (scripts/setup.sh), or with `--sdm conda` the
+# environment every rule names (workflow/envs/rnnrepro.yaml, one environment for all; the
+# report's adds TeX). `snakemake --lint` has nothing to say.
 
 import sys
 from pathlib import Path

@@ -2,16 +2,21 @@
 
 import ast
 import dataclasses
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import yaml
 
+from rnnrepro import studies as S
 from rnnrepro.spec import PalindromeSpec, TextSpec
 
 ROOT = Path(__file__).resolve().parents[1]
+BASH = shutil.which("bash")
 CONDA_NAMES = {"torch": "pytorch"}
 
 
@@ -20,12 +25,36 @@ def _name_and_range(req):
     return m.group(1).lower(), m.group(2).replace(" ", "")
 
 
-def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+def _conda_dependencies(path):
+    deps = yaml.safe_load(path.read_text())["dependencies"]
+    return dict(_name_and_range(d) for d in deps if isinstance(d, str) and not d.startswith("pip"))
+
+
+def _pyproject(extra=None):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip = dict(_name_and_range(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
-    conda = dict(_name_and_range(d) for d in yaml.safe_load((ROOT / "environment.yml").read_text())[
-        "dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip")))
-    assert {CONDA_NAMES.get(k, k): v for k, v in pip.items()} == conda
+    reqs = project["dependencies"] + (project["optional-dependencies"][extra] if extra else [])
+    return {CONDA_NAMES.get(k, k): v for k, v in map(_name_and_range, reqs)}
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    python = {"python": ">=" + tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "project"]["requires-python"].lstrip(">=")}
+    assert _conda_dependencies(ROOT / "environment.yml") == {**python, **_pyproject("test")}
+
+
+def test_the_rules_conda_environments_hold_the_package_dependencies():
+    """workflow/envs/: what every rule runs under --sdm conda (no Snakemake in it), and the
+    report's, which adds a TeX engine."""
+    wanted = {"python": ">=3.11", **_pyproject()}
+    for name in ("snakemake", "snakemake-executor-plugin-slurm"):
+        del wanted[name]
+    envs = ROOT / "workflow" / "envs"
+    assert _conda_dependencies(envs / "rnnrepro.yaml") == wanted
+    assert _conda_dependencies(envs / "report.yaml") == {**wanted, "tectonic": ">=0.15"}
+    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    # every shell rule names an environment (snakemake --lint checks the same in the workflow test)
+    assert rules.count("    shell:") == rules.count("    conda:\n        ENV") + rules.count(
+        "    conda:\n        REPORT_ENV")
 
 
 def test_schema_knows_every_spec_field():
@@ -59,3 +88,50 @@ def test_every_package_the_code_imports_is_declared():
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "rnnrepro"}
     missing = {DISTRIBUTIONS.get(m, m) for m in third_party} - declared
     assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def test_rules_run_the_checkouts_code_with_the_python_of_their_environment(tmp_path):
+    """The bash before every rule's command (studies.shell_prefix): `rnnrepro` is the
+    checkout's src/ run by the Python that runs Snakemake, or under --sdm conda by the
+    environment's `python`, first on PATH (here a stand-in environment whose python is this
+    one), never by whatever else is on PATH."""
+    src = ROOT / "src"
+    probe = ' -c "import sys, rnnrepro; print(sys.executable, rnnrepro.__file__)"'
+    env_bin = tmp_path / "conda-env" / "bin"
+    env_bin.mkdir(parents=True)
+    (env_bin / "python").symlink_to(sys.executable)
+    # the conda case: the environment's bin first on PATH, as Snakemake activates it
+    cmd = S.shell_prefix(src, "python") + "rnnrepro --help >/dev/null && python" + probe
+    out = subprocess.run([BASH, "-c", cmd], env={"PATH": f"{env_bin}:/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    exe, module = out.stdout.split()
+    assert exe == str(env_bin / "python") and Path(module) == src / "rnnrepro" / "__init__.py"
+    # no deployment method: the named interpreter, even with a PATH that has no Python at all
+    cmd = S.shell_prefix(src, sys.executable) + "rnnrepro check-config config/test.yaml"
+    out = subprocess.run([BASH, "-c", cmd], env={"PATH": "/nonexistent"}, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "config/test.yaml: valid" in out.stdout, out.stderr
+
+
+def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):
+    """Installed as a wheel (not editable), the package needs nothing beside its own files:
+    the templates, the schema and the course baseline are the checkout's, found from the
+    working directory the workflow runs in."""
+    target = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                            "--no-build-isolation", "--target", str(target), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    script = (
+        "import rnnrepro, pathlib; from rnnrepro import bench, latex, report, studies\n"
+        "assert not pathlib.Path(rnnrepro.__file__).is_relative_to(pathlib.Path('src').resolve())\n"
+        "latex.environment(report.TEMPLATES).get_template('report.tex.j2')\n"
+        "bench.load_baseline()\n"
+        "print(len(studies.check_config_file('config/test.yaml')[1]), rnnrepro.__file__)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={
+        "PYTHONPATH": str(target), "PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs, module = out.stdout.split()
+    assert int(runs) > 0 and Path(module).is_relative_to(target)

@@ -160,10 +160,10 @@ def cmd_gpu_slots(args):
 
 
 def cmd_check_config(args):
-    from .studies import check_config_file
+    from .studies import SCHEMA, check_config_file
 
     for path in args.configfile:
-        config, runs, study_runs = check_config_file(path)
+        config, runs, study_runs = check_config_file(path, args.schema or SCHEMA)
         print(f"{path}: valid; {len(study_runs)} studies, {len(runs)} training runs, "
               f"execution.device {config['execution']['device']}")
 
@@ -453,6 +453,8 @@ def build_parser():
     cc = sub.add_parser("check-config", help="check config files as the workflow does before "
                         "its first job, naming the line of a YAML error")
     cc.add_argument("configfile", nargs="+", type=Path)
+    cc.add_argument("--schema", type=Path, help="the config schema (default: the checkout's, "
+                    "workflow/schemas/, from the working directory)")
     cc.set_defaults(func=cmd_check_config)
 
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")

@@ -22,7 +22,7 @@ from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .scorecard import Tables, reference_text_run
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
+TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
 
 class ReportError(RuntimeError):

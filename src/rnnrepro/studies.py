@@ -170,7 +170,8 @@ def named_report_keys(config):
     return set(report) if isinstance(report, dict) else set()
 
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# In the workflow's checkout, where every command runs (the rules pass it; so may a caller).
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
 
 
 def schema_problem(config, schema_path=SCHEMA):
@@ -179,7 +180,11 @@ def schema_problem(config, schema_path=SCHEMA):
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    try:
+        schema = yaml.safe_load(Path(schema_path).read_text())
+    except FileNotFoundError:
+        raise SpecError(f"the config schema is not at {Path(schema_path).resolve()}: run in the "
+                        "workflow's checkout, or name the schema (--schema)") from None
     error = jsonschema.exceptions.best_match(
         jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
     if error is None:
@@ -219,12 +224,12 @@ def check_config(config, schema_path=SCHEMA):
     return runs, study_runs, settings
 
 
-def check_config_file(path):
+def check_config_file(path, schema_path=SCHEMA):
     """check_config on a YAML file, read with its line numbers named (load_config_file).
     Returns (config with defaults, runs, study runs)."""
     config = load_config_file(path)
     try:
-        runs, study_runs, _ = check_config(config)
+        runs, study_runs, _ = check_config(config, schema_path)
     except SpecError as err:
         raise SpecError(f"config file {path}: {err}") from None
     return config, runs, study_runs
@@ -242,6 +247,16 @@ def cli_args(spec, skip=()):
         else:
             args += [flag, repr(value) if isinstance(value, float) else str(value)]
     return args
+
+
+def shell_prefix(src, python):
+    """The bash the workflow puts before every rule's command: `rnnrepro` is the package in
+    `src` (a checkout's src/, whatever is installed) run by `python` (a path, or "python" for
+    the one on PATH: the rule's conda environment)."""
+    py = python if python == "python" else f'"{python}"'
+    return ("set -euo pipefail; "
+            f'export PYTHONPATH="{src}${{PYTHONPATH:+:$PYTHONPATH}}"; '
+            f'rnnrepro() {{ {py} -m rnnrepro "$@"; }}; ')
 
 
 def cuda_visible():

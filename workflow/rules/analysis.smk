@@ -22,6 +22,8 @@ rule aggregate_study:
         out=lambda wildcards, output: Path(output.runs).parent,
     log:
         "logs/aggregate/{study}.log",
+    conda:
+        ENV
     shell:
         "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
         " --out-dir {params.out:q} > {log:q} 2>&1"
@@ -35,6 +37,8 @@ rule compute_table:
         "results/tables/compute.csv",
     log:
         "logs/compute_table.log",
+    conda:
+        ENV
     shell:
         "rnnrepro compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
         " --out {output:q} > {log:q} 2>&1"
@@ -50,6 +54,8 @@ rule grad_probe:
     log:
         "logs/grad_probe.log",
     threads: 1
+    conda:
+        ENV
     shell:
         "rnnrepro grad-probe --models rnn lstm --input-length {params.length}"
         " --out {output:q} > {log:q} 2>&1"
@@ -73,6 +79,8 @@ rule figure:
         threshold=REPORT["convergence_threshold"],
     log:
         "logs/figures/{figure}.log",
+    conda:
+        ENV
     shell:
         "rnnrepro figure {wildcards.figure} --tables results/tables"
         " --studies {params.studies:q} --smoothing {params.smoothing}"
@@ -95,6 +103,8 @@ rule bench:
     log:
         "logs/bench.log",
     threads: lambda wildcards: workflow.cores if workflow.local_exec else max(config["bench"]["threads"])
+    conda:
+        ENV
     shell:
         "rnnrepro bench --corpus {input.corpus:q} --baseline {input.baseline:q}"
         " --threads {params.threads} {params.quick} --out {output:q} > {log:q} 2>&1"

@@ -13,15 +13,21 @@ from rnnrepro.io import atomic_write
 
 # RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
-# Rules call the package's `rnnrepro` command from the environment that runs Snakemake
-# (also inside cluster jobs), whatever the caller's PATH.
-shell.prefix(f'set -euo pipefail; export PATH="{Path(sys.executable).parent}:$PATH"; ')
+# Jobs run `rnnrepro` from this checkout's src/ (the code its rerun triggers watch, also
+# when the package is installed elsewhere) in the rule's software environment. Under
+# `--sdm conda` that is the conda environment each rule names (ENV); otherwise the Python
+# that runs Snakemake, also inside cluster jobs, whatever the caller's PATH.
+ENV = "../envs/rnnrepro.yaml"
+REPORT_ENV = "../envs/report.yaml"  # ENV and a TeX engine
+USES_CONDA = "CONDA" in {m.name for m in workflow.deployment_settings.deployment_method}
+PREFIX = S.shell_prefix(Path(workflow.basedir, "src"), "python" if USES_CONDA else sys.executable)
+shell.prefix(PREFIX.replace("{", "{{").replace("}", "}}"))  # Snakemake formats the prefix
 
 EXECUTION = config["execution"]
 GPU = int(S.uses_gpu(EXEC.device))
-# How runs are computed reaches the training command through this global, never through
-# `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing must not
-# retrain a run that is complete. Threads come from the job's own {threads}.
+# How runs are computed reaches the training command as a resource (like threads), never
+# through `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing
+# must not retrain a run that is complete. Each run's summary.json records what it ran with.
 EXEC_ARGS = " ".join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
 REPORT = config["report"]
 HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3

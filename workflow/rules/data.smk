@@ -16,6 +16,8 @@ rule download_corpus:
         backoff=config["corpus"]["backoff"],
     log:
         "logs/download_corpus.log",
+    conda:
+        ENV
     shell:
         "rnnrepro download --url {params.urls:q} --sha256 {params.sha256} --out {output:q}"
         " --retries {params.retries} --timeout {params.timeout} --backoff {params.backoff}"
@@ -35,6 +37,8 @@ rule corpus_stats:
         prompts=config["report"]["prompts"],
     log:
         "logs/corpus_stats.log",
+    conda:
+        ENV
     shell:
         "rnnrepro corpus-stats --corpus {input:q} --prompt {params.prompts:q} --out {output:q}"
         " > {log:q} 2>&1"

@@ -19,7 +19,10 @@ rule train_palindrome:
         gpu=GPU,
         mem_mb=EXECUTION["mem_mb"],
         runtime=train_runtime,
+        execution=EXEC_ARGS,
+    conda:
+        ENV
     shell:
         # resume.pt, left beside the outputs by an interrupted attempt, is picked up here
-        "rnnrepro train palindrome {params.args} {EXEC_ARGS} --threads {threads}"
+        "rnnrepro train palindrome {params.args} {resources.execution} --threads {threads}"
         " --out {params.out:q} > {log:q} 2>&1"

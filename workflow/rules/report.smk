@@ -35,6 +35,8 @@ rule scorecard:
         init_lr_study=REPORT["init_lr_study"],
     log:
         "logs/scorecard.log",
+    conda:
+        ENV
     shell:
         "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
         " --text-study {params.text_study} --init-study {params.init_study}"
@@ -67,6 +69,8 @@ rule render_report:
         bench=lambda wildcards, input: f"--bench {input.bench}" if input.bench else "",
     log:
         "logs/render_report.log",
+    conda:
+        REPORT_ENV
     shell:
         "rnnrepro report --tables-dir results/tables --figures-dir results/figures"
         " --figures {params.figures} --config {input.config:q} {params.bench}"

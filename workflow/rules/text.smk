@@ -21,9 +21,12 @@ rule train_text:
         gpu=GPU,
         mem_mb=EXECUTION["mem_mb"],
         runtime=train_runtime,
+        execution=EXEC_ARGS,
+    conda:
+        ENV
     shell:
         # checkpoints/ (weights at every sample step) stays beside the outputs for re-sampling
-        "rnnrepro train text {params.args} {EXEC_ARGS} --threads {threads}"
+        "rnnrepro train text {params.args} {resources.execution} --threads {threads}"
         " --corpus {input.corpus:q} --out {params.out:q}"
         " > {log:q} 2>&1"
 
@@ -44,6 +47,8 @@ rule complete_text:
         length=REPORT["completion_length"],
     log:
         "logs/complete_text.log",
+    conda:
+        ENV
     shell:
         "rnnrepro complete --checkpoint {input.model:q} --prompt {params.prompts:q}"
         " --length {params.length} --methods greedy random --temperature 1.0 --out {output:q}"

@@ -68,7 +68,7 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/report/report.pdf",
+        REPORT_TARGET,  # the PDF, or where there is no TeX, its LaTeX
         # and what the report is made from: Snakemake keeps a present, up-to-date report
         # whose inputs were deleted ("Nothing to be done"); asked for here, a deleted run
         # folder, summary.json, table or figure is made again, and the report after it
@@ -78,6 +78,7 @@ rule all:
 
 onstart:
     check_device()
+    say_if_no_tex()
     write_run_table()
 
 

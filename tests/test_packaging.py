@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rnnrepro import studies as S
@@ -135,3 +136,24 @@ def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     runs, module = out.stdout.split()
     assert int(runs) > 0 and Path(module).is_relative_to(target)
+
+
+def test_config_readme_is_generated_from_the_schema_and_describes_every_key(tmp_path):
+    from rnnrepro.configdoc import config_reference
+    from rnnrepro.spec import SpecError
+
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    page = config_reference(schema)
+    assert page == (ROOT / "config" / "README.md").read_text(), (
+        "config/README.md is out of date: rnnrepro config-reference --out config/README.md")
+    data = yaml.safe_load(schema.read_text())
+    for section in ("corpus", "execution", "bench", "report"):
+        for key in data["properties"][section]["properties"]:
+            assert f"| `{key}` |" in page, (section, key)
+    for field in dataclasses.fields(PalindromeSpec):
+        assert f"| `{field.name}` |" in page
+    # a key the schema does not describe stops the page from being made
+    del data["properties"]["report"]["properties"]["completion_length"]["description"]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="does not describe report.completion_length"):
+        config_reference(tmp_path / "s.yaml")

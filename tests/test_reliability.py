@@ -122,7 +122,7 @@ def test_a_latex_error_names_the_line_and_keeps_the_last_good_pdf(finished_workf
     template.write_text(template.read_text().replace("\\label{sec:scorecard}",
                                                      "\\label{sec:scorecard}\\undefinedmacro"))
     res = snakemake(workdir, check=False)
-    log = (workdir / "logs" / "render_report.log").read_text()
+    log = (workdir / "logs" / "compile_report.log").read_text()
     assert res.returncode != 0
     assert "Undefined control sequence" in log and "undefinedmacro" in log, log[-2000:]
     assert "report.tex:" in log  # file:line of the first error

@@ -20,7 +20,8 @@ from .workflow_utils import ROOT, make_workdir, snakemake
 pytestmark = pytest.mark.slow
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 LOCAL_RULES = ("download_corpus", "corpus_stats", "aggregate_study", "compute_table", "figure",
-               "save_config", "scorecard", "render_report", "grad_probe", "complete_text")
+               "save_config", "scorecard", "render_report", "compile_report", "grad_probe",
+               "complete_text")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ One complete run in a private copy of the workflow; the tests after it ask Snake
 change would rerun (dry runs), so they share the finished run.
 """
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,7 +176,7 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
                        "figure=fig11_init_study"], out
     assert rules == sorted(["train_palindrome"] * 2 + [
         "aggregate_study", "compute_table", "figure", "figure", "figure", "save_config", "scorecard",
-        "render_report", "all"]), out
+        "render_report", "compile_report", "all"]), out
 
 
 @pytest.mark.parametrize("key,value", [
@@ -190,7 +192,7 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     write_config(done / f"exec-{key}.yaml", config)
     jobs, out = planned_jobs(done, config=f"exec-{key}.yaml")
     assert not [r for r, _ in jobs if r.startswith("train_")], out
-    assert {r for r, _ in jobs} <= {"save_config", "render_report", "all"}, out
+    assert {r for r, _ in jobs} <= {"save_config", "render_report", "compile_report", "all"}, out
 
 
 # A few of the config checks through Snakemake itself; tests/test_bad_inputs.py holds the
@@ -222,3 +224,29 @@ def test_snakemake_html_report_carries_the_figures_with_their_captions(done):
         assert f"<strong>{name}.</strong> {words}" in html, name
     for part in ("scorecard.csv", "report.pdf", "reproduced end to end"):  # and the front page
         assert part in html, part
+
+
+def test_without_tex_every_result_but_the_pdf_is_made_with_one_message(done, tmp_path):
+    """A machine without TeX (no latexmk, no tectonic on PATH): the workflow makes the rest,
+    the rendered .tex and the HTML report included, says once what is missing, and succeeds."""
+    workdir = tmp_path / "no-tex"
+    shutil.copytree(done, workdir, symlinks=True)
+    for name in ("report.pdf", "report.tex"):
+        (workdir / "results" / "report" / name).unlink()
+    tools = tmp_path / "bin"  # every command of this machine but TeX's
+    tools.mkdir()
+    for folder in map(Path, ("/usr/local/bin", "/usr/bin", "/bin")):
+        for exe in folder.iterdir() if folder.is_dir() else ():
+            if exe.name not in ("latexmk", "pdflatex", "tectonic") and not (tools / exe.name).exists():
+                (tools / exe.name).symlink_to(exe)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{tools}"}
+    res = snakemake(workdir, env=env)
+    out = res.stdout + res.stderr
+    assert out.count("no TeX on PATH") == 1 and "every result but the PDF" in out, out[-3000:]
+    assert "compile_report" not in out
+    assert (workdir / "results" / "report" / "report.tex").stat().st_size > 10_000
+    assert not (workdir / "results" / "report" / "report.pdf").exists()
+    snakemake(workdir, "--report", "report.html", env=env)
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "scorecard.csv" in html and "fig01_rnn_rmsprop_loss.png" in html
+    assert planned_jobs(workdir)[0] == [("compile_report", ""), ("all", "")]  # with TeX: the PDF

@@ -168,6 +168,19 @@ def cmd_check_config(args):
               f"execution.device {config['execution']['device']}")
 
 
+def cmd_config_reference(args):
+    from .configdoc import config_reference
+    from .io import atomic_write
+    from .studies import SCHEMA
+
+    text = config_reference(args.schema or SCHEMA)
+    if args.out:
+        _outputs(args.out)
+        atomic_write(args.out, lambda f: f.write(text))
+    else:
+        sys.stdout.write(text)
+
+
 def cmd_download(args):
     from .download import download
 
@@ -290,11 +303,20 @@ def cmd_report(args):
                if not (args.figures_dir / f"{f}.pdf").is_file()]
     if missing:
         raise SpecError(f"the figures {', '.join(missing)} are missing: draw them first")
+    _outputs(args.tex, inputs=[p for p in (args.config, args.bench) if p])
+    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.bench,
+          args.templates)
+
+
+def cmd_pdf(args):
+    from .report import compile_report
+
     if args.tex.resolve() == args.pdf.resolve():
         raise SpecError("--tex and --pdf must be two files")
-    _outputs(args.tex, args.pdf, inputs=[p for p in (args.config, args.bench) if p])
-    build(args.tables_dir, args.figures_dir, args.figures, config, args.tex, args.pdf, args.bench,
-          args.templates)
+    if not args.tex.is_file():
+        raise SpecError(f"--tex {args.tex}: no such file (rnnrepro report writes it)")
+    _outputs(args.pdf, inputs=[args.tex])
+    compile_report(args.tex, args.pdf)
 
 
 def _count(least):
@@ -457,6 +479,12 @@ def build_parser():
                     "workflow/schemas/, from the working directory)")
     cc.set_defaults(func=cmd_check_config)
 
+    cr = sub.add_parser("config-reference", help="every config key, from the schema, as Markdown "
+                        "(config/README.md)")
+    cr.add_argument("--schema", type=Path, help="the config schema (default: the checkout's)")
+    cr.add_argument("--out", type=Path, help="write it here (default: print it)")
+    cr.set_defaults(func=cmd_config_reference)
+
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
     d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")
     d.add_argument("--sha256", type=_sha256, required=True)
@@ -512,7 +540,7 @@ def build_parser():
     f.add_argument("--threshold", type=_threshold, default=0.99)
     f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
     f.set_defaults(func=cmd_figure)
-    r = sub.add_parser("report", help="render the report's LaTeX from the tables and compile it")
+    r = sub.add_parser("report", help="render the report's LaTeX from the tables and figures")
     r.add_argument("--tables-dir", type=Path, required=True)
     r.add_argument("--figures-dir", type=Path, required=True)
     r.add_argument("--figures", nargs="*", default=[], help="figures to include")
@@ -523,8 +551,13 @@ def build_parser():
     r.add_argument("--templates", type=Path, default=None,
                    help="template folder (default: the checkout's report/templates)")
     r.add_argument("--tex", type=Path, required=True)
-    r.add_argument("--pdf", type=Path, required=True)
     r.set_defaults(func=cmd_report)
+
+    pdf = sub.add_parser("pdf", help="compile the rendered report (latexmk with pdflatex where "
+                         "installed, else tectonic)")
+    pdf.add_argument("--tex", type=Path, required=True)
+    pdf.add_argument("--pdf", type=Path, required=True)
+    pdf.set_defaults(func=cmd_pdf)
     return p
 
 

@@ -1,4 +1,5 @@
-"""LaTeX for the report: escaping, a Jinja2 environment that escapes by default, and latexmk.
+"""LaTeX for the report: escaping, a Jinja2 environment that escapes by default, and the
+PDF build (latexmk with pdflatex where it is installed, else tectonic).
 
 `escape` turns any value into pure-ASCII LaTeX that prints every character visibly under
 PREAMBLE (T1 + TS1 fonts, pdflatex or lualatex):
@@ -279,7 +280,18 @@ class LatexError(RuntimeError):
 
 GENERATED = (".aux", ".bbl", ".bcf", ".blg", ".fdb_latexmk", ".fls", ".lof", ".log", ".lot",
              ".nav", ".out", ".pdf", ".run.xml", ".snm", ".synctex.gz", ".toc", ".vrb", ".xdv")
-ENGINES = {"pdflatex": "-pdf", "lualatex": "-lualatex"}
+ENGINES = {"pdflatex": "-pdf", "lualatex": "-lualatex"}  # through latexmk; or "tectonic"
+NO_TEX = ("no TeX on PATH (latexmk with pdflatex, or tectonic). Install TeX Live (Debian: latexmk "
+          "texlive-latex-extra texlive-fonts-recommended lmodern), or tectonic without root "
+          "(conda install -c conda-forge tectonic), or run Snakemake with --sdm conda")
+
+
+def tex_engine():
+    """The engine compile_pdf uses where none is named: pdflatex through latexmk where both are
+    on PATH, else tectonic, else None (no TeX here)."""
+    if shutil.which("latexmk") and shutil.which("pdflatex"):
+        return "pdflatex"
+    return "tectonic" if shutil.which("tectonic") else None
 _FILE_LINE = re.compile(r"^(?P<file>[^\s:!][^:]*):(?P<line>\d+): ", re.M)
 
 
@@ -318,10 +330,13 @@ def _first_error(log, tex):
     return msg
 
 
-def compile_pdf(tex_path, pdf_out, build_dir=None, engine="pdflatex", timeout=300):
-    """Build `tex_path` with latexmk in `build_dir` (default: build/ beside the tex), from a
-    clean state, and copy the PDF atomically to `pdf_out`. On failure raise LatexError
-    and leave `pdf_out` as it was. Returns Path(pdf_out)."""
+def compile_pdf(tex_path, pdf_out, build_dir=None, engine=None, timeout=300):
+    """Build `tex_path` with `engine` (default: tex_engine()) in `build_dir` (default: build/
+    beside the tex), from a clean state, and copy the PDF atomically to `pdf_out`. On failure
+    raise LatexError and leave `pdf_out` as it was. Returns Path(pdf_out)."""
+    engine = engine or tex_engine()
+    if engine is None:
+        raise LatexError(NO_TEX)
     tex, pdf_out = Path(tex_path).resolve(), Path(pdf_out).resolve()
     build = Path(build_dir).resolve() if build_dir else tex.parent / "build"
     built = build / f"{tex.stem}.pdf"
@@ -330,16 +345,18 @@ def compile_pdf(tex_path, pdf_out, build_dir=None, engine="pdflatex", timeout=30
     build.mkdir(parents=True, exist_ok=True)
     for suffix in GENERATED:  # a killed run leaves a truncated .aux that breaks the next one
         (build / (tex.stem + suffix)).unlink(missing_ok=True)
-    cmd = ["latexmk", "-norc", ENGINES[engine], "-interaction=nonstopmode", "-halt-on-error",
-           "-file-line-error", f"-outdir={build}", f"-auxdir={build}", tex.name]
+    if engine == "tectonic":  # fetches the packages it lacks on first use, then caches them
+        cmd = ["tectonic", "--keep-logs", "--chatter", "minimal", "--outdir", str(build), tex.name]
+    else:
+        cmd = ["latexmk", "-norc", ENGINES[engine], "-interaction=nonstopmode", "-halt-on-error",
+               "-file-line-error", f"-outdir={build}", f"-auxdir={build}", tex.name]
     env = dict(os.environ, max_print_line="1000", error_line="254", half_error_line="238")
     try:
         proc = subprocess.Popen(cmd, cwd=tex.parent, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     except FileNotFoundError:
-        raise LatexError("latexmk is not installed (Debian: latexmk, texlive-latex-extra, "
-                         "texlive-fonts-recommended, lmodern)") from None
+        raise LatexError(f"{cmd[0]} is not installed: {NO_TEX}") from None
     try:
         out = proc.communicate(timeout=timeout)[0].decode(errors="replace")
     except subprocess.TimeoutExpired:

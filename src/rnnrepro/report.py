@@ -261,13 +261,17 @@ def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
     return tex_out
 
 
-def build(tables_dir, figures_dir, figures, config, tex_out, pdf_out, bench=None,
-          template_dir=TEMPLATES):
+def build(tables_dir, figures_dir, figures, config, tex_out, bench=None, template_dir=TEMPLATES):
+    """The report's LaTeX from the tables and figures (no TeX needed)."""
+    context = build_context(tables_dir, figures_dir, figures, config, bench, Path(tex_out).parent)
+    return render(context, tex_out, template_dir=template_dir)
+
+
+def compile_report(tex, pdf_out):
+    """The PDF of a rendered report (latex.compile_pdf), and a copy kept as the last good one."""
     from .latex import compile_pdf
 
-    context = build_context(tables_dir, figures_dir, figures, config, bench, Path(tex_out).parent)
-    render(context, tex_out, template_dir=template_dir)
-    pdf = compile_pdf(Path(tex_out), Path(pdf_out))
+    pdf = compile_pdf(Path(tex), Path(pdf_out))
     # Snakemake removes a job's outputs before it reruns it; this copy, which no rule
     # declares, keeps the last good PDF through a failed rebuild.
     keep = pdf.parent / "last-good" / pdf.name

@@ -10,6 +10,7 @@ from rnnrepro import jobs as J
 from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
+from rnnrepro.latex import NO_TEX, tex_engine
 
 # RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
@@ -22,6 +23,11 @@ REPORT_ENV = "../envs/report.yaml"  # ENV and a TeX engine
 USES_CONDA = "CONDA" in {m.name for m in workflow.deployment_settings.deployment_method}
 PREFIX = S.shell_prefix(Path(workflow.basedir, "src"), "python" if USES_CONDA else sys.executable)
 shell.prefix(PREFIX.replace("{", "{{").replace("}", "}}"))  # Snakemake formats the prefix
+
+# Without TeX the workflow makes every result but the PDF (its rendered .tex included) and
+# says so once; under --sdm conda the report's environment brings tectonic.
+HAS_TEX = USES_CONDA or tex_engine() is not None
+REPORT_TARGET = "results/report/report.pdf" if HAS_TEX else "results/report/report.tex"
 
 EXECUTION = config["execution"]
 GPU = int(S.uses_gpu(EXEC.device))
@@ -140,6 +146,13 @@ def check_device():
         raise WorkflowError(f"invalid configuration: execution.device is cuda, and {why}. Use "
                             "execution.device: auto (CUDA where there is one, else the CPU) or "
                             "cpu, or submit the jobs to GPU nodes (--executor slurm)")
+
+
+def say_if_no_tex():
+    if not HAS_TEX:
+        print(f"rnnrepro: {NO_TEX}. This run makes every result but the PDF: the tables, the "
+              "figures, results/report/report.tex and `snakemake --report`; run again with TeX "
+              "for results/report/report.pdf.", file=sys.stderr)
 
 
 def planned_training_runs():

@@ -22,14 +22,17 @@ min_version("9.19")
 
 report: "report/workflow.rst"  # the front page of `snakemake --report`
 
+
 sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
 from rnnrepro import studies as S
 from rnnrepro.spec import SpecError
 
 # The rules name the code and the templates by paths in the checkout: run in it.
 if Path.cwd().resolve() != Path(workflow.basedir).resolve() and not Path("src/rnnrepro").is_dir():
-    raise WorkflowError(f"the working directory {Path.cwd()} is not the workflow's checkout "
-                        f"{workflow.basedir}: run snakemake there (cd, or --directory)")
+    raise WorkflowError(
+        f"the working directory {Path.cwd()} is not the workflow's checkout "
+        f"{workflow.basedir}: run snakemake there (cd, or --directory)"
+    )
 
 # The default config; a --configfile replaces it instead of being merged into it (a merge
 # could not drop a study). --config key=value still overrides single top-level keys.

@@ -30,6 +30,7 @@ def run(capturable, foreach=None, steps=500):
 
 
 a, b, c = run(False), run(True), run(False, foreach=False)
-print("capturable vs plain: max|dloss|", (a - b).abs().max().item(), "first20", (a[:20] - b[:20]).abs().max().item())
-print("foreach off vs on:   max|dloss|", (a - c).abs().max().item(), "first20", (a[:20] - c[:20]).abs().max().item())
+for name, other in (("capturable vs plain", b), ("foreach off vs on:  ", c)):
+    print(f"{name}: max|dloss|", (a - other).abs().max().item(),
+          "first20", (a[:20] - other[:20]).abs().max().item())
 print("argmax step", (a - b).abs().argmax().item(), "final losses", a[-1].item(), b[-1].item(), c[-1].item())

@@ -50,9 +50,10 @@ from rnnrepro.train import PalindromeTask, TextTask, fit_unit
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "gpu-out"))
 OUT.mkdir(parents=True, exist_ok=True)
-CORPUS = next((Path(p).resolve() for p in (os.environ.get("RNNREPRO_CORPUS"), ROOT / "shared/data/grimms_fairy_tales.txt",
-                                           ROOT.parent / "shared/data/grimms_fairy_tales.txt",
-                                           ROOT / "data/grimms_fairy_tales.txt") if p and Path(p).exists()), None)
+CORPUS = next((Path(p).resolve() for p in (
+    os.environ.get("RNNREPRO_CORPUS"), ROOT / "shared/data/grimms_fairy_tales.txt",
+    ROOT.parent / "shared/data/grimms_fairy_tales.txt", ROOT / "data/grimms_fairy_tales.txt")
+    if p and Path(p).exists()), None)
 dev = torch.device(os.environ.get("GPU_CHECK_DEVICE", "cuda"))  # cpu: a dry run of the script
 SCALE = float(os.environ.get("GPU_CHECK_SCALE", "1"))  # shrinks step counts for a dry run
 CONFIG = os.environ.get("GPU_CHECK_CONFIG", "config/config.yaml")
@@ -331,7 +332,8 @@ else:
     report("full config", "skipped: snakemake is not installed here (benchmarks/gpu.sh)")
 
 # the table ----------------------------------------------------------------------------------------
-print(f"\n== {results['device']} (torch {torch.__version__}), {time.perf_counter() - started:.0f} s in all ==")
+print(f"\n== {results['device']} (torch {torch.__version__}), "
+      f"{time.perf_counter() - started:.0f} s in all ==")
 for (row, impl), v in speeds.items():
     print(f"{row:46s} {impl:6s} {v:8.0f} steps/s")
 print("== checks ==")

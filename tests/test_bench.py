@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from rnnrepro import bench, bptt, train
 from rnnrepro.data import Corpus, palindrome_batch
 from rnnrepro.bptt import layer
-from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
+from rnnrepro.models import LSTM, VanillaRNN
 from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
 
 FAST = dict(eval_size=200)
@@ -107,10 +107,11 @@ def test_floor_step_does_the_counted_matmuls(monkeypatch):
 def test_flop_counts():
     spec = PalindromeSpec(model="lstm", input_length=10, batch=128, hidden=128)
     rec = 3 * 9 * 2 * 128 * 128 * 512
-    assert bench.flops(bench.palindrome_matmuls(spec, 4)) == rec + 2 * 2 * 10 * 128 * 512 + 3 * 2 * 128 * 128 * 10
+    assert bench.flops(bench.palindrome_matmuls(spec, 4)) == (rec + 2 * 2 * 10 * 128 * 512
+                                                              + 3 * 2 * 128 * 128 * 10)
     text = TextSpec(batch=64, seq_length=30, hidden=128, layers=2)
-    assert bench.flops(bench.text_matmuls(text, 87)) == (2 * 3 * 29 * 2 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 512
-                                          + 3 * 2 * 30 * 64 * 128 * 87)
+    assert bench.flops(bench.text_matmuls(text, 87)) == (
+        2 * 3 * 29 * 2 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 512 + 3 * 2 * 30 * 64 * 128 * 87)
 
 
 # --- impl bptt computes what the reference computes -------------------------------------------------

@@ -100,7 +100,8 @@ def test_the_text_model_still_samples_and_completes(tmp_path, text_model):
                "--methods", "greedy", "random", "--temperature", "0.5", "--out", str(tmp_path / "c.jsonl"))
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
-    assert [r["method"] for r in rows] == ["greedy", "random"] and all(len(r["completion"]) == 5 for r in rows)
+    assert [r["method"] for r in rows] == ["greedy", "random"]
+    assert all(len(r["completion"]) == 5 for r in rows)
 
 
 def test_one_character_samples(tmp_path, corpus_path):

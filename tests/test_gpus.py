@@ -126,7 +126,8 @@ def test_acquire_without_gpus_or_without_waiting(tmp_path):
 
 def test_the_lock_folder_is_per_slurm_job():
     assert gpus.lock_dir({"SLURM_JOB_ID": "77"}).name == "slurm-77"
-    assert gpus.lock_dir({"RNNREPRO_GPU_LOCKS": "/x"}) == gpus.lock_dir({"RNNREPRO_GPU_LOCKS": "/x", "SLURM_JOB_ID": "1"})
+    assert gpus.lock_dir({"RNNREPRO_GPU_LOCKS": "/x"}) == gpus.lock_dir(
+        {"RNNREPRO_GPU_LOCKS": "/x", "SLURM_JOB_ID": "1"})
 
 
 def test_a_job_on_a_fake_gpu_without_cuda_names_the_problem(tmp_path, monkeypatch):

@@ -48,7 +48,8 @@ def test_a_stack_trains_each_run_as_it_trains_alone(model, encoding, tmp_path):
     assert all(e is None for _, e in results)
     for r, spec in enumerate(specs):
         fit(spec, tmp_path / "alone" / str(r), lambda d, s=spec: PalindromeTask(s, d), CPU)
-        got, want = _params(tmp_path / "stack" / str(r) / "model.pt"), _params(tmp_path / "alone" / str(r) / "model.pt")
+        got = _params(tmp_path / "stack" / str(r) / "model.pt")
+        want = _params(tmp_path / "alone" / str(r) / "model.pt")
         assert got.keys() == want.keys()
         for k in got:
             assert torch.allclose(got[k], want[k], rtol=1e-4, atol=1e-5), (r, k)
@@ -69,7 +70,8 @@ def _metrics(run_dir):
 def test_adam_stack_follows_the_runs_alone_at_first(tmp_path):
     """With Adam, rounding differences may grow along a trajectory; the first steps agree."""
     specs = _specs(model="lstm", optimizer="adam", lr=1e-3)
-    fit_unit(specs, [tmp_path / "s" / str(r) for r in range(3)], lambda d: StackedPalindromeTask(specs, d), CPU)
+    fit_unit(specs, [tmp_path / "s" / str(r) for r in range(3)],
+             lambda d: StackedPalindromeTask(specs, d), CPU)
     for r, spec in enumerate(specs):
         fit(spec, tmp_path / "a" / str(r), lambda d, s=spec: PalindromeTask(s, d), CPU)
         got, want = _metrics(tmp_path / "s" / str(r))[:20], _metrics(tmp_path / "a" / str(r))[:20]
@@ -312,8 +314,8 @@ def test_a_failure_in_another_run_never_fails_the_job_of_a_finished_run(tmp_path
     foreign = tmp_path / "runs" / other.run_id() / ".staged"
     # a checkpoint that is not this run's, where the job will look for the other run's
     outs = [tmp_path / "x"]
-    fit_unit([specs[1]], outs, lambda d: PalindromeTask(specs[1], d), dataclasses.replace(CPU, checkpoint_every=10),
-             inject_nan={specs[1].run_id(): 15})
+    fit_unit([specs[1]], outs, lambda d: PalindromeTask(specs[1], d),
+             dataclasses.replace(CPU, checkpoint_every=10), inject_nan={specs[1].run_id(): 15})
     foreign.mkdir(parents=True)
     (outs[0] / "resume.pt").rename(foreign / "resume.pt")
     res = _job(tmp_path, specs[0], "--runs-per-job", "8")
@@ -331,7 +333,8 @@ def test_a_job_killed_while_training_others_keeps_its_own_run(tmp_path):
     proc = _job(tmp_path, own, "--runs-per-job", "8", popen=True)
     done = tmp_path / "runs" / own.run_id() / "summary.json"
     deadline = time.time() + 120
-    while not (tmp_path / "runs" / long.run_id() / ".staged" / "resume.pt").exists() and time.time() < deadline:
+    staged = tmp_path / "runs" / long.run_id() / ".staged" / "resume.pt"
+    while not staged.exists() and time.time() < deadline:
         time.sleep(0.05)
     assert done.exists()
     proc.send_signal(signal.SIGKILL)
@@ -386,7 +389,8 @@ def test_a_failure_note_from_other_code_does_not_block_a_run(tmp_path):
     spec = _specs()[0]
     job = jobs.Job(jobs.Entry(spec, tmp_path), CPU)
     (tmp_path / ".staged").mkdir()
-    (tmp_path / ".staged" / "failed.json").write_text(json.dumps({"fingerprint": "old", "error": "x", "job": "y"}))
+    (tmp_path / ".staged" / "failed.json").write_text(
+        json.dumps({"fingerprint": "old", "error": "x", "job": "y"}))
     assert job.pending(job.own) and job.finish_staged() is None
 
 

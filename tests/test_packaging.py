@@ -46,7 +46,7 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 def test_the_rules_conda_environments_hold_the_package_dependencies():
     """workflow/envs/: what every rule runs under --sdm conda (no Snakemake in it), and the
     report's, which adds a TeX engine."""
-    wanted = {"python": ">=3.11", **_pyproject()}
+    wanted = {"python": ">=3.11", **_pyproject("tensorboard")}
     for name in ("snakemake", "snakemake-executor-plugin-slurm"):
         del wanted[name]
     envs = ROOT / "workflow" / "envs"
@@ -157,3 +157,12 @@ def test_config_readme_is_generated_from_the_schema_and_describes_every_key(tmp_
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match="does not describe report.completion_length"):
         config_reference(tmp_path / "s.yaml")
+
+
+@pytest.mark.parametrize("tool", [["ruff", "check"], ["snakefmt", "--check", "Snakefile", "workflow"]])
+def test_code_passes_the_linters_configured_in_pyproject(tool):
+    """ruff (E, F, W at 110 columns) on the Python, snakefmt on the Snakefile and rules; both
+    read their settings from pyproject.toml and are in the test extra."""
+    exe = Path(sys.executable).with_name(tool[0])
+    res = subprocess.run([str(exe), *tool[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

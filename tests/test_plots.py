@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from rnnrepro.figures import FIGURES
-from rnnrepro.plots import BAND_TEXT, GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, draw, mean_band, save, smooth
+from rnnrepro.plots import (BAND_TEXT, GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, draw, mean_band,
+                           save, smooth)
 
 LENGTHS, SEEDS = (4, 6), (0, 1)
 # role -> (lengths, seeds, steps factor, lr): the studies of the test config, scaled down

@@ -50,7 +50,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path
     assert resume.exists(), "Snakemake's cleanup must not delete the checkpoint"
     assert not (resume.parent / "summary.json").exists()
 
-    again = snakemake(workdir, "results/tables/studies/long/runs.csv")
+    snakemake(workdir, "results/tables/studies/long/runs.csv")
     log = (workdir / "logs" / "train" / "palindrome" / f"{run_id}.log").read_text()
     assert f"resuming {run_id} from step" in log, log[-2000:]
     step = int(log.split(f"resuming {run_id} from step ")[1].split()[0])

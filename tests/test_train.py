@@ -1,7 +1,6 @@
 """Training jobs learn, are deterministic on CPU, resume exactly, and stop on NaN."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -229,4 +228,48 @@ def test_deterministic_execution_changes_no_cpu_number_and_is_recorded(tmp_path)
     assert strict["precision"]["deterministic_algorithms"] and strict["precision"]["cudnn_deterministic"]
     assert not plain["precision"]["deterministic_algorithms"]
     assert strict["execution"]["deterministic"] is True
-    assert {"float32_matmul_precision", "cuda_matmul_fp32", "cudnn_fp32", "cudnn_benchmark"} <= set(plain["precision"])
+    assert {"float32_matmul_precision", "cuda_matmul_fp32", "cudnn_fp32",
+            "cudnn_benchmark"} <= set(plain["precision"])
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every event
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_events_show_the_runs_rows_and_change_nothing(tmp_path):
+    """execution.tensorboard: each run's metrics.csv and eval.csv rows as TensorBoard scalars
+    under <folder>/<run id>/, written as it trains; the CSV files are byte for byte those of a
+    run without them. A run that failed and resumed shows each step once, the resumed values."""
+    import pandas as pd
+
+    spec = PalindromeSpec(model="lstm", input_length=4, steps=60, eval_every=20, eval_size=100)
+    plain = _train_palindrome(spec, tmp_path / "plain", Execution(device="cpu"))
+    live = Execution(device="cpu", tensorboard=str(tmp_path / "tb"), checkpoint_every=20)
+    with pytest.raises(Diverged):  # the first attempt stops at step 50; resume.pt is at 40
+        _train_palindrome(spec, tmp_path / "live", live, inject_nan_at=50)
+    assert (tmp_path / "live" / "resume.pt").exists()
+    _train_palindrome(spec, tmp_path / "live", live)
+    for name in ("metrics.csv", "eval.csv"):
+        assert (tmp_path / "live" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == [plain["run_id"]]
+    assert len(list((tmp_path / "tb" / plain["run_id"]).glob("events.out.tfevents.*"))) == 2
+    got = _scalars(tmp_path / "tb" / plain["run_id"])
+    assert set(got) == {"train/loss", "train/accuracy", "train/grad_norm", "eval/loss", "eval/accuracy"}
+    for table, prefix in (("metrics.csv", "train"), ("eval.csv", "eval")):
+        rows = pd.read_csv(tmp_path / "plain" / table)
+        for column in rows.columns.drop("step"):
+            steps, values = zip(*got[f"{prefix}/{column}"])
+            assert list(steps) == rows["step"].tolist(), (table, column)  # each step once
+            assert values == pytest.approx(rows[column].tolist(), rel=1e-6)  # float32 events
+
+
+def test_tensorboard_without_its_package_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    spec = PalindromeSpec(model="rnn", input_length=4, steps=10, eval_size=100)
+    with pytest.raises(RuntimeError, match=r"execution.tensorboard needs the tensorboard package"):
+        _train_palindrome(spec, tmp_path, Execution(device="cpu", tensorboard=str(tmp_path / "tb")))
+    assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "tb").exists()

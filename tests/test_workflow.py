@@ -136,7 +136,8 @@ def test_workflow_faults_are_named_before_any_job(tmp_path, corpus_path, fault, 
         args = ["-s", str(workdir / "Snakefile")]
     before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
     res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), *args, "--configfile",
-                          str(workdir / "test.yaml"), "--cores", "1"], cwd=cwd, capture_output=True, text=True)
+                          str(workdir / "test.yaml"), "--cores", "1"], cwd=cwd, capture_output=True,
+                         text=True)
     assert res.returncode != 0 and expect in res.stdout + res.stderr, res.stdout + res.stderr
     after = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if ".snakemake" not in p.parts)
     assert after == [p for p in before if ".snakemake" not in p.parts]  # no job ran
@@ -182,6 +183,7 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
 @pytest.mark.parametrize("key,value", [
     ("device", "auto"), ("threads", 2), ("checkpoint_every", 7), ("impl", "loop"),
     ("jobs_per_gpu", 3), ("runs_per_job", 5), ("mem_mb", 3000), ("deterministic", True),
+    ("tensorboard", "results/tensorboard"),
 ])
 def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     """execution.* is not part of any run's identity: a user can finish on the CPU and move
@@ -200,7 +202,8 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
 @pytest.mark.parametrize("override,expect", [
     ({"bogus": 1}, "'bogus' was unexpected"),
     ({"execution": {"device": "tpu"}}, "'tpu' is not one of ['auto', 'cpu', 'cuda']"),
-    ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "results/c.txt"}}, "corpus.path results/c.txt is inside results/"),
+    ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "results/c.txt"}},
+     "corpus.path results/c.txt is inside results/"),
     ({"seeds": [2 ** 64]}, "seed must be a whole number in [0, 2**63)"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
      "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),

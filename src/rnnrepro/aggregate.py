@@ -124,7 +124,9 @@ def aggregate_study(study, run_dirs, out_dir):
         if run_samples is not None:
             samples.append(pd.DataFrame(run_samples, columns=list(SAMPLE_KEYS))
                            .rename(columns={"temperature": "sample_temperature"}).assign(**keys))
-    order = lambda df: df[list(keys) + [c for c in df.columns if c not in keys]]
+    def order(df):
+        return df[list(keys) + [c for c in df.columns if c not in keys]]
+
     sort = ["run_id"]
     write_table(out_dir / "runs.csv", pd.DataFrame(runs).sort_values(sort))
     write_table(out_dir / "curves.csv",

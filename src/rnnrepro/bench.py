@@ -182,7 +182,9 @@ def build(case, threads, baseline, corpus=None):
         impls.append(("project", impl, step))
         for other in ("fused", "bptt"):
             if other != impl:
-                make = lambda d, other=other: train.PalindromeTask(spec, d, other)
+                def make(d, other=other):
+                    return train.PalindromeTask(spec, d, other)
+
                 impls.append((f"project:{other}", other, project_step(spec, make, execution)[0]))
         mms = palindrome_matmuls(spec, 4 if case == "lstm" else 1)
         return impls + [(FLOOR, "", matmul_floor_step(mms))], mms

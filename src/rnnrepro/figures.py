@@ -46,7 +46,8 @@ FIGURES = {
     "fig_gradient_norms": {
         "studies": [],
         "tables": ["grad_norms.csv"],
-        "caption": "Measured gradient norms of the loss with respect to each hidden state, RNN and LSTM at initialisation.",
+        "caption": "Measured gradient norms of the loss with respect to each hidden state, RNN and "
+                   "LSTM at initialisation.",
     },
     "fig09_text_curves": {
         "studies": ["text"],

@@ -54,7 +54,7 @@ log = logging.getLogger("rnnrepro")
 
 # The modules that decide a run's results: the workflow's training rules declare them as
 # inputs (so editing one retrains every run) and a run's fingerprint hashes them. Where a
-# run trains and who trains it (jobs.py, gpus.py) is not among them.
+# run trains, who trains it and who watches it (jobs.py, gpus.py, events.py) is not among them.
 TRAINING_MODULES = ("spec.py", "models.py", "bptt.py", "data.py", "train.py", "stack.py",
                     "sampling.py", "io.py")
 RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
@@ -360,12 +360,12 @@ class Job:
         ex = self.execution
         specs = [m.entry.spec for m in members]
         if len(members) > 1:
-            make = lambda device: StackedPalindromeTask(specs, device, ex.impl)
+            make = functools.partial(StackedPalindromeTask, specs, impl=ex.impl)
         elif specs[0].kind == "text":
             corpus = D.Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
-            make = lambda device: TextTask(specs[0], device, corpus, ex.impl)
+            make = functools.partial(TextTask, specs[0], corpus=corpus, impl=ex.impl)
         else:
-            make = lambda device: PalindromeTask(specs[0], device, ex.impl)
+            make = functools.partial(PalindromeTask, specs[0], impl=ex.impl)
         extra = {"job": self.own.run_id}
         if self.slot:
             import torch

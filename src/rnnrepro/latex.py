@@ -69,7 +69,8 @@ TABLE = {
     "⟩": r"\textrangle{}",
     # symbols
     "©": r"\textcopyright{}", "®": r"\textregistered{}", "™": r"\texttrademark{}",
-    "√": r"\ensuremath{\surd}", "°": r"\textdegree{}", "±": r"\textpm{}", "×": r"\texttimes{}", "÷": r"\textdiv{}",
+    "√": r"\ensuremath{\surd}", "°": r"\textdegree{}", "±": r"\textpm{}", "×": r"\texttimes{}",
+    "÷": r"\textdiv{}",
     "µ": r"\textmu{}", "‰": r"\textperthousand{}", "¬": r"\textlnot{}", "¦": r"\textbrokenbar{}",
     "€": r"\texteuro{}", "£": r"\textsterling{}", "¥": r"\textyen{}", "¢": r"\textcent{}",
     "¤": r"\textcurrency{}", "ª": r"\textordfeminine{}", "º": r"\textordmasculine{}",

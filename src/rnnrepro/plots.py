@@ -55,8 +55,8 @@ CB = sns.color_palette("colorblind")
 MODEL_COLORS = {"RNN": CB[0], "LSTM": CB[1]}
 SPLIT_COLORS = {"train": CB[0], "held-out": CB[3]}
 VARIANT_STYLES = ["-", "--", ":", "-."]
-HEIGHTS = {"fig04_rnn_accuracy": 5.2, "fig11_init_study": 5.6, "fig08_time_gate": 2.7, "fig_gradient_norms": 2.9,
-           "fig09_text_curves": 2.9, "fig10_text_temperature": 2.9}   # others: 3.0
+HEIGHTS = {"fig04_rnn_accuracy": 5.2, "fig11_init_study": 5.6, "fig08_time_gate": 2.7,
+           "fig_gradient_norms": 2.9, "fig09_text_curves": 2.9, "fig10_text_temperature": 2.9}   # others: 3.0
 
 RC = {
     **sns.axes_style("whitegrid"),
@@ -457,16 +457,19 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
         _steps_axis(ax)
     bpc = axes[0].secondary_yaxis("right", functions=(lambda v: v / math.log(2), lambda b: b * math.log(2)))
     bpc.set_ylabel("bits per character", fontsize=8)
-    note = f"{band_note(_seeds([curves, evals], ['temperature']))}; training curves: rolling mean over {smoothing:,} steps"
+    note = (f"{band_note(_seeds([curves, evals], ['temperature']))}; "
+            f"training curves: rolling mean over {smoothing:,} steps")
     if by_temperature:
         handles = [Line2D([], [], color=c, label=f"$T$ = {t:g}") for t, c in colors.items()] + [
             Line2D([], [], color="0.35", label="training batches"),
             Line2D([], [], color="0.35", ls="--", marker="o", label="held-out tail")]
     else:
         final = "" if evals.empty else (
-            f" (final: {evals.loc[evals.step == evals.step.max(), 'loss'].mean() / math.log(2):.2f} bits/char)")
+            f" (final: {evals.loc[evals.step == evals.step.max(), 'loss'].mean() / math.log(2):.2f}"
+            " bits/char)")
         handles = [Line2D([], [], color=SPLIT_COLORS["train"], label="training batches"),
-                   Line2D([], [], color=SPLIT_COLORS["held-out"], marker="o", label=f"held-out tail{final}")]
+                   Line2D([], [], color=SPLIT_COLORS["held-out"], marker="o",
+                          label=f"held-out tail{final}")]
         note = f"training temperature $T$ = {near:g}; {note}"
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), columnspacing=1.5,
                handlelength=2.0)

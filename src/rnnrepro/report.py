@@ -75,9 +75,8 @@ def text_context(t, study):
     ref = reference_text_run(runs)
     curves = t.study(study, "curves")
     ref_evals = evals[evals["run_id"] == ref["run_id"]]
-    first = lambda df: df.sort_values("text").groupby(
+    samples = samples.sort_values("text").groupby(
         ["run_id", "temperature", "step", "method", "sample_temperature"], dropna=False).head(1)
-    samples = first(samples)
 
     greedy = samples[(samples["run_id"] == ref["run_id"]) & (samples["method"] == "greedy")]
     table1 = [{"step": int(r.step), "text": r.text} for r in greedy.sort_values("step").itertuples()]
@@ -157,7 +156,10 @@ def bench_context(path, quick=False):
     df = df[df["case"] != "job-overhead"]
     rows = []
     for (case, threads), g in df.groupby(["case", "threads"], sort=False):
-        pick = lambda name: g[g["implementation"] == name].iloc[0] if (g["implementation"] == name).any() else None
+        def pick(name, g=g):
+            rows = g[g["implementation"] == name]
+            return rows.iloc[0] if len(rows) else None
+
         course, project, plain = pick("course"), pick("project"), pick("plain-nn.LSTM")
         floor = pick("floor:matmuls")
         if course is None or project is None:

@@ -98,6 +98,8 @@ class Execution(_Fields):
     deterministic: what PyTorch's reproducibility notes ask for on CUDA (deterministic
     algorithms, no cuDNN autotuning, a fixed cuBLAS workspace); the CPU is deterministic
     anyway. Each summary.json records the precision settings a run trained with.
+    tensorboard: a folder for live TensorBoard curves, one subfolder per run id (events.py);
+    empty: none.
     """
 
     device: str = "auto"
@@ -107,6 +109,7 @@ class Execution(_Fields):
     jobs_per_gpu: int = 1
     runs_per_job: int = 0
     deterministic: bool = False
+    tensorboard: str = ""
 
     RUNS_PER_JOB_CUDA = 64
 

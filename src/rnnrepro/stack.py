@@ -114,8 +114,8 @@ class StackedPalindromeTask(Task):
                                     reduction="none").view(self.S, -1).sum(1).double()
             correct += (logits.argmax(-1) == yy).sum(1).double()
         n = len(self.test[1])
-        return [{"loss": l / n, "accuracy": c / n}
-                for l, c in zip(loss.tolist(), correct.tolist())]
+        return [{"loss": total / n, "accuracy": c / n}
+                for total, c in zip(loss.tolist(), correct.tolist())]
 
     def member_state(self, r):
         """Run r's weights, as the state_dict of a model trained alone."""

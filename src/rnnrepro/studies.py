@@ -236,7 +236,8 @@ def check_config_file(path, schema_path=SCHEMA):
 
 
 def cli_args(spec, skip=()):
-    """A spec (or an Execution) as `rnnrepro train` flags, in field order."""
+    """A spec (or an Execution) as `rnnrepro train` arguments (a list: shlex.join it for a
+    shell), in field order."""
     args = []
     for key, value in spec.to_dict().items():
         if key in skip:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
+from . import events
 from .io import (EVALS, METRICS, TIMING, CheckpointError, describe_device, load_checkpoint,
                  precision, set_aside, torch_save, torch_saves, versions, write_csv, write_json,
                  write_jsonl)
@@ -668,6 +669,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     `extra` adds keys to every summary's "execution" entry, `tags[r]` to run r's summary."""
     outs = [Path(o) for o in outs]
     ids = [s.run_id() for s in specs]
+    if execution.tensorboard:
+        events.check_available()
     for out, run_id in zip(outs, ids):
         out.mkdir(parents=True, exist_ok=True)
         own_folder(out, run_id)
@@ -714,6 +717,9 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             log.info("starting %s on %s", i, describe_device(device))
     if task.stacked:
         log.info("%d runs in one batched step (impl %s): %s", S, task.impl, ", ".join(ids))
+    # live curves: a view of the rows below as they are flushed, never a change to them
+    live = [events.EventLog(execution.tensorboard, ids[r], bool(checkpoints[r])) for r in range(S)
+            ] if execution.tensorboard else []
 
     def save_outputs(r):
         st, out = states[r], outs[r]
@@ -741,9 +747,14 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
         for r in alive:
             states[r]["evals"].append({"step": step, **results[r]})
 
+    def show(rs):
+        for r in rs if live else ():
+            live[r].write(states[r])
+
     spec = specs[0]
     if not states[0]["evals"]:
         evaluate(0)
+    show(alive)
     step, pending = states[0]["step"], []
     buf = torch.zeros(FLUSH, S, 3, device=device)
     started = window = time.perf_counter()
@@ -771,14 +782,14 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             for r in list(alive):
                 metrics = states[r]["metrics"]
                 for s, row in zip(pending, rows):
-                    l, a, g = row[r]
-                    if not math.isfinite(l):
-                        errors[r] = (f"run {ids[r]}: loss is {l} at step {s}; "
+                    loss, a, g = row[r]
+                    if not math.isfinite(loss):
+                        errors[r] = (f"run {ids[r]}: loss is {loss} at step {s}; "
                                      f"the last checkpoint (if any) is kept in {outs[r]}")
                         alive.remove(r)
                         break
                     if s % spec.log_every == 0 or s == spec.steps:
-                        metrics.append({"step": s, "loss": l, "accuracy": a, "grad_norm": g})
+                        metrics.append({"step": s, "loss": loss, "accuracy": a, "grad_norm": g})
             if not alive:
                 break
             now = time.perf_counter()
@@ -793,6 +804,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             pending = []
             if step % spec.eval_every == 0 or step == spec.steps:
                 evaluate(step)
+            show(alive)
             if not task.stacked:
                 task.after_step(step, states[0], outs[0])
             for r in alive:
@@ -805,6 +817,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             window, window_step = time.perf_counter(), step
     finally:  # an error in a step leaves the log with the error last, not the bar
         bar.close()
+        for events_of_run in live:
+            events_of_run.close()
 
     results = [(None, e) for e in errors]
     elapsed = elapsed0 + time.perf_counter() - started

@@ -1,6 +1,7 @@
 # The run table: studies in the config -> one training run per distinct spec.
 import hashlib
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ GPU = int(S.uses_gpu(EXEC.device))
 # How runs are computed reaches the training command as a resource (like threads), never
 # through `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing
 # must not retrain a run that is complete. Each run's summary.json records what it ran with.
-EXEC_ARGS = " ".join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
+EXEC_ARGS = shlex.join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
 REPORT = config["report"]
 HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3
 
@@ -56,15 +57,29 @@ wildcard_constraints:
 def check_folders():
     """Where the workflow writes folders, a file in the way is named before any job (Snakemake
     would fail at the job with a NotADirectoryError traceback)."""
-    folders = {Path(p) for p in ("results/tables/studies", "results/figures", "results/report",
-                                 "results/benchmarks", "logs", Path(config["corpus"]["path"]).parent)}
+    folders = {
+        Path(p)
+        for p in (
+            "results/tables/studies",
+            "results/figures",
+            "results/report",
+            "results/benchmarks",
+            "logs",
+            Path(config["corpus"]["path"]).parent,
+        )
+    }
     for run_id, run in RUNS.items():
-        folders |= {Path(run_file(run_id, "")), Path("logs/train") / run.kind,
-                    Path("results/compute") / run.kind}
+        folders |= {
+            Path(run_file(run_id, "")),
+            Path("logs/train") / run.kind,
+            Path("results/compute") / run.kind,
+        }
     for folder in sorted(folders):
         for p in (folder, *folder.parents):
             if p.exists() and not p.is_dir():
-                raise WorkflowError(f"{p} is a file where the workflow keeps a folder: move it away")
+                raise WorkflowError(
+                    f"{p} is a file where the workflow keeps a folder: move it away"
+                )
 
 
 def run_ids(kind):
@@ -80,7 +95,7 @@ def study_files(study, name):
 
 
 def train_args(wildcards):
-    return " ".join(S.cli_args(RUNS[wildcards.run_id].spec))
+    return shlex.join(S.cli_args(RUNS[wildcards.run_id].spec))
 
 
 def train_runtime(wildcards, attempt):
@@ -121,8 +136,11 @@ ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_stud
 
 def figure_inputs(wildcards):
     spec = FIGURES[wildcards.figure]
-    tables = [f"results/tables/studies/{s}/{t}.csv"
-              for s in figure_studies(wildcards.figure) for t in ("runs", "curves", "evals")]
+    tables = [
+        f"results/tables/studies/{s}/{t}.csv"
+        for s in figure_studies(wildcards.figure)
+        for t in ("runs", "curves", "evals")
+    ]
     tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
     code = ["plots.py", "models.py", *spec.get("code", [])]
     return {"tables": tables, "code": [str(SRC / m) for m in code]}
@@ -141,26 +159,37 @@ def check_device():
     import torch
 
     if not torch.cuda.is_available():
-        why = ("this torch is a CPU build" if torch.version.cuda is None
-               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device")
-        raise WorkflowError(f"invalid configuration: execution.device is cuda, and {why}. Use "
-                            "execution.device: auto (CUDA where there is one, else the CPU) or "
-                            "cpu, or submit the jobs to GPU nodes (--executor slurm)")
+        why = (
+            "this torch is a CPU build"
+            if torch.version.cuda is None
+            else f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device"
+        )
+        raise WorkflowError(
+            f"invalid configuration: execution.device is cuda, and {why}. Use "
+            "execution.device: auto (CUDA where there is one, else the CPU) or "
+            "cpu, or submit the jobs to GPU nodes (--executor slurm)"
+        )
 
 
 def say_if_no_tex():
     if not HAS_TEX:
-        print(f"rnnrepro: {NO_TEX}. This run makes every result but the PDF: the tables, the "
-              "figures, results/report/report.tex and `snakemake --report`; run again with TeX "
-              "for results/report/report.pdf.", file=sys.stderr)
+        print(
+            f"rnnrepro: {NO_TEX}. This run makes every result but the PDF: the tables, the "
+            "figures, results/report/report.tex and `snakemake --report`; run again with TeX "
+            "for results/report/report.pdf.",
+            file=sys.stderr,
+        )
 
 
 def planned_training_runs():
     """Run ids of the training jobs Snakemake is about to run, or None where its plan cannot
     be read (Snakemake keeps it in its DAG, which it does not document)."""
     try:
-        return {job.wildcards.run_id for job in workflow.dag.needrun_jobs()
-                if job.rule.name in ("train_palindrome", "train_text")}
+        return {
+            job.wildcards.run_id
+            for job in workflow.dag.needrun_jobs()
+            if job.rule.name in ("train_palindrome", "train_text")
+        }
     except (AttributeError, TypeError):
         return None
 
@@ -168,8 +197,13 @@ def planned_training_runs():
 def write_run_table():
     """The runs this invocation trains, for training jobs that take on others' runs
     (execution.runs_per_job); written when the workflow starts, never in a dry run."""
-    J.write_run_table(J.RUN_TABLE, RUNS, lambda r: Path(run_file(r, "")), config["corpus"]["path"],
-                      planned_training_runs())
+    J.write_run_table(
+        J.RUN_TABLE,
+        RUNS,
+        lambda r: Path(run_file(r, "")),
+        config["corpus"]["path"],
+        planned_training_runs(),
+    )
 
 
 def report_missing_runs():
@@ -187,6 +221,8 @@ def report_missing_runs():
             tail = [l for l in text.splitlines() if l.strip()]
             last = tail[-1] if tail else ""
         lines.append(f"  {r} (studies: {', '.join(RUNS[r].studies)}) {last}")
-    lines.append("The report needs every run. Fix or remove the failed ones and run again; "
-                 "--keep-going lets the other jobs finish meanwhile.")
+    lines.append(
+        "The report needs every run. Fix or remove the failed ones and run again; "
+        "--keep-going lets the other jobs finish meanwhile."
+    )
     print("\n".join(lines), file=sys.stderr)

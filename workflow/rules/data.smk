@@ -27,6 +27,7 @@ rule download_corpus:
 rule corpus_stats:
     """Corpus statistics; and the report's prompts checked against the corpus as soon as it
     is here, before any text run trains (a prompt character it lacks fails this job)."""
+
     # right after the download, before training jobs take the cores
     priority: 100
     input:

@@ -1,5 +1,6 @@
 # The claims scorecard and the report: Jinja2 templates -> LaTeX -> PDF (latexmk or tectonic).
 
+
 localrules:
     save_config,
     scorecard,
@@ -26,8 +27,11 @@ rule scorecard:
         corpus="results/tables/corpus_stats.json",
         code=str(SRC / "scorecard.py"),
     output:
-        main=report("results/tables/scorecard.csv", caption="../../report/captions/scorecard.rst",
-                    category="Claims"),
+        main=report(
+            "results/tables/scorecard.csv",
+            caption="../../report/captions/scorecard.rst",
+            category="Claims",
+        ),
         init="results/tables/scorecard_init.csv",
     params:
         threshold=REPORT["convergence_threshold"],
@@ -49,8 +53,15 @@ rule render_report:
     input:
         figures=expand("results/figures/{figure}.pdf", figure=ACTIVE_FIGURES),
         tables=all_study_tables(),
-        text=expand("results/tables/studies/{study}/{table}.csv", study=REPORT["text_study"],
-                    table=("curves", "samples")) if HAS_TEXT else [],
+        text=(
+            expand(
+                "results/tables/studies/{study}/{table}.csv",
+                study=REPORT["text_study"],
+                table=("curves", "samples"),
+            )
+            if HAS_TEXT
+            else []
+        ),
         scorecard=rules.scorecard.output.main,
         scorecard_init=rules.scorecard.output.init,
         corpus="results/tables/corpus_stats.json",
@@ -83,8 +94,11 @@ rule compile_report:
         figures=rules.render_report.input.figures,
         code=[str(SRC / m) for m in ("latex.py", "report.py")],
     output:
-        report("results/report/report.pdf", caption="../../report/captions/report_pdf.rst",
-               category="Report"),
+        report(
+            "results/report/report.pdf",
+            caption="../../report/captions/report_pdf.rst",
+            category="Report",
+        ),
     log:
         "logs/compile_report.log",
     conda:

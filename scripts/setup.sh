@@ -33,8 +33,9 @@ log "installing rnnrepro and its dependencies"
 "${PIP[@]}" install -e ".[test]"
 
 need_apt=()
-command -v latexmk >/dev/null || need_apt+=(latexmk texlive-latex-recommended texlive-latex-extra
-                                            texlive-fonts-recommended lmodern)
+# TeX: latexmk + TeX Live, unless tectonic is here (rnnrepro uses either)
+{ command -v latexmk >/dev/null || command -v tectonic >/dev/null; } ||
+    need_apt+=(latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended lmodern)
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""
@@ -44,7 +45,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     elif ! command -v apt-get >/dev/null || { [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; }; then
         # no apt, or no root and no password-less sudo (most clusters): go on without TeX
         log "cannot install with apt here (no apt-get, or no root): missing ${need_apt[*]};"
-        log "every job but render_report (the PDF) runs without them: snakemake --keep-going"
+        log "without TeX the workflow makes every result but the PDF (README: Software without root)"
     else
         log "installing from apt: ${need_apt[*]}"
         $SUDO apt-get update -qq

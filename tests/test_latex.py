@@ -364,3 +364,29 @@ def test_the_build_pdf_cannot_be_the_output(tmp_path):
     (tmp_path / "doc.tex").write_text("")
     with pytest.raises(ValueError):
         compile_pdf(tmp_path / "doc.tex", tmp_path / "b" / "doc.pdf", build_dir=tmp_path / "b")
+
+
+def test_the_engine_is_latexmk_with_pdflatex_else_tectonic_else_a_clear_error(tmp_path, monkeypatch):
+    """Which TeX compile_pdf picks from PATH (stand-in executables: only their presence is
+    read here; tectonic itself is not installed on this machine kind)."""
+    from rnnrepro import latex
+
+    def path_with(*names):
+        folder = tmp_path / "-".join(names or ("none",))
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text("#!/bin/sh\nexit 1\n")
+            (folder / name).chmod(0o755)
+        monkeypatch.setenv("PATH", str(folder))
+
+    path_with("latexmk", "pdflatex", "tectonic")
+    assert latex.tex_engine() == "pdflatex"
+    path_with("latexmk", "tectonic")  # latexmk without pdflatex cannot build the report
+    assert latex.tex_engine() == "tectonic"
+    path_with()
+    assert latex.tex_engine() is None
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\\begin{document}x\\end{document}\n")
+    with pytest.raises(LatexError, match=r"no TeX on PATH \(latexmk with pdflatex, or tectonic\)"):
+        compile_pdf(doc, tmp_path / "doc.pdf")
+    assert not (tmp_path / "doc.pdf").exists()

@@ -166,3 +166,40 @@ def test_code_passes_the_linters_configured_in_pyproject(tool):
     exe = Path(sys.executable).with_name(tool[0])
     res = subprocess.run([str(exe), *tool[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
+def test_every_rules_code_inputs_are_the_modules_its_command_imports():
+    """The rules' code= inputs come from rnnrepro.sources (the imports), never from lists kept
+    by hand: every module a command reaches is there, the captions' figures.py for the
+    report, and training's fingerprint covers exactly what decides a run's results."""
+    from rnnrepro import jobs, sources
+
+    assert set(sources.command("report")) >= {"report.py", "latex.py", "scorecard.py",
+                                              "figures.py", "io.py", "cli.py"}
+    assert "plots.py" in sources.command("figure") and "scorecard.py" in sources.command("figure")
+    assert set(jobs.TRAINING_MODULES) == {"spec.py", "models.py", "bptt.py", "data.py", "train.py",
+                                          "stack.py", "sampling.py", "io.py"}
+    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    listed = re.findall(r"^\s+code=(.*)$", rules, re.M)
+    assert listed and all(c.startswith(("command_code(", "TRAIN_CODE")) for c in listed), listed
+    with pytest.raises(KeyError, match="no command 'nope'"):
+        sources.command("nope")
+
+
+def test_a_new_module_reached_through_a_lazy_import_joins_the_command(tmp_path, monkeypatch):
+    from rnnrepro import sources
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "cli.py").write_text("from .spec import X\n\ndef _helper():\n    from .extra import y\n\n"
+                                    "def cmd_go(args):\n    _helper()\n\ndef cmd_other(args):\n    pass\n")
+    (package / "spec.py").write_text("")
+    (package / "extra.py").write_text("from . import deeper\n")
+    (package / "deeper.py").write_text("")
+    monkeypatch.setattr(sources, "PACKAGE", package)
+    sources._tree.cache_clear()
+    try:
+        assert sources.command("go") == ["deeper.py", "extra.py", "spec.py", "cli.py"]
+        assert sources.command("other") == ["spec.py", "cli.py"]
+    finally:
+        sources._tree.cache_clear()

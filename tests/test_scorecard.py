@@ -79,3 +79,19 @@ def test_views_select_rows_of_another_study(tmp_path):
     default = card[card.init == "default"].iloc[0]
     assert default.pattern_match == pytest.approx(2 / 4)
     assert card[card.init == "normal"].iloc[0].pattern_match == pytest.approx(2 / 4)
+
+
+def test_the_palindrome_tables_first_step_is_at_the_configured_threshold(tmp_path):
+    """The report's "steps to converge" is the first evaluated step at
+    report.convergence_threshold, from evals.csv: its column label states that threshold."""
+    from rnnrepro.report import palindrome_rows
+
+    rows = [run("rnn", 5, seed, 1.0, optimizer="adam", lr=1e-3, steps=300) for seed in (0, 1)]
+    curve = {0: 0.5, 100: 0.96, 200: 0.995, 300: 1.0}  # 0.95 at step 100, 0.99 at step 200
+    evals = [{"run_id": r["run_id"], "step": s, "accuracy": a} for r in rows for s, a in curve.items()]
+    write_study(tmp_path, "rnn_adam", rows, evals)
+    (strict,) = palindrome_rows(Tables(tmp_path, threshold=0.99), "rnn_adam")
+    (loose,) = palindrome_rows(Tables(tmp_path, threshold=0.95), "rnn_adam")
+    assert (strict["steps_to"], loose["steps_to"]) == (200, 100)
+    (never,) = palindrome_rows(Tables(tmp_path, threshold=1.0 + 1e-9), "rnn_adam")
+    assert never["steps_to"] is None and never["converged"] == 0

@@ -32,7 +32,6 @@ def test_adam_learns_input_length_4(model, tmp_path):
                           eval_every=250, **FAST)
     summary = train_palindrome(spec, tmp_path)
     assert summary["eval_final"]["accuracy"] >= 0.99
-    assert summary["steps_to_0.99"] is not None and summary["steps_to_0.99"] <= 1500
     for name in ("metrics.csv", "eval.csv", "timing.csv", "summary.json", "model.pt"):
         assert (tmp_path / name).exists()
     assert not (tmp_path / "resume.pt").exists()

@@ -51,7 +51,6 @@ def run_row(summary, study):
         "eval_final_accuracy": summary["eval_final"]["accuracy"],
         "eval_best_accuracy": summary["eval_best"]["accuracy"],
         "eval_best_step": summary["eval_best"]["step"],
-        "steps_to_0.99": summary["steps_to_0.99"],
         "wall_seconds": summary["wall_seconds"],
         "steps_per_second": summary["steps_per_second"],
         "resumed": len(summary["resumed_from"]) > 0,

@@ -60,7 +60,6 @@ FIGURES = {
     "fig11_init_study": {
         # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern
         "studies": ["init", "init_lr", "lstm_adam_lr01"],
-        "code": ["scorecard.py"],  # picks the initialisation closest to the original's pattern
         "caption": "Initialisation study (RNN and LSTM, Adam, one seed unless configured): final "
                    "held-out accuracy against input length for each initialisation (top), and the "
                    "training loss under the initialisation closest to the original's pattern (bottom).",

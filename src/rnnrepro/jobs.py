@@ -46,17 +46,17 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import gpus
+from . import gpus, sources
 from .io import write_json
 from .spec import SPECS
 
 log = logging.getLogger("rnnrepro")
 
-# The modules that decide a run's results: the workflow's training rules declare them as
-# inputs (so editing one retrains every run) and a run's fingerprint hashes them. Where a
-# run trains, who trains it and who watches it (jobs.py, gpus.py, events.py) is not among them.
-TRAINING_MODULES = ("spec.py", "models.py", "bptt.py", "data.py", "train.py", "stack.py",
-                    "sampling.py", "io.py")
+# The modules that decide a run's results: the training loop (train.py, stack.py) and all
+# that it imports, less its progress bar and its live curves. The workflow's training rules
+# declare them as inputs (so editing one retrains every run) and a run's fingerprint hashes
+# them. Where a run trains and who trains it (jobs.py, gpus.py) is not among them.
+TRAINING_MODULES = tuple(sources.closure("train", "stack", exclude=("progress", "events")))
 RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
 STAGED = ".staged"
 CLAIM = ".claim"

@@ -38,15 +38,25 @@ def _mean_sd(values):
     return mean, sd
 
 
+def first_steps_at(evals, threshold):
+    """Per run id: the first evaluated step with held-out accuracy at the threshold (runs that
+    never reached it are absent)."""
+    reached = evals[evals["accuracy"] >= threshold]
+    return reached.groupby("run_id")["step"].min()
+
+
 def palindrome_rows(t, study):
-    """One row per input length: accuracy over seeds, seeds converged, steps to converge."""
+    """One row per input length: accuracy over seeds, seeds converged, and the median first
+    step at the convergence threshold (over the seeds that reached it)."""
     runs = t.study(study)
     if runs is None:
         return []
+    evals = t.study(study, "evals")
+    first = first_steps_at(evals, t.threshold) if evals is not None else pd.Series(dtype=float)
     rows = []
     for length, g in runs.groupby("input_length"):
         conv = g["eval_final_accuracy"] >= t.threshold
-        steps = g["steps_to_0.99"].dropna()
+        steps = first.reindex(g["run_id"]).dropna()
         final, final_sd = _mean_sd(g["eval_final_accuracy"].tolist())
         best, _ = _mean_sd(g["eval_best_accuracy"].tolist())
         rows.append({

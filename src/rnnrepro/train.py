@@ -845,7 +845,6 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
 def make_summary(spec, meta, st, device, execution):
     evals, metrics = st["evals"], st["metrics"]
     tail = metrics[-100:]
-    converged = [e["step"] for e in evals if e["accuracy"] >= 0.99]
     rates = sorted(t["examples_per_s"] for t in st["timing"])
     return {
         "run_id": spec.run_id(),
@@ -857,7 +856,6 @@ def make_summary(spec, meta, st, device, execution):
         "final_window": len(tail),
         "eval_final": evals[-1],
         "eval_best": max(evals, key=lambda e: (e["accuracy"], -e["step"])),
-        "steps_to_0.99": converged[0] if converged else None,
         "wall_seconds": st["elapsed"],
         "steps_per_second": spec.steps / st["elapsed"],
         "median_examples_per_s": rates[len(rates) // 2] if rates else None,

@@ -11,7 +11,7 @@ localrules:
 rule aggregate_study:
     input:
         summaries=lambda wildcards: study_files(wildcards.study, "summary.json"),
-        code=str(SRC / "aggregate.py"),
+        code=command_code("aggregate"),
     output:
         runs="results/tables/studies/{study}/runs.csv",
         curves="results/tables/studies/{study}/curves.csv",
@@ -46,7 +46,7 @@ rule compute_table:
 
 rule grad_probe:
     input:
-        code=[str(SRC / m) for m in ("probe.py", "models.py", "data.py")],
+        code=command_code("grad-probe"),
     output:
         "results/tables/grad_norms.csv",
     params:
@@ -94,7 +94,7 @@ rule bench:
     input:
         corpus=config["corpus"]["path"],
         baseline="benchmarks/course_baseline.py",
-        code=[str(SRC / m) for m in ("bench.py", "train.py", "models.py", "bptt.py")],
+        code=command_code("bench"),
     output:
         "results/benchmarks/bench.csv",
     params:

@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from rnnrepro import jobs as J
+from rnnrepro import sources
 from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
@@ -40,10 +41,16 @@ REPORT = config["report"]
 HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3
 
 # Training jobs depend on the code that decides their results: edit one of these modules
-# and every run retrains (`snakemake -n` says why). Plotting and report code is declared
-# by the rules that use it, so restyling a figure never retrains.
+# and every run retrains (`snakemake -n` says why). Every other rule depends on the code its
+# `rnnrepro` command runs (rnnrepro.sources: read from the imports), so restyling a figure
+# never retrains, and a new module or a moved caption cannot escape the rerun rules.
 SRC = Path("src/rnnrepro")
 TRAIN_CODE = [str(SRC / m) for m in J.TRAINING_MODULES]
+
+
+def command_code(name):
+    return [str(SRC / m) for m in sources.command(name)]
+
 
 RUN_DIR = "results/runs/{kind}/{run_id}"
 
@@ -142,8 +149,7 @@ def figure_inputs(wildcards):
         for t in ("runs", "curves", "evals")
     ]
     tables += [f"results/tables/{t}" for t in spec.get("tables", [])]
-    code = ["plots.py", "models.py", *spec.get("code", [])]
-    return {"tables": tables, "code": [str(SRC / m) for m in code]}
+    return {"tables": tables, "code": command_code("figure")}
 
 
 def all_study_tables():

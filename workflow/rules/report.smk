@@ -25,7 +25,7 @@ rule scorecard:
     input:
         tables=all_study_tables(),
         corpus="results/tables/corpus_stats.json",
-        code=str(SRC / "scorecard.py"),
+        code=command_code("scorecard"),
     output:
         main=report(
             "results/tables/scorecard.csv",
@@ -70,7 +70,7 @@ rule render_report:
         grad_norms="results/tables/grad_norms.csv",
         bench=rules.bench.output if config["bench"]["enabled"] else [],
         templates=sorted(str(p) for p in Path("report/templates").glob("*.tex.j2")),
-        code=[str(SRC / m) for m in ("report.py", "latex.py", "scorecard.py")],
+        code=command_code("report"),
         config="results/report/config.json",
     output:
         tex="results/report/report.tex",
@@ -92,7 +92,7 @@ rule compile_report:
     input:
         tex=rules.render_report.output.tex,
         figures=rules.render_report.input.figures,
-        code=[str(SRC / m) for m in ("latex.py", "report.py")],
+        code=command_code("pdf"),
     output:
         report(
             "results/report/report.pdf",

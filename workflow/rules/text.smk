@@ -39,7 +39,7 @@ rule complete_text:
     """Bonus: long completions of the report's prompts by the reference run's final model."""
     input:
         model=lambda wildcards: run_file(text_reference_run(), "model.pt"),
-        code=[str(SRC / "sampling.py"), str(SRC / "cli.py")],
+        code=command_code("complete"),
     output:
         "results/tables/completions.jsonl",
     params:

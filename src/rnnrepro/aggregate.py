@@ -47,6 +47,7 @@ def run_row(summary, study):
         "init_scheme": summary["init"]["scheme"],
         "final_loss": summary["final_loss"],
         "final_batch_accuracy": summary["final_batch_accuracy"],
+        "final_window": summary["final_window"],
         "eval_final_loss": summary["eval_final"]["loss"],
         "eval_final_accuracy": summary["eval_final"]["accuracy"],
         "eval_best_accuracy": summary["eval_best"]["accuracy"],

@@ -100,7 +100,8 @@ def cmd_sample(args):
 
     from .io import write_jsonl
     from .sampling import samples_at
-    from .train import derived_seed, resolve_device
+    from .data import derived_seed
+    from .train import resolve_device
 
     _outputs(args.out, inputs=args.checkpoint)
     device = resolve_device(args.device)
@@ -117,10 +118,12 @@ def cmd_sample(args):
 def cmd_complete(args):
     import torch
 
+    _from_schema(args, length="completion_length")
     from .data import check_prompts
     from .io import write_jsonl
     from .sampling import generate
-    from .train import derived_seed, resolve_device
+    from .data import derived_seed
+    from .train import resolve_device
 
     _outputs(args.out, inputs=[args.checkpoint])
     device = resolve_device(args.device)
@@ -201,6 +204,7 @@ def cmd_corpus_stats(args):
 def cmd_grad_probe(args):
     import torch
 
+    _from_schema(args, input_length="probe_length")
     from .data import palindrome_batch
     from .io import write_csv
     from .models import PALINDROME_MODELS
@@ -238,9 +242,20 @@ def cmd_compute_table(args):
     compute_table(args.benchmarks, args.summaries, args.out)
 
 
+def _from_schema(args, **keys):
+    """Flags not given take the config schema's default of report.<key> (one owner)."""
+    from .studies import schema_default
+
+    for attr, key in keys.items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, schema_default("report", key))
+
+
 def cmd_scorecard(args):
     from .scorecard import scorecard
 
+    _from_schema(args, threshold="convergence_threshold", text_study="text_study",
+                 init_study="init_study", init_lr_study="init_lr_study")
     from .io import write_table
 
     if not args.tables_dir.is_dir():
@@ -258,6 +273,7 @@ def cmd_figure(args):
     from .figures import FIGURES
     from .plots import draw, save
 
+    _from_schema(args, threshold="convergence_threshold", smoothing="smoothing_window")
     if args.name not in FIGURES:
         raise SpecError(f"unknown figure {args.name!r}; known: {', '.join(FIGURES)}")
     roles = FIGURES[args.name]["studies"]
@@ -443,7 +459,8 @@ def build_parser():
     c = sub.add_parser("complete", help="continue prompts, carrying the LSTM state")
     c.add_argument("--checkpoint", type=Path, required=True)
     c.add_argument("--prompt", nargs="+", required=True, type=_prompt)
-    c.add_argument("--length", type=_count(1), default=200, help="characters after the prompt")
+    c.add_argument("--length", type=_count(1), help="characters after the prompt (default: "
+                   "the schema's report.completion_length)")
     c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
     c.add_argument("--temperature", type=_temperature, default=1.0,
                    help="for --methods random (finite, > 0)")
@@ -504,7 +521,7 @@ def build_parser():
 
     g = sub.add_parser("grad-probe", help="‖∂L/∂h_k‖ against k for freshly initialised models")
     g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    g.add_argument("--input-length", type=_count(2), default=50)
+    g.add_argument("--input-length", type=_count(2), help="default: report.probe_length")
     g.add_argument("--hidden", type=_count(1), default=128)
     g.add_argument("--batch", type=_count(1), default=256)
     g.add_argument("--init", choices=INITS, default="default")
@@ -525,19 +542,21 @@ def build_parser():
     ct.set_defaults(func=cmd_compute_table)
     sc = sub.add_parser("scorecard", help="the original's claims against this run's tables")
     sc.add_argument("--tables-dir", type=Path, required=True)
-    sc.add_argument("--threshold", type=_threshold, default=0.99, help="converged: final accuracy ≥ this")
-    sc.add_argument("--text-study", default="text_temperature")
+    sc.add_argument("--threshold", type=_threshold, help="converged: final accuracy ≥ this "
+                    "(default: the config schema's report.convergence_threshold)")
+    sc.add_argument("--text-study", help="default: the schema's report.text_study")
     sc.add_argument("--out", type=Path, required=True)
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
-    sc.add_argument("--init-study", default="init_study")
-    sc.add_argument("--init-lr-study", default="init_lr01")
+    sc.add_argument("--init-study", help="default: the schema's report.init_study")
+    sc.add_argument("--init-lr-study", help="default: the schema's report.init_lr_study")
     sc.set_defaults(func=cmd_scorecard)
     f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
     f.add_argument("name")
     f.add_argument("--tables", type=Path, required=True, help="results/tables")
     f.add_argument("--studies", nargs="*", default=[], help="config study for each role")
-    f.add_argument("--smoothing", type=_count(1), default=100, help="rolling-mean window (steps)")
-    f.add_argument("--threshold", type=_threshold, default=0.99)
+    f.add_argument("--smoothing", type=_count(1), help="rolling-mean window (steps; default: "
+                   "the schema's report.smoothing_window)")
+    f.add_argument("--threshold", type=_threshold, help="default: report.convergence_threshold")
     f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
     f.set_defaults(func=cmd_figure)
     r = sub.add_parser("report", help="render the report's LaTeX from the tables and figures")

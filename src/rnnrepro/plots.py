@@ -1,6 +1,6 @@
 """The report's figures (SPEC §4, §6), drawn with seaborn/matplotlib from the pipeline's tables.
 
-    draw(name, tables_dir, studies, smoothing=100, threshold=0.99) -> matplotlib Figure
+    draw(name, tables_dir, studies, smoothing, threshold) -> matplotlib Figure
     save(fig, paths)   # .pdf (vector) and/or .png (PNG_DPI), each written atomically
 
 `name` is a key of figures.FIGURES; `studies` maps that figure's study roles to the config's
@@ -365,7 +365,7 @@ def _fig11_init(fig, tables, smoothing, threshold):
     _legend_right(axes[1], handles + ([] if lr_runs.empty else extra), "initialisation")
 
     scores = init_scorecard(tables.dir, threshold, tables.studies["init"],
-                            tables.studies.get("init_lr", "init_lr01"))
+                            tables.studies["init_lr"])
     best = scores.sort_values("pattern_match", ascending=False, kind="stable").iloc[0]
     curves = tables("init", "curves")
     curves = curves[(curves.init == best.init) & (curves.init_std == best.init_std)]
@@ -442,8 +442,10 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     temps = pd.concat([curves.get("temperature", pd.Series()), evals.get("temperature", pd.Series())])
     if by_temperature:
         colors = _ramp(temps, "magma", (0.1, 0.75))
-    else:   # the run trained at the temperature closest to 1
-        near = temps.iloc[(temps - 1).abs().argmin()]
+    else:   # the reference run's training temperature (spec.reference_order)
+        from .scorecard import reference_text_run
+
+        near = reference_text_run(tables("text", "runs"))["temperature"]
         curves, evals = (df[df.temperature == near] if not df.empty else df for df in (curves, evals))
         colors = {near: None}
     for ax, y in zip(axes, ["loss", "accuracy"]):
@@ -492,7 +494,7 @@ _DRAW = {
 }
 
 
-def draw(name, tables_dir, studies, smoothing=100, threshold=0.99):
+def draw(name, tables_dir, studies, smoothing, threshold):
     """Figure `name` of FIGURES from the tables under tables_dir; studies: role -> study name."""
     if name not in _DRAW:
         raise KeyError(f"no drawing for figure {name!r}; known: {', '.join(_DRAW)}")

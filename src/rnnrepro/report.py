@@ -21,6 +21,7 @@ from .figures import FIGURES
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .scorecard import Tables, reference_text_run
+from .spec import SPECS
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
@@ -222,9 +223,8 @@ def provenance(config):
 
 
 def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir="."):
-    report = config.get("report", {})
-    threshold = report.get("convergence_threshold", 0.99)
-    text_study = report.get("text_study", "text_temperature")
+    report = config["report"]  # the resolved config: the schema filled in every default
+    threshold, text_study = report["convergence_threshold"], report["text_study"]
     t = Tables(tables_dir, threshold, text_study)
     from . import plots
 
@@ -236,9 +236,11 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
     return {
-        "config": config, "threshold": threshold, "smoothing": report.get("smoothing_window", 100),
+        "config": config, "threshold": threshold, "smoothing": report["smoothing_window"],
         "band": plots.BAND_TEXT, "seeds": seeds,
-        "defaults": config.get("defaults", {}),
+        # what a run gets where no study sets a field: rnnrepro.spec, under the config's defaults
+        "defaults": {kind: {**cls().to_dict(), **config["defaults"].get(kind, {})}
+                     for kind, cls in SPECS.items()},
         # relative to the tex file, which LaTeX reads from its own folder: the checkout's
         # path (spaces, quotes, any letters) never reaches LaTeX
         "figures": {name: {"path": os.path.relpath(Path(figures_dir) / f"{name}.pdf", tex_dir),

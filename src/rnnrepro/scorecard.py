@@ -5,7 +5,7 @@ palindrome runs is judged seed by seed: it holds for a seed when every expectati
 makes holds for that seed's runs; the verdict is "held" when it holds for every seed,
 "not held" for none, "partly" in between, and "not run" when the config has no runs
 that could test it. "Converged" means held-out accuracy at the end of training at or
-above the threshold (default 0.99).
+above report.convergence_threshold (the config schema holds its default).
 """
 
 from pathlib import Path
@@ -14,6 +14,7 @@ import pandas as pd
 
 from .aggregate import read_study_table
 from .io import read_json
+from .spec import reference_order
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
@@ -38,7 +39,7 @@ class Tables:
     the named study's rows that match, so a claim written for `rnn_adam` can be judged on,
     say, the RNN runs of the initialisation study."""
 
-    def __init__(self, tables_dir, threshold=0.99, text_study="text_temperature", views=None):
+    def __init__(self, tables_dir, threshold=None, text_study=None, views=None):
         self.dir, self.threshold, self.text_study = Path(tables_dir), threshold, text_study
         self.views = views or {}
 
@@ -54,6 +55,8 @@ class Tables:
         return df if len(df) or not where else None
 
     def converged(self, runs):
+        if self.threshold is None:
+            raise ValueError("these tables were opened without a convergence threshold")
         return runs["eval_final_accuracy"] >= self.threshold
 
 
@@ -155,8 +158,9 @@ def text_runs(t):
 
 
 def reference_text_run(runs):
-    r = runs.assign(d=(runs["temperature"] - 1.0).abs()).sort_values(["d", "seed"])
-    return r.iloc[0]
+    """The row of the report's reference text run (spec.reference_order)."""
+    keys = [reference_order(t, s) for t, s in zip(runs["temperature"], runs["seed"])]
+    return runs.iloc[min(range(len(keys)), key=keys.__getitem__)]
 
 
 def text_accuracy_claim(t):
@@ -166,7 +170,7 @@ def text_accuracy_claim(t):
     ref = reference_text_run(runs)
     acc = ref["final_batch_accuracy"]
     return ({0: bool(acc >= 0.65)},
-            f"training accuracy (mean of the last {100} logged steps) {acc:.3f} after "
+            f"training accuracy (mean of the last {int(ref['final_window'])} logged steps) {acc:.3f} after "
             f"{int(ref['steps'])} steps; held-out {ref['eval_final_accuracy']:.3f}")
 
 
@@ -269,7 +273,7 @@ def _row(n, check):
             "held": held, "judged": judged}
 
 
-def scorecard(tables_dir, threshold=0.99, text_study="text_temperature"):
+def scorecard(tables_dir, threshold, text_study):
     t = Tables(tables_dir, threshold, text_study)
     return pd.DataFrame([_row(n, check) for n, check in _checks(t).items()])
 
@@ -285,7 +289,7 @@ def init_label(init, std):
     return {"default": "default U(±1/√n)", "xavier": "Xavier", "orthogonal": "orthogonal"}.get(init, init)
 
 
-def init_variants(tables_dir, init_study="init_study"):
+def init_variants(tables_dir, init_study):
     runs = Tables(tables_dir).study(init_study)
     if runs is None:
         return []
@@ -293,7 +297,7 @@ def init_variants(tables_dir, init_study="init_study"):
     return sorted(pairs, key=lambda p: (p.init != "default", p.init, -p.init_std))
 
 
-def init_views(tables_dir, init, std, init_study="init_study", lr_study="init_lr01"):
+def init_views(tables_dir, init, std, init_study, lr_study):
     """Part-1 study names mapped to the runs of one initialisation (the seeds of the
     initialisation study only, so every variant is judged on the same seeds)."""
     seeds = sorted(Tables(tables_dir).study(init_study)["seed"].unique())
@@ -305,7 +309,7 @@ def init_views(tables_dir, init, std, init_study="init_study", lr_study="init_lr
             "lstm_adam": (init_study, {**same, "model": "lstm"}), "lstm_adam_lr01": lr}
 
 
-def init_scorecard(tables_dir, threshold=0.99, init_study="init_study", lr_study="init_lr01"):
+def init_scorecard(tables_dir, threshold, init_study, lr_study):
     """Claims 1, 4, 5 and 6 under every initialisation of the study, and how much of the
     original's convergence pattern each reproduces (share of expectation × seed pairs met)."""
     rows = []

@@ -249,3 +249,9 @@ class TextSpec(Common):
 
 
 SPECS = {"palindrome": PalindromeSpec, "text": TextSpec}
+
+
+def reference_order(temperature, seed):
+    """Sort key of the report's reference text run, the first in this order: the training
+    temperature closest to 1, then the lowest seed."""
+    return abs(temperature - 1.0), seed

@@ -174,6 +174,15 @@ def named_report_keys(config):
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 
 
+def schema_default(section, key, schema_path=SCHEMA):
+    """The default the config schema gives <section>.<key> (it owns the defaults of every key
+    that is not a run spec field)."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    return schema["properties"][section]["properties"][key]["default"]
+
+
 def schema_problem(config, schema_path=SCHEMA):
     """The config's first departure from the schema, in one line that names the key (and a
     YAML pitfall where one explains it), or None. Snakemake's own message prints the schema."""

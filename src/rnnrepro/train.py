@@ -11,7 +11,6 @@ or a stack of palindrome runs of one shape in one batched step (stack.py). Every
 its own directory, files, checkpoint and divergence check whatever the unit.
 """
 
-import hashlib
 import inspect
 import logging
 import math
@@ -184,10 +183,6 @@ def resolve_impl(model, impl, device):
     return impl
 
 
-def derived_seed(*parts):
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:6], "big")
-
-
 def palindrome_metadata(spec, model):
     d = model.W_x.shape[1]
     return {
@@ -331,7 +326,7 @@ class TextTask(SingleRun):
         s = self.spec
         torch_save(self.checkpoint_extra() | {"step": step, "model": self.model.state_dict()},
                    Path(out) / "checkpoints" / f"step_{step:06d}.pt")
-        gen = torch.Generator(device=self.device).manual_seed(derived_seed(s.seed, "samples", step))
+        gen = torch.Generator(device=self.device).manual_seed(D.derived_seed(s.seed, "samples", step))
         first = torch.randint(len(self.corpus.vocab), (s.samples_per_step,), generator=gen,
                               device=self.device)
         state["samples"] += samples_at(self.model, self.corpus.vocab, first, s.sample_length,
@@ -842,9 +837,12 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     return results
 
 
+FINAL_WINDOW = 100  # logged steps averaged into final_loss and final_batch_accuracy
+
+
 def make_summary(spec, meta, st, device, execution):
     evals, metrics = st["evals"], st["metrics"]
-    tail = metrics[-100:]
+    tail = metrics[-FINAL_WINDOW:]
     rates = sorted(t["examples_per_s"] for t in st["timing"])
     return {
         "run_id": spec.run_id(),

@@ -13,6 +13,7 @@ from rnnrepro import studies as S
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
 from rnnrepro.latex import NO_TEX, tex_engine
+from rnnrepro.spec import reference_order
 
 # RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
@@ -118,7 +119,7 @@ def text_reference_run():
     if study not in STUDY_RUNS:
         raise WorkflowError(f"report.text_study: no study named {study!r} in the config")
     specs = [RUNS[r].spec for r in STUDY_RUNS[study]]
-    best = min(specs, key=lambda s: (abs(s.temperature - 1.0), s.seed))
+    best = min(specs, key=lambda s: reference_order(s.temperature, s.seed))
     return best.run_id()
 
 

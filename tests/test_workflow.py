@@ -201,7 +201,7 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
 # rest, through `rnnrepro check-config`, which makes the same checks (studies.py).
 @pytest.mark.parametrize("override,expect", [
     ({"bogus": 1}, "'bogus' was unexpected"),
-    ({"execution": {"device": "tpu"}}, "'tpu' is not one of ['auto', 'cpu', 'cuda']"),
+    ({"execution": {"device": "tpu"}}, "device must be one of ('auto', 'cpu', 'cuda'), got 'tpu'"),
     ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "results/c.txt"}},
      "corpus.path results/c.txt is inside results/"),
     ({"seeds": [2 ** 64]}, "seed must be a whole number in [0, 2**63)"),

@@ -163,12 +163,12 @@ def cmd_gpu_slots(args):
 
 
 def cmd_check_config(args):
-    from .studies import SCHEMA, check_config_file
+    from .studies import SCHEMA, check_config_file, execution
 
     for path in args.configfile:
         config, runs, study_runs = check_config_file(path, args.schema or SCHEMA)
         print(f"{path}: valid; {len(study_runs)} studies, {len(runs)} training runs, "
-              f"execution.device {config['execution']['device']}")
+              f"execution.device {execution(config).device}")
 
 
 def cmd_config_reference(args):

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .spec import SPECS, SpecError
+from .spec import CHOICES, SPECS, Execution, SpecError
 
 HEADER = """# Config reference
 
@@ -45,8 +45,11 @@ def _default(value):
 
 
 def _table(where, props, defs, defaults=None, required=()):
+    """`defaults`: a dataclass's (the run specs, Execution), whose fields' words are CHOICES."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, prop in props.items():
+        if defaults is not None and key in CHOICES:
+            prop = {**prop, "enum": list(CHOICES[key])}
         described = _resolve(prop, defs).get("description") or prop.get("description")
         if not described:
             raise SpecError(f"the config schema does not describe {where}.{key}")
@@ -56,10 +59,9 @@ def _table(where, props, defs, defaults=None, required=()):
     return "\n".join(rows)
 
 
-def _spec_defaults(kind):
-    spec = SPECS[kind]
+def _dataclass_defaults(cls):
     return {f.name: list(f.default_factory()) if f.default_factory is not dataclasses.MISSING
-            else f.default for f in dataclasses.fields(spec)}
+            else f.default for f in dataclasses.fields(cls)}
 
 
 def config_reference(schema_path):
@@ -78,12 +80,15 @@ def config_reference(schema_path):
                 parts.append(f"### `defaults.{kind}`: the {kind} run spec\n\nThe fields a "
                              "study's `set` and `grid` take; the default is rnnrepro.spec's, where "
                              "neither `defaults` nor the study sets the field.\n\n"
-                             + _table(f"defaults.{kind}", fields, defs, _spec_defaults(kind)))
+                             + _table(f"defaults.{kind}", fields, defs,
+                                      _dataclass_defaults(SPECS[kind])))
         elif key == "studies":
             study = prop["additionalProperties"]
             parts.append("Each study, `studies.<name>` (a name of letters, digits and _):\n\n"
                          + _table("studies.<name>", study["properties"], defs,
                                   required=study["required"]))
+        elif key == "execution":  # rnnrepro.spec.Execution's values, and mem_mb, the schema's
+            parts.append(_table(key, prop["properties"], defs, _dataclass_defaults(Execution)))
         elif "properties" in prop:
             parts.append(_table(key, prop["properties"], defs, required=prop.get("required", ())))
         else:

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .spec import Execution
+
 log = logging.getLogger("rnnrepro")
 
 _HELD = []  # open lock files of this process: closing one would release its slot
@@ -136,7 +138,7 @@ def workflow_slots(config_path="config/config.yaml", environ=None):
 
     try:
         config = yaml.safe_load(Path(config_path).read_text()) or {}
-        per_gpu = int((config.get("execution") or {}).get("jobs_per_gpu", 1))
+        per_gpu = int((config.get("execution") or {}).get("jobs_per_gpu", Execution.jobs_per_gpu))
     except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
         per_gpu = 1  # the workflow's own validation names a broken config
     return max(1, len(visible_gpus(environ))) * max(1, per_gpu)

@@ -7,6 +7,7 @@ is an `Execution`, kept beside it, and never changes a run's id.
 """
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -22,6 +23,9 @@ ENCODINGS = ("scalar", "onehot")
 # graph (CUDA only: elsewhere it runs as auto).
 IMPLS = ("auto", "fused", "loop", "bptt", "graph")
 INITS = ("default", "normal", "xavier", "orthogonal")
+# the fields that take one of a few words, and those words (config/README.md lists them)
+CHOICES = {"model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "impl": IMPLS,
+           "input_encoding": ENCODINGS, "init": INITS}
 
 
 class SpecError(ValueError):
@@ -79,7 +83,9 @@ class _Fields:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise SpecError(f"unknown {cls.label()} keys {unknown}; allowed: {sorted(known)}")
+            near = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
+            hints = "".join(f" ({u}: did you mean {m[0]}?)" for u, m in near.items() if m)
+            raise SpecError(f"unknown {cls.label()} keys {unknown}{hints}; allowed: {sorted(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

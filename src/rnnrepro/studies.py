@@ -33,6 +33,10 @@ class Run:
 def study_specs(name, study, defaults, seeds):
     kind = study["kind"]
     grid = study.get("grid", {})
+    both = sorted(set(grid) & set(study.get("set", {})))
+    if both:
+        raise SpecError(f"config studies.{name}: {', '.join(both)} in both set and grid; a field "
+                        "goes in one of them (the grid's values would win unseen)")
     base = {**defaults.get(kind, {}), **study.get("set", {})}
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):

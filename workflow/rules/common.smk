@@ -32,7 +32,7 @@ shell.prefix(PREFIX.replace("{", "{{").replace("}", "}}"))  # Snakemake formats 
 HAS_TEX = USES_CONDA or tex_engine() is not None
 REPORT_TARGET = "results/report/report.pdf" if HAS_TEX else "results/report/report.tex"
 
-EXECUTION = config["execution"]
+MEM_MB = config["execution"]["mem_mb"]  # Snakemake's resource, not an Execution field
 GPU = int(S.uses_gpu(EXEC.device))
 # How runs are computed reaches the training command as a resource (like threads), never
 # through `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing

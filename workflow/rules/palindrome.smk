@@ -14,10 +14,10 @@ rule train_palindrome:
         "logs/train/palindrome/{run_id}.log",
     benchmark:
         "results/compute/palindrome/{run_id}.tsv"
-    threads: EXECUTION["threads"]
+    threads: EXEC.threads
     resources:
         gpu=GPU,
-        mem_mb=EXECUTION["mem_mb"],
+        mem_mb=MEM_MB,
         runtime=train_runtime,
         execution=EXEC_ARGS,
     conda:

@@ -16,10 +16,10 @@ rule train_text:
         "logs/train/text/{run_id}.log",
     benchmark:
         "results/compute/text/{run_id}.tsv"
-    threads: EXECUTION["threads"]
+    threads: EXEC.threads
     resources:
         gpu=GPU,
-        mem_mb=EXECUTION["mem_mb"],
+        mem_mb=MEM_MB,
         runtime=train_runtime,
         execution=EXEC_ARGS,
     conda:

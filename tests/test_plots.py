@@ -3,14 +3,16 @@ and shows what it should (one line per input length, the gate function, the smoo
 "no runs" for a missing study)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from rnnrepro.figures import FIGURES
-from rnnrepro.plots import (BAND_TEXT, GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, mean_band,
-                           save, smooth)
+from rnnrepro.figures import BAND_TEXT
+from rnnrepro.plots import GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, mean_band, save, smooth
+from rnnrepro.scorecard import init_scorecard
 from rnnrepro.plots import draw as _plots_draw
 
 LENGTHS, SEEDS = (4, 6), (0, 1)
@@ -91,6 +93,9 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
                     parts.append(part)
             tables[name] = pd.concat(parts).to_dict("records")
         _write(root, study, **tables)
+    if (root / "studies" / "init_study").is_dir():  # what the scorecard rule writes for fig11
+        init_scorecard(root, 0.99, "init_study", "init_lr01").to_csv(root / "scorecard_init.csv",
+                                                                     index=False)
     k = np.arange(1, 21)
     pd.DataFrame([dict(model=m, seed=s, k=int(i), distance=int(20 - i), grad_norm=float(g))
                   for m, decay in [("rnn", 0.5), ("lstm", 0.7)] for s in range(3)
@@ -221,3 +226,15 @@ def test_text_figure_uses_temperature_nearest_one(tmp_path):
     fig = draw("fig10_text_temperature", root, {"text": "text_temperature"})
     assert len(fig.axes[0].get_lines()) == 6
     assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == ["$T$ = 0.5", "$T$ = 0.9", "$T$ = 2"]
+
+
+def test_each_figure_is_registered_once_with_a_drawing_plots_has():
+    """figures.FIGURES is the one registry: its drawing names a plots.draw_<drawing>, its
+    height sizes the figure; plots keeps no list of figure names of its own."""
+    import rnnrepro.plots as plots
+
+    for name, spec in FIGURES.items():
+        assert callable(getattr(plots, f"draw_{spec['drawing']}")), name
+        assert spec["height"] > 0 and spec["caption"], name
+    source = Path(plots.__file__).read_text()
+    assert not [n for n in FIGURES if f'"{n}"' in source]  # no figure name spelt in plots.py

@@ -29,9 +29,24 @@ STUDY_TABLES = {
 }
 
 
+# Where a study's tables live under the tables folder (the workflow's rules ask this too).
+STUDY_TABLE = "studies/{study}/{table}.csv"
+
+
+def study_table_path(tables_dir, study, table):
+    return Path(tables_dir) / STUDY_TABLE.format(study=study, table=table)
+
+
 def read_study_table(path, table):
     """A study table (runs, curves, evals, samples), checked for the columns it always has."""
     return read_table(path, f"study {table} table", STUDY_TABLES[table])
+
+
+def read_study(tables_dir, study, table):
+    """A study's table, or None where the study has no tables (not in the config, or not
+    aggregated): the one rule for a missing study table, for every reader."""
+    path = study_table_path(tables_dir, study, table)
+    return read_study_table(path, table) if path.exists() else None
 
 
 def _flat(value):

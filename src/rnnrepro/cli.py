@@ -270,6 +270,7 @@ def cmd_scorecard(args):
 
 
 def cmd_figure(args):
+    from .aggregate import study_table_path
     from .figures import FIGURES
     from .plots import draw, save
 
@@ -282,7 +283,7 @@ def cmd_figure(args):
     if not args.tables.is_dir():
         raise SpecError(f"--tables {args.tables}: no such folder")
     for study in args.studies:
-        if not (args.tables / "studies" / study / "runs.csv").exists():
+        if not study_table_path(args.tables, study, "runs").exists():
             raise SpecError(f"figure {args.name}: study {study} has no tables under "
                             f"{args.tables / 'studies'} (aggregate it first, or check the name)")
     _outputs(*args.out)

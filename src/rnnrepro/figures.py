@@ -1,65 +1,84 @@
-"""The report's figures: which tables each one reads, and its caption.
+"""The report's figures, each registered once: its drawing, its height, the studies whose
+tables it reads, other tables it reads, and its caption.
 
 Light on purpose (no plotting imports): the Snakefile reads FIGURES to wire each figure
-to the studies it draws, so a figure rebuilds only when its own runs change. The drawing
-code is in plots.py.
+to the studies it draws, so a figure rebuilds only when its own runs change. A drawing
+names the function plots.draw_<drawing> that draws it (a test checks each exists).
 """
 
-# name -> studies whose tables it reads, extra tables, caption (LaTeX-safe prose; values
-# that come from results are added by the report, not here)
+# the report's wording of the bands ("curves show the mean over seeds with {BAND_TEXT}")
+BAND_TEXT = ("±1 standard deviation across seeds (on logarithmic axes, the palindrome losses and "
+             "gradient norms: geometric mean ×/÷ one geometric standard deviation)")
+
+# name -> drawing, height (inches), studies (roles), tables (beside the studies' own),
+# caption (LaTeX-safe prose; values that come from results are added by the report)
 FIGURES = {
     "fig01_rnn_rmsprop_loss": {
+        "drawing": "loss", "height": 3.0,
         "studies": ["rnn_rmsprop"],
         "caption": "Vanilla RNN trained with RMSprop: training loss for each input length.",
     },
     "fig02_rnn_adam_loss": {
+        "drawing": "loss", "height": 3.0,
         "studies": ["rnn_adam"],
         "caption": "Vanilla RNN trained with Adam: training loss for each input length.",
     },
     "fig03_rnn_adam_long_loss": {
+        "drawing": "loss", "height": 3.0,
         "studies": ["rnn_adam_long", "rnn_adam_40k"],
         "caption": "Vanilla RNN with Adam trained for longer: training loss for the longest input lengths.",
     },
     "fig04_rnn_accuracy": {
+        "drawing": "rnn_accuracy", "height": 5.2,
         "studies": ["rnn_adam", "rnn_rmsprop", "lstm_rmsprop", "lstm_adam"],
         "caption": "(a) Held-out accuracy of the vanilla RNN (Adam) during training; "
                    "(b) final and best held-out accuracy against input length, RNN and LSTM, "
                    "one panel per optimizer.",
     },
     "fig05_lstm_rmsprop_loss": {
+        "drawing": "loss", "height": 3.0,
         "studies": ["lstm_rmsprop"],
         "caption": "LSTM trained with RMSprop: training loss for each input length.",
     },
     "fig06_lstm_adam_loss": {
+        "drawing": "loss", "height": 3.0,
         "studies": ["lstm_adam", "lstm_adam_lr01"],
         "caption": "LSTM trained with Adam: training loss for each input length, and input length 10 "
                    "with learning rate 0.01.",
     },
     "fig07_lstm_accuracy": {
+        "drawing": "accuracy", "height": 3.0,
         "studies": ["lstm_adam", "lstm_adam_lr01"],
         "caption": "LSTM trained with Adam: held-out accuracy during training.",
     },
     "fig08_time_gate": {
+        "drawing": "time_gate", "height": 2.7,
         "studies": [],
         "caption": "The phased-LSTM time gate $k_t$ drawn by the project's own gate function.",
     },
     "fig_gradient_norms": {
+        "drawing": "gradient_norms", "height": 2.9,
         "studies": [],
         "tables": ["grad_norms.csv"],
         "caption": "Measured gradient norms of the loss with respect to each hidden state, RNN and "
                    "LSTM at initialisation.",
     },
     "fig09_text_curves": {
+        "drawing": "text_curves", "height": 2.9,
         "studies": ["text"],
         "caption": "Character-level LSTM on Grimm's Fairy Tales (training temperature 1): loss and accuracy.",
     },
     "fig10_text_temperature": {
+        "drawing": "text_temperature", "height": 2.9,
         "studies": ["text"],
         "caption": "Character-level LSTM trained at temperatures 0.5, 1 and 2: loss and accuracy.",
     },
     "fig11_init_study": {
-        # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern
+        "drawing": "init_study", "height": 5.6,
+        # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern;
+        # scorecard_init.csv: the scorecard's verdicts per initialisation (not recomputed here)
         "studies": ["init", "init_lr", "lstm_adam_lr01"],
+        "tables": ["scorecard_init.csv"],
         "caption": "Initialisation study (RNN and LSTM, Adam, one seed unless configured): final "
                    "held-out accuracy against input length for each initialisation (top), and the "
                    "training loss under the initialisation closest to the original's pattern (bottom).",

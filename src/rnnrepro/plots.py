@@ -33,7 +33,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from .figures import FIGURES  # noqa: E402
-from .aggregate import read_study_table  # noqa: E402
+from .aggregate import read_study  # noqa: E402
 from .io import atomic_write, read_table as io_read_table  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows
@@ -42,9 +42,6 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 WIDTH = 6.3          # inches: LaTeX text width; figures are included at \linewidth
 PNG_DPI = 200
 BAND = "sd"          # ±1 sample standard deviation across seeds (ddof 1), everywhere
-# the report's wording ("curves show the mean over seeds with {BAND_TEXT}", "bands show ...")
-BAND_TEXT = ("±1 standard deviation across seeds (on logarithmic axes, the palindrome losses and "
-             "gradient norms: geometric mean ×/÷ one geometric standard deviation)")
 BAND_NOTE = "mean over {n} seeds ± 1 s.d."                          # the figures' own notes
 BAND_NOTE_LOG = "geometric mean over {n} seeds ×/÷ 1 geometric s.d."
 LENGTH_LABEL = "input length $T$ (palindrome length $T{+}1$)"
@@ -55,8 +52,6 @@ CB = sns.color_palette("colorblind")
 MODEL_COLORS = {"RNN": CB[0], "LSTM": CB[1]}
 SPLIT_COLORS = {"train": CB[0], "held-out": CB[3]}
 VARIANT_STYLES = ["-", "--", ":", "-."]
-HEIGHTS = {"fig04_rnn_accuracy": 5.2, "fig11_init_study": 5.6, "fig08_time_gate": 2.7,
-           "fig_gradient_norms": 2.9, "fig09_text_curves": 2.9, "fig10_text_temperature": 2.9}   # others: 3.0
 
 RC = {
     **sns.axes_style("whitegrid"),
@@ -244,11 +239,11 @@ class _Tables:
 
     def __call__(self, role, table):
         study = self.studies.get(role)
-        path = self.dir / "studies" / study / f"{table}.csv" if study else None
-        return read_study_table(path, table) if path and path.exists() else pd.DataFrame()
+        df = read_study(self.dir, study, table) if study else None
+        return pd.DataFrame() if df is None else df  # drawn as "no runs"
 
 
-def _loss_figure(fig, tables, smoothing, threshold):
+def draw_loss(fig, tables, smoothing, threshold):
     ax = fig.subplots()
     drawn = _length_curves(ax, [tables(r, "curves") for r in tables.roles], "loss", smoothing, log=True)
     ax.set_ylabel("training loss (nats)")
@@ -272,7 +267,7 @@ def _accuracy_panel(ax, frames, threshold):
         return seeds
 
 
-def _accuracy_figure(fig, tables, smoothing, threshold):
+def draw_accuracy(fig, tables, smoothing, threshold):
     ax = fig.subplots()
     seeds = _accuracy_panel(ax, [tables(r, "evals") for r in tables.roles], threshold)
     if seeds:
@@ -297,7 +292,7 @@ def _final_best(ax, runs, threshold):
     return _threshold(ax, threshold), _seeds(runs.values(), ["input_length"])
 
 
-def _fig04(fig, tables, smoothing, threshold):
+def draw_rnn_accuracy(fig, tables, smoothing, threshold):
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
     ax = top.subplots()
     seeds = [_accuracy_panel(ax, [tables("rnn_adam", "evals")], threshold)]
@@ -329,11 +324,11 @@ def _fig04(fig, tables, smoothing, threshold):
                      ha="left", fontsize=7.5, color="0.3")
 
 
-def _fig11_init(fig, tables, smoothing, threshold):
+def draw_init_study(fig, tables, smoothing, threshold):
     """Top: final held-out accuracy against input length, one line per initialisation, a
     panel per model (LSTM at lr 0.01 as hollow markers). Bottom: the training loss of the
     initialisation that comes closest to the original's pattern of convergence."""
-    from .scorecard import init_label, init_scorecard
+    from .scorecard import init_label
 
     runs, lr_runs = tables("init", "runs"), tables("init_lr", "runs")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
@@ -364,8 +359,8 @@ def _fig11_init(fig, tables, smoothing, threshold):
     extra = [Line2D([], [], color="0.35", marker="D", mfc="white", ls="none", label="LSTM, lr 0.01")]
     _legend_right(axes[1], handles + ([] if lr_runs.empty else extra), "initialisation")
 
-    scores = init_scorecard(tables.dir, threshold, tables.studies["init"],
-                            tables.studies["init_lr"])
+    scores = io_read_table(tables.dir / "scorecard_init.csv", "initialisation scorecard",
+                        ("init", "init_std", "label", "pattern_match"))
     best = scores.sort_values("pattern_match", ascending=False, kind="stable").iloc[0]
     curves = tables("init", "curves")
     curves = curves[(curves.init == best.init) & (curves.init_std == best.init_std)]
@@ -381,7 +376,7 @@ def _fig11_init(fig, tables, smoothing, threshold):
         _legend_right(axes[1], drawn[0], LENGTH_TITLE)
 
 
-def _fig08(fig, tables, smoothing, threshold):
+def draw_time_gate(fig, tables, smoothing, threshold):
     from .models import time_gate
 
     tau, s, r_on = GATE["tau"], GATE["s"], GATE["r_on"]
@@ -411,7 +406,7 @@ def _fig08(fig, tables, smoothing, threshold):
     _legend_right(ax, ax.get_legend_handles_labels()[0])
 
 
-def _fig_gradient_norms(fig, tables, smoothing, threshold):
+def draw_gradient_norms(fig, tables, smoothing, threshold):
     ax = fig.subplots()
     df = read_table(tables.dir / "grad_norms.csv")
     ax.set_xlabel("distance $T-k$ from the last input (time steps)")
@@ -478,29 +473,23 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     fig.suptitle(note, x=0.01, ha="left", fontsize=7.5, color="0.3")
 
 
-_DRAW = {
-    "fig01_rnn_rmsprop_loss": _loss_figure,
-    "fig02_rnn_adam_loss": _loss_figure,
-    "fig03_rnn_adam_long_loss": _loss_figure,
-    "fig04_rnn_accuracy": _fig04,
-    "fig05_lstm_rmsprop_loss": _loss_figure,
-    "fig06_lstm_adam_loss": _loss_figure,
-    "fig07_lstm_accuracy": _accuracy_figure,
-    "fig08_time_gate": _fig08,
-    "fig_gradient_norms": _fig_gradient_norms,
-    "fig09_text_curves": lambda *a: _text_figure(*a, by_temperature=False),
-    "fig10_text_temperature": lambda *a: _text_figure(*a, by_temperature=True),
-    "fig11_init_study": _fig11_init,
-}
+def draw_text_curves(fig, tables, smoothing, threshold):
+    _text_figure(fig, tables, smoothing, threshold, by_temperature=False)
+
+
+def draw_text_temperature(fig, tables, smoothing, threshold):
+    _text_figure(fig, tables, smoothing, threshold, by_temperature=True)
 
 
 def draw(name, tables_dir, studies, smoothing, threshold):
     """Figure `name` of FIGURES from the tables under tables_dir; studies: role -> study name."""
-    if name not in _DRAW:
-        raise KeyError(f"no drawing for figure {name!r}; known: {', '.join(_DRAW)}")
+    if name not in FIGURES:
+        raise KeyError(f"no figure {name!r}; known: {', '.join(FIGURES)}")
+    spec = FIGURES[name]
     with style():
-        fig = Figure(figsize=(WIDTH, HEIGHTS.get(name, 3.0)), layout="constrained")
-        _DRAW[name](fig, _Tables(tables_dir, studies, FIGURES[name]["studies"]), smoothing, threshold)
+        fig = Figure(figsize=(WIDTH, spec["height"]), layout="constrained")
+        drawing = globals()[f"draw_{spec['drawing']}"]
+        drawing(fig, _Tables(tables_dir, studies, spec["studies"]), smoothing, threshold)
     return fig
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import FIGURES
+from .figures import BAND_TEXT, FIGURES
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .scorecard import Tables, reference_text_run
@@ -226,8 +226,6 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     report = config["report"]  # the resolved config: the schema filled in every default
     threshold, text_study = report["convergence_threshold"], report["text_study"]
     t = Tables(tables_dir, threshold, text_study)
-    from . import plots
-
     studies = {name: palindrome_rows(t, name) for name in config["studies"]
                if config["studies"][name]["kind"] == "palindrome"}
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
@@ -237,7 +235,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
     return {
         "config": config, "threshold": threshold, "smoothing": report["smoothing_window"],
-        "band": plots.BAND_TEXT, "seeds": seeds,
+        "band": BAND_TEXT, "seeds": seeds,
         # what a run gets where no study sets a field: rnnrepro.spec, under the config's defaults
         "defaults": {kind: {**cls().to_dict(), **config["defaults"].get(kind, {})}
                      for kind, cls in SPECS.items()},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import read_study_table
+from .aggregate import read_study
 from .io import read_json
 from .spec import reference_order
 
@@ -45,10 +45,9 @@ class Tables:
 
     def study(self, name, table="runs"):
         real, where = self.views.get(name, (name, {}))
-        path = self.dir / "studies" / real / f"{table}.csv"
-        if not path.exists():
+        df = read_study(self.dir, real, table)
+        if df is None:
             return None
-        df = read_study_table(path, table)
         for column, value in where.items():
             keep = df[column].isin(value) if isinstance(value, (list, tuple, set)) else df[column] == value
             df = df[keep]

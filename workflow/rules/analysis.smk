@@ -13,10 +13,10 @@ rule aggregate_study:
         summaries=lambda wildcards: study_files(wildcards.study, "summary.json"),
         code=command_code("aggregate"),
     output:
-        runs="results/tables/studies/{study}/runs.csv",
-        curves="results/tables/studies/{study}/curves.csv",
-        evals="results/tables/studies/{study}/evals.csv",
-        samples="results/tables/studies/{study}/samples.csv",
+        runs=study_table("{study}", "runs"),
+        curves=study_table("{study}", "curves"),
+        evals=study_table("{study}", "evals"),
+        samples=study_table("{study}", "samples"),
     params:
         runs=lambda wildcards, input: [Path(p).parent for p in input.summaries],
         out=lambda wildcards, output: Path(output.runs).parent,

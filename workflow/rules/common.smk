@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from rnnrepro import jobs as J
 from rnnrepro import sources
 from rnnrepro import studies as S
+from rnnrepro.aggregate import study_table_path
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
 from rnnrepro.latex import NO_TEX, tex_engine
@@ -47,6 +48,11 @@ HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips par
 # never retrains, and a new module or a moved caption cannot escape the rerun rules.
 SRC = Path("src/rnnrepro")
 TRAIN_CODE = [str(SRC / m) for m in J.TRAINING_MODULES]
+
+
+def study_table(study, table):
+    """results/tables/<the aggregate module's layout> (a wildcard such as "{study}" stays)."""
+    return str(study_table_path("results/tables", study, table))
 
 
 def command_code(name):
@@ -145,7 +151,7 @@ ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_stud
 def figure_inputs(wildcards):
     spec = FIGURES[wildcards.figure]
     tables = [
-        f"results/tables/studies/{s}/{t}.csv"
+        study_table(s, t)
         for s in figure_studies(wildcards.figure)
         for t in ("runs", "curves", "evals")
     ]
@@ -154,7 +160,7 @@ def figure_inputs(wildcards):
 
 
 def all_study_tables():
-    return [f"results/tables/studies/{s}/{t}.csv" for s in STUDY_RUNS for t in ("runs", "evals")]
+    return [study_table(s, t) for s in STUDY_RUNS for t in ("runs", "evals")]
 
 
 def check_device():

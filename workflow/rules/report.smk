@@ -54,11 +54,7 @@ rule render_report:
         figures=expand("results/figures/{figure}.pdf", figure=ACTIVE_FIGURES),
         tables=all_study_tables(),
         text=(
-            expand(
-                "results/tables/studies/{study}/{table}.csv",
-                study=REPORT["text_study"],
-                table=("curves", "samples"),
-            )
+            [study_table(REPORT["text_study"], t) for t in ("curves", "samples")]
             if HAS_TEXT
             else []
         ),

@@ -86,6 +86,12 @@ class Ctx:
         shutil.copytree(self.w["tables"], dst)
         return dst
 
+    def config_json(self):
+        """A resolved config the report command takes (the order of checks puts the row's
+        own fault first)."""
+        return self.file("config.json", json.dumps({"studies": {}, "seeds": [0], "defaults": {},
+                                                    "report": {}}))
+
     def file(self, name, content):
         path = self.tmp / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -467,13 +473,13 @@ CASES = [
         [p.write_bytes(b"\0garbage") for p in t.glob("studies/*/runs.csv")], t)[1])(c.copy_tables())),
         "--out", str(c.tmp / "s.csv")], 1, "runs.csv: not a study runs table of this project: no column run_id, eval_final_accuracy"),
     ("report-config-not-an-object", lambda c: ["report", "--tables-dir", str(c.w["tables"]), "--figures-dir", str(c.tmp),
-                                               "--config-json", "[]", "--tex", str(c.tmp / "r.tex")], 1,
-     "--config-json: a JSON object is wanted, got a list"),
+                                               "--config", str(c.file("config.json", "[]")), "--tex", str(c.tmp / "r.tex")], 1,
+     "{tmp}/config.json: not a resolved config: a JSON object is wanted, it holds a list"),
     ("report-figure-unknown", lambda c: ["report", "--tables-dir", str(c.w["tables"]), "--figures-dir", str(c.tmp),
-                                         "--figures", "fig99", "--config-json", "{}", "--tex", str(c.tmp / "r.tex")],
+                                         "--figures", "fig99", "--config", str(c.config_json()), "--tex", str(c.tmp / "r.tex")],
      1, "--figures: unknown fig99; known: fig01"),
     ("report-figure-not-drawn", lambda c: ["report", "--tables-dir", str(c.w["tables"]), "--figures-dir", str(c.tmp),
-                                           "--figures", "fig01_rnn_rmsprop_loss", "--config-json", "{}", "--tex",
+                                           "--figures", "fig01_rnn_rmsprop_loss", "--config", str(c.config_json()), "--tex",
                                            str(c.tmp / "r.tex")], 1,
      "the figures {tmp}/fig01_rnn_rmsprop_loss.pdf are missing: draw them first"),
     ("pdf-tex-is-pdf", lambda c: ["pdf", "--tex", str(c.tmp / "r"), "--pdf", str(c.tmp / "r")], 1,

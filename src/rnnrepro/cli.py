@@ -77,70 +77,26 @@ def cmd_train(args):
                       "wall_seconds": round(summary["wall_seconds"], 2)}))
 
 
-def _load_text_model(path, device):
-    from .io import CheckpointError, load_checkpoint
-    from .models import TextGenerationModel
-    from .spec import TextSpec
-
-    ck = load_checkpoint(path, device, keys=("kind", "spec", "model", "step"))
-    if ck["kind"] != "text" or "vocab" not in ck:
-        raise CheckpointError(f"{path} is a {ck['kind']!r} checkpoint, not a text model's")
-    spec = TextSpec.from_dict(ck["spec"])
-    model = TextGenerationModel(len(ck["vocab"]), spec.hidden, spec.layers).to(device)
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"{path}: its weights do not fit its own spec and vocabulary "
-                              f"({str(err).splitlines()[0][:200]})") from None
-    return model.eval(), ck
-
-
 def cmd_sample(args):
-    import torch
-
+    from .generation import resample
     from .io import write_jsonl
-    from .sampling import samples_at
-    from .data import derived_seed
     from .train import resolve_device
 
     _outputs(args.out, inputs=args.checkpoint)
-    device = resolve_device(args.device)
-    rows = []
-    for path in args.checkpoint:
-        model, ck = _load_text_model(path, device)
-        gen = torch.Generator(device=device).manual_seed(derived_seed(args.seed, "resample", ck["step"]))
-        first = torch.randint(len(ck["vocab"]), (args.n,), generator=gen, device=device)
-        for row in samples_at(model, ck["vocab"], first, args.length, args.temperatures, gen, ck["step"]):
-            rows.append({"checkpoint": str(path), "trained_temperature": ck["spec"]["temperature"], **row})
-    write_jsonl(args.out, rows)
+    write_jsonl(args.out, resample(args.checkpoint, args.temperatures, args.n, args.length,
+                                   args.seed, resolve_device(args.device)))
 
 
 def cmd_complete(args):
-    import torch
-
-    _from_schema(args, length="completion_length")
-    from .data import check_prompts
+    from .generation import complete
     from .io import write_jsonl
-    from .sampling import generate
-    from .data import derived_seed
     from .train import resolve_device
 
+    _from_schema(args, length="completion_length")
     _outputs(args.out, inputs=[args.checkpoint])
-    device = resolve_device(args.device)
-    model, ck = _load_text_model(args.checkpoint, device)
-    index = {ch: i for i, ch in enumerate(ck["vocab"])}
-    check_prompts(args.prompt, ck["vocab"], f"the vocabulary of {args.checkpoint}")
-    rows = []
-    for n, prompt in enumerate(args.prompt):
-        ids = torch.tensor([[index[ch] for ch in prompt]], device=device)
-        for method in args.methods:
-            gen = torch.Generator(device=device).manual_seed(derived_seed(args.seed, "complete", n))
-            out, _ = generate(model, ids, args.length, method, args.temperature, gen, chunk=args.chunk)
-            rows.append({"prompt": prompt, "method": method,
-                         "temperature": args.temperature if method == "random" else None,
-                         "step": ck["step"], "chunk": args.chunk,
-                         "completion": "".join(ck["vocab"][i] for i in out[0].tolist())})
-    write_jsonl(args.out, rows)
+    write_jsonl(args.out, complete(args.checkpoint, args.prompt, args.length, args.methods,
+                                   args.temperature, args.seed, args.chunk,
+                                   resolve_device(args.device)))
 
 
 def cmd_bench(args):
@@ -202,28 +158,13 @@ def cmd_corpus_stats(args):
 
 
 def cmd_grad_probe(args):
-    import torch
+    from .io import write_csv
+    from .probe import COLUMNS, probe
 
     _from_schema(args, input_length="probe_length")
-    from .data import palindrome_batch
-    from .io import write_csv
-    from .models import PALINDROME_MODELS
-    from .probe import hidden_grad_norms
-
     _outputs(args.out)
-    torch.set_num_threads(args.threads)
-    rows = []
-    for model_name in args.models:
-        for seed in range(args.seeds):
-            torch.manual_seed(seed)
-            model = PALINDROME_MODELS[model_name](args.hidden, init=args.init)
-            gen = torch.Generator().manual_seed(seed)
-            x, y = palindrome_batch(args.batch, args.input_length, gen)
-            norms = hidden_grad_norms(model, x, y).tolist()
-            T = len(norms)
-            rows += [{"model": model_name, "seed": seed, "k": k + 1, "distance": T - k - 1,
-                      "grad_norm": v} for k, v in enumerate(norms)]
-    write_csv(args.out, rows, ("model", "seed", "k", "distance", "grad_norm"))
+    write_csv(args.out, probe(args.models, args.input_length, args.hidden, args.batch, args.init,
+                              args.seeds, args.threads), COLUMNS)
 
 
 def cmd_aggregate(args):
@@ -252,21 +193,15 @@ def _from_schema(args, **keys):
 
 
 def cmd_scorecard(args):
-    from .scorecard import scorecard
+    from .scorecard import write_scorecards
 
     _from_schema(args, threshold="convergence_threshold", text_study="text_study",
                  init_study="init_study", init_lr_study="init_lr_study")
-    from .io import write_table
-
     if not args.tables_dir.is_dir():
         raise SpecError(f"--tables-dir {args.tables_dir}: no such folder")
     _outputs(*[o for o in (args.out, args.init_out) if o])
-    write_table(args.out, scorecard(args.tables_dir, args.threshold, args.text_study))
-    if args.init_out:
-        from .scorecard import init_scorecard
-
-        write_table(args.init_out, init_scorecard(args.tables_dir, args.threshold,
-                                                  args.init_study, args.init_lr_study))
+    write_scorecards(args.tables_dir, args.threshold, args.text_study, args.init_study,
+                     args.init_lr_study, args.out, args.init_out)
 
 
 def cmd_figure(args):
@@ -297,22 +232,12 @@ def cmd_figure(args):
 
 
 def cmd_report(args):
+    from .figures import FIGURES
+    from .io import read_json
     from .report import TEMPLATES, build
 
     args.templates = args.templates or TEMPLATES
-    from .io import read_json
-
-    from .figures import FIGURES
-
-    if args.config_json:
-        try:
-            config = json.loads(args.config_json)
-        except ValueError as err:
-            raise SpecError(f"--config-json: not JSON ({err})") from None
-        if not isinstance(config, dict):
-            raise SpecError(f"--config-json: a JSON object is wanted, got a {type(config).__name__}")
-    else:
-        config = read_json(args.config, "resolved config")
+    config = read_json(args.config, "resolved config", ("studies", "seeds", "defaults", "report"))
     unknown = [f for f in args.figures if f not in FIGURES]
     if unknown:
         raise SpecError(f"--figures: unknown {', '.join(unknown)}; known: {', '.join(FIGURES)}")
@@ -447,29 +372,30 @@ def build_parser():
                        help="testing aid: make the loss NaN at this step")
         k.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="greedy and random samples from text checkpoints")
-    s.add_argument("--checkpoint", type=Path, nargs="+", required=True)
+    def text_model_command(name, help, checkpoints, length, length_help, func):
+        """sample and complete: a trained text model's checkpoint(s) in, JSON lines out."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--checkpoint", type=Path, nargs=checkpoints, required=True)
+        p.add_argument("--length", type=_count(1), default=length, help=length_help)
+        p.add_argument("--seed", type=_seed, default=0)
+        p.add_argument("--device", type=_device, default="cpu")
+        p.add_argument("--out", type=Path, required=True, help="JSON-lines file")
+        p.set_defaults(func=func)
+        return p
+
+    s = text_model_command("sample", "greedy and random samples from text checkpoints", "+", 30,
+                           "characters, the first included", cmd_sample)
     s.add_argument("--temperatures", type=_temperature, nargs="+", default=[0.5, 1.0, 2.0])
     s.add_argument("--n", type=_count(1), default=3, help="samples per checkpoint and method")
-    s.add_argument("--length", type=_count(1), default=30, help="characters, the first included")
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--device", type=_device, default="cpu")
-    s.add_argument("--out", type=Path, required=True, help="JSON-lines file")
-    s.set_defaults(func=cmd_sample)
 
-    c = sub.add_parser("complete", help="continue prompts, carrying the LSTM state")
-    c.add_argument("--checkpoint", type=Path, required=True)
+    c = text_model_command("complete", "continue prompts, carrying the LSTM state", None, None,
+                           "characters after the prompt (default: the schema's "
+                           "report.completion_length)", cmd_complete)
     c.add_argument("--prompt", nargs="+", required=True, type=_prompt)
-    c.add_argument("--length", type=_count(1), help="characters after the prompt (default: "
-                   "the schema's report.completion_length)")
     c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
     c.add_argument("--temperature", type=_temperature, default=1.0,
                    help="for --methods random (finite, > 0)")
     c.add_argument("--chunk", type=_count(1), default=30, help="prompt steps per forward pass")
-    c.add_argument("--seed", type=_seed, default=0)
-    c.add_argument("--device", type=_device, default="cpu")
-    c.add_argument("--out", type=Path, required=True, help="JSON-lines file")
-    c.set_defaults(func=cmd_complete)
 
     b = sub.add_parser("bench", help="time the training step against a course-style baseline")
     b.add_argument("--cases", nargs="+", choices=("rnn", "lstm", "text"),
@@ -564,9 +490,8 @@ def build_parser():
     r.add_argument("--tables-dir", type=Path, required=True)
     r.add_argument("--figures-dir", type=Path, required=True)
     r.add_argument("--figures", nargs="*", default=[], help="figures to include")
-    cfg = r.add_mutually_exclusive_group(required=True)
-    cfg.add_argument("--config-json", help="the workflow's config as JSON text")
-    cfg.add_argument("--config", type=Path, help="the workflow's config as a JSON file")
+    r.add_argument("--config", type=Path, required=True,
+                   help="the workflow's resolved config (results/report/config.json)")
     r.add_argument("--bench", type=Path, help="rnnrepro bench's CSV, for the appendix")
     r.add_argument("--templates", type=Path, default=None,
                    help="template folder (default: the checkout's report/templates)")

@@ -14,3 +14,25 @@ def hidden_grad_norms(model, digits, targets):
     loss = F.cross_entropy(logits, targets, reduction="sum")
     grads = torch.autograd.grad(loss, hs)
     return torch.stack([g.norm(dim=-1).mean() for g in grads])
+
+
+COLUMNS = ("model", "seed", "k", "distance", "grad_norm")
+
+
+def probe(models, input_length, hidden, batch, init, seeds, threads):
+    """The report's probe: ‖∂L/∂h_k‖ of freshly initialised models (rows of COLUMNS), one
+    batch of palindromes per model and seed, seeded by that seed."""
+    from .data import palindrome_batch
+    from .models import PALINDROME_MODELS
+
+    torch.set_num_threads(threads)
+    rows = []
+    for name in models:
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            model = PALINDROME_MODELS[name](hidden, init=init)
+            x, y = palindrome_batch(batch, input_length, torch.Generator().manual_seed(seed))
+            norms = hidden_grad_norms(model, x, y).tolist()
+            rows += [{"model": name, "seed": seed, "k": k + 1, "distance": len(norms) - k - 1,
+                      "grad_norm": v} for k, v in enumerate(norms)]
+    return rows

@@ -323,3 +323,13 @@ def init_scorecard(tables_dir, threshold, init_study, lr_study):
                          "pattern_match": share, **_row(n, checks[n])})
     return pd.DataFrame(rows, columns=["init", "init_std", "label", "pattern_match", "claim",
                                        "original", "measured", "verdict", "held", "judged"])
+
+
+def write_scorecards(tables_dir, threshold, text_study, init_study, init_lr_study, out,
+                     init_out=None):
+    """scorecard.csv, and where asked the per-initialisation scorecard_init.csv."""
+    from .io import write_table
+
+    write_table(out, scorecard(tables_dir, threshold, text_study))
+    if init_out:
+        write_table(init_out, init_scorecard(tables_dir, threshold, init_study, init_lr_study))

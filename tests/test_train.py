@@ -272,3 +272,18 @@ def test_tensorboard_without_its_package_fails_before_training(tmp_path, monkeyp
     with pytest.raises(RuntimeError, match=r"execution.tensorboard needs the tensorboard package"):
         _train_palindrome(spec, tmp_path, Execution(device="cpu", tensorboard=str(tmp_path / "tb")))
     assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "tb").exists()
+
+
+def test_run_ids_name_every_training_field_that_departs_from_the_defaults():
+    """Runs that train differently can be told apart by name in results/runs/: the readable
+    part carries each training field off its default (what is only recorded, such as
+    eval_every, stays in the hash alone)."""
+    ids = {init: PalindromeSpec(model="lstm", optimizer="adam", init=init, init_std=std).run_id()
+           for init, std in (("default", 0.01), ("xavier", 0.01), ("normal", 1.0))}
+    assert ids["default"].startswith("lstm-adam-len10-seed0-") and ids["default"].count("-") == 4
+    assert ids["xavier"].startswith("lstm-adam-len10-seed0-initxavier-")
+    assert ids["normal"].startswith("lstm-adam-len10-seed0-initnormal-initstd1-")
+    long = PalindromeSpec(model="rnn", lr=0.01, steps=20_000, eval_every=50).run_id()
+    assert long.startswith("rnn-rmsprop-len10-seed0-lr0.01-steps20000-") and "eval" not in long
+    text = TextSpec(temperature=0.5, sample_temperatures=(0.5, 1.0), dropout=0.1).run_id()
+    assert text.startswith("text-rmsprop-T0.5-seed0-dropout0.1-") and "sample" not in text

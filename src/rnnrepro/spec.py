@@ -72,6 +72,13 @@ def _check_types(obj):
             raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
 
 
+def _word(value):
+    """A field value as run-id text: letters, digits, '.', '_' and '-' only."""
+    if isinstance(value, tuple):
+        return "_".join(map(_word, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class _Fields:
     """to_dict / from_dict for the frozen dataclasses below; from_dict names unknown keys."""
 
@@ -167,6 +174,23 @@ class Common(_Fields):
     def label(cls):
         return f"{cls.kind} spec"
 
+    # what a run records, not how it trains: in the id's hash, left out of its readable part
+    OBSERVED = ("eval_every", "eval_size", "log_every", "sample_every", "sample_first",
+                "sample_length", "samples_per_step", "sample_temperatures")
+
+    def prefix(self):
+        """The readable part of the run id: the kind's usual fields (`base`), then every other
+        training field whose value is not its default here, e.g.
+        lstm-adam-len10-seed0-lr0.01-initnormal-initstd1: runs that train differently can be
+        told apart by name."""
+        parts = [self.base()]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            if f.name not in self.BASE + self.OBSERVED and value != default:
+                parts.append(f.name.replace("_", "") + _word(value))
+        return "-".join(parts)
+
     def run_id(self):
         """`<readable prefix>-<hash of every field>`."""
         digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -198,7 +222,9 @@ class PalindromeSpec(Common):
             object.__setattr__(self, "init_std", type(self).init_std)
         _check(self.eval_size >= 1, "eval_size", "must be ≥ 1", self.eval_size)
 
-    def prefix(self):
+    BASE = ("model", "optimizer", "input_length", "seed")
+
+    def base(self):
         return f"{self.model}-{self.optimizer}-len{self.input_length}-seed{self.seed}"
 
 
@@ -241,7 +267,9 @@ class TextSpec(Common):
         temps = tuple(check_temperature(t, "sample_temperatures") for t in self.sample_temperatures)
         object.__setattr__(self, "sample_temperatures", temps)
 
-    def prefix(self):
+    BASE = ("optimizer", "temperature", "seed")
+
+    def base(self):
         return f"text-{self.optimizer}-T{self.temperature:g}-seed{self.seed}"
 
     def sampling_temperatures(self):

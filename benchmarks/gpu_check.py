@@ -45,7 +45,8 @@ from rnnrepro.data import Corpus, palindrome_batch
 from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
 from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
 from rnnrepro.stack import StackedPalindromeTask
-from rnnrepro.train import PalindromeTask, TextTask, fit_unit
+from rnnrepro.train import fit_unit
+from rnnrepro.tasks import PalindromeTask, TextTask
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "gpu-out"))

@@ -25,7 +25,7 @@ import statistics
 
 import torch
 
-from rnnrepro import bench, train
+from rnnrepro import bench, tasks, train
 from rnnrepro.spec import Execution, PalindromeSpec
 from rnnrepro.stack import StackedPalindromeTask
 
@@ -45,7 +45,7 @@ def check(spec, seeds, steps=50, execution=Execution(device="cpu")):
         step()
     worst = 0.0
     for r, one in enumerate(run.task.specs):
-        alone = train.prepare([one], lambda d: train.PalindromeTask(one, d), execution)
+        alone = train.prepare([one], lambda d: tasks.PalindromeTask(one, d), execution)
         one_step = train.make_step(alone.task, alone.opt, alone.params, one)
         for _ in range(steps):
             one_step(alone.gens)
@@ -73,7 +73,7 @@ def main(argv=None):
             diffs = [check(sp, list(range(max(args.seeds))), execution=execution) for sp in (sgd, spec)]
             course = base.PalindromeBaseline(model, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
-            step, impl = bench.project_step(spec, lambda d: train.PalindromeTask(spec, d), execution)
+            step, impl = bench.project_step(spec, lambda d: tasks.PalindromeTask(spec, d), execution)
             impls = [("course", 1, course.step), (f"project ({impl})", 1, step)]
             impls += [(f"{S} seeds batched", S, stacked(spec, list(range(S)), execution)[1])
                       for S in args.seeds]

@@ -220,7 +220,8 @@ def valid_config(edit):
 def resume_from(edit):
     """A resume.pt of PAL (from a run stopped at step 20), edited."""
     def setup(c, out):
-        from rnnrepro.train import PalindromeTask, fit
+        from rnnrepro.train import fit
+        from rnnrepro.tasks import PalindromeTask
         from rnnrepro.spec import Execution
 
         scratch = c.tmp.parent / f"{c.tmp.name}-scratch"

@@ -13,7 +13,8 @@ import torch
 from rnnrepro.io import CheckpointError, load_checkpoint
 from rnnrepro.sampling import pick
 from rnnrepro.spec import Execution, PalindromeSpec, TextSpec, check_temperature
-from rnnrepro.train import PalindromeTask, fit, train_text
+from rnnrepro.train import fit, train_text
+from rnnrepro.tasks import PalindromeTask
 
 CPU = Execution(device="cpu", checkpoint_every=20)
 

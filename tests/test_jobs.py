@@ -19,7 +19,8 @@ from rnnrepro import bptt, jobs
 from rnnrepro.spec import Execution, PalindromeSpec
 from rnnrepro.stack import StackedPalindromeTask, stack_key
 from rnnrepro.studies import Run, cli_args
-from rnnrepro.train import PalindromeTask, fit, fit_unit
+from rnnrepro.train import fit, fit_unit
+from rnnrepro.tasks import PalindromeTask
 
 CPU = Execution(device="cpu")
 BASE = dict(model="rnn", optimizer="sgd", lr=0.05, input_length=4, steps=40, eval_every=20,

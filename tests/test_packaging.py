@@ -183,7 +183,8 @@ def test_every_rules_code_inputs_are_the_modules_its_command_imports():
                                               "figures.py", "io.py", "cli.py"}
     assert "plots.py" in sources.command("figure") and "scorecard.py" in sources.command("figure")
     assert set(jobs.TRAINING_MODULES) == {"spec.py", "models.py", "bptt.py", "data.py", "train.py",
-                                          "stack.py", "sampling.py", "io.py"}
+                                          "tasks.py", "fastpath.py", "stack.py", "sampling.py",
+                                          "io.py"}
     rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     listed = re.findall(r"^\s+code=(.*)$", rules, re.M)
     assert listed and all(c.startswith(("command_code(", "TRAIN_CODE")) for c in listed), listed

@@ -120,7 +120,7 @@ def test_text_training_temperature_divides_the_logits():
     import torch.nn.functional as F
 
     from rnnrepro.data import Corpus
-    from rnnrepro.train import TextTask
+    from rnnrepro.tasks import TextTask
 
     corpus = Corpus("abcdefghij" * 100)
     torch.manual_seed(0)

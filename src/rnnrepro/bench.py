@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from . import train
+from . import fastpath, tasks, train
 from .spec import Execution, PalindromeSpec, TextSpec
 
 COLUMNS = ("case", "implementation", "impl", "threads", "steps_per_s", "ratio_to_baseline",
@@ -148,7 +148,7 @@ def plain_lstm_step(spec, corpus):
     lstm = nn.LSTM(V, spec.hidden, spec.layers, batch_first=True)
     head = nn.Linear(spec.hidden, V)
     params = [*lstm.parameters(), *head.parameters()]
-    opt = train.make_optimizer(spec, params)
+    opt = fastpath.make_optimizer(spec, params)
     gen = torch.Generator().manual_seed(spec.seed)
 
     def step():
@@ -178,12 +178,12 @@ def build(case, threads, baseline, corpus=None):
         course = baseline.PalindromeBaseline(case, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
         impls = [("course", "", course.step)]
-        step, impl = project_step(spec, lambda d: train.PalindromeTask(spec, d), execution)
+        step, impl = project_step(spec, lambda d: tasks.PalindromeTask(spec, d), execution)
         impls.append(("project", impl, step))
         for other in ("fused", "bptt"):
             if other != impl:
                 def make(d, other=other):
-                    return train.PalindromeTask(spec, d, other)
+                    return tasks.PalindromeTask(spec, d, other)
 
                 impls.append((f"project:{other}", other, project_step(spec, make, execution)[0]))
         mms = palindrome_matmuls(spec, 4 if case == "lstm" else 1)
@@ -192,7 +192,7 @@ def build(case, threads, baseline, corpus=None):
     course = baseline.TextBaseline(corpus.text, spec.batch, spec.seq_length, spec.hidden,
                                    spec.layers, spec.optimizer, spec.lr, spec.max_norm, spec.seed)
     impls = [("course", "", course.step)]
-    step, impl = project_step(spec, lambda d: train.TextTask(spec, d, corpus), execution)
+    step, impl = project_step(spec, lambda d: tasks.TextTask(spec, d, corpus), execution)
     impls.append(("project", impl, step))
     impls.append(("plain-nn.LSTM", "", plain_lstm_step(spec, corpus)))
     mms = text_matmuls(spec, len(corpus.vocab))

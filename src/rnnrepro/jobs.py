@@ -355,7 +355,8 @@ class Job:
         """Train a unit; returns the error of each member (None where it finished)."""
         from . import data as D
         from .stack import StackedPalindromeTask
-        from .train import PalindromeTask, TextTask, fit_unit
+        from .tasks import PalindromeTask, TextTask
+        from .train import fit_unit
 
         ex = self.execution
         specs = [m.entry.spec for m in members]

@@ -27,7 +27,8 @@ from torch import nn
 from . import data as D
 from .bptt import layer
 from .models import PALINDROME_MODELS
-from .train import Task, flat_parameters, palindrome_metadata
+from .fastpath import flat_parameters
+from .tasks import Task, palindrome_metadata
 
 # The stacked parameters are strided views of the (S, P) buffer, and so are their gradients,
 # laid out alike: torch notes that this is not the layout it would give a gradient. Nothing

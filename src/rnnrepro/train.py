@@ -9,29 +9,28 @@ While a run is going, resume.pt holds everything needed to continue it exactly.
 `fit_unit` trains a unit of S runs side by side: one run (S = 1, the task of one model),
 or a stack of palindrome runs of one shape in one batched step (stack.py). Every run keeps
 its own directory, files, checkpoint and divergence check whatever the unit.
+
+The tasks (what one run of a kind trains on) are in tasks.py; the speed machinery, and every
+use of torch's private API, in fastpath.py.
 """
 
-import inspect
 import logging
 import math
 import time
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
 from . import data as D
 from . import events
-from .io import (EVALS, METRICS, TIMING, CheckpointError, describe_device, load_checkpoint,
-                 precision, set_aside, torch_save, torch_saves, versions, write_csv, write_json,
-                 write_jsonl)
-from .spec import SPECS, Execution
-from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
-                     lstm_cell_formula)
+from .fastpath import (GraphStep, flat_parameters, keep_freed_memory, make_optimizer,
+                       optimizer_step, poison_mask, stack_update, zero_grads)
+from .io import (CheckpointError, describe_device, load_checkpoint, METRICS, TIMING, precision,
+                 set_aside, torch_save, torch_saves, versions, write_csv, write_json, write_jsonl)
 from .progress import progress
-from .sampling import samples_at
+from .spec import SPECS, Execution
+from .tasks import PalindromeTask, TextTask, resolve_impl
 
 log = logging.getLogger("rnnrepro")
 
@@ -60,291 +59,6 @@ def make_deterministic():
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def _skip_dynamo_import():
-    """Spare every job about 1.4 s (more than importing torch): torch wraps the Optimizer
-    methods that __init__ calls with `torch._disable_dynamo`, which imports torch._dynamo on
-    the first call only to mark them as not to be compiled. Nothing here is compiled, so
-    mark them done before that. Skipped if dynamo is already imported, or if torch's wrapper
-    is not the one this expects (then torch imports dynamo as usual)."""
-    import sys
-
-    if "torch._dynamo" in sys.modules:
-        return
-    try:
-        probe = torch._disable_dynamo(lambda: None).__code__
-    except AttributeError:
-        return
-    for cls in (torch.optim.Optimizer,):
-        for fn in vars(cls).values():
-            inner = getattr(fn, "__wrapped__", None)
-            if getattr(fn, "__code__", None) is probe and inner is not None:
-                setattr(inner, "__dynamo_disable", inner)
-
-
-def keep_freed_memory():
-    """Let freed memory stay in this process instead of going back to the OS.
-
-    glibc serves blocks above a size threshold (128 KiB at first) with fresh mmap'd pages
-    and unmaps them on free, so the activations a training step allocates (a few MB) page
-    fault and get zeroed anew every step; measured here that cost the hand-written LSTM step
-    a fifth of its time and the course baseline's text step a quarter. Raising the mmap
-    threshold to its maximum (32 MiB) and the trim threshold above it keeps such blocks on
-    the heap for the next step. No effect on results; a no-op where glibc's `mallopt` is
-    missing. Returns whether it applied.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20))
-
-
-def optimizer_step(opt):
-    """`opt.step()`, minus the import of torch._dynamo (about 1.3 s) that torch's step wrapper
-    does on the first call, for a graph break that matters only under torch.compile. While
-    torch._dynamo is not loaded, this calls the unwrapped step under no_grad (what the
-    wrapper does, for a non-differentiable optimizer; no step hooks are used here) and
-    notes the call for an LR scheduler; otherwise it calls `opt.step()`. Same arithmetic."""
-    import sys
-
-    if "torch._dynamo" in sys.modules or opt.defaults.get("differentiable"):
-        return opt.step()
-    with torch.no_grad():
-        inspect.unwrap(type(opt).step)(opt)
-    opt._opt_called = True
-
-
-def flat_parameters(params, lead=0):
-    """One buffer for all of `params` and one for their gradients: each parameter and its
-    .grad become views into them, and the single flat Parameter returned is what the
-    optimizer and the gradient clipping see. They then run a few ops on one tensor instead
-    of a few per parameter: on CPU about a tenth of the vanilla RNN's step, measured here.
-    `prepare` uses it where it measured faster: the hand-written path (impl bptt) on CPU.
-    The optimizers' arithmetic is elementwise, so the update is the same to the bit; only
-    when the clipping bites may its coefficient differ in the last bit (the norm is summed in
-    another order). Tests check both. The gradient buffer is zeroed, never dropped
-    (`zero_grads`): backward accumulates into the views. With `lead` > 0 the parameters are
-    stacks of runs sharing their first `lead` dimensions, and the buffers keep those
-    dimensions: (*lead, P), each run's parameters in one row (benchmarks/seed_batching.py)."""
-    flat = torch.nn.Parameter(torch.cat([p.detach().flatten(lead) for p in params], dim=-1))
-    flat.grad = torch.zeros_like(flat)
-    flat.flat_views = True
-    offset = 0
-    for p in params:
-        n = p.shape[lead:].numel()
-        p.data = flat.data[..., offset:offset + n].view_as(p)
-        p.grad = flat.grad[..., offset:offset + n].view_as(p)
-        offset += n
-    return flat
-
-
-def zero_grads(params):
-    for p in params:
-        if getattr(p, "flat_views", False):
-            p.grad.zero_()
-        else:
-            p.grad = None
-
-
-def make_optimizer(spec, params, capturable=False):
-    """`capturable` keeps the optimizer's step counters on the device (a CUDA graph needs it)."""
-    _skip_dynamo_import()
-    extra = {"capturable": True} if capturable else {}
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, **extra)
-    if spec.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=spec.lr, momentum=spec.momentum, **extra)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
-
-
-# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured.
-# On CPU (2-core AMD EPYC, 1 and 2 threads) torch's fused LSTM kernel beat the hand-written
-# recurrence for the palindrome LSTM (115 vs 107 steps/s at one thread), and the
-# hand-written recurrence beat torch's RNN kernel (a loop of small ops on CPU) for the
-# vanilla RNN (388 vs 309). On CUDA one cuDNN kernel beats any per-step Python loop.
-AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
-
-
-def resolve_impl(model, impl, device):
-    """The path a palindrome run of `model` takes on `device` for the execution's `impl`:
-    fused, loop, bptt or graph."""
-    if impl == "graph" and device.type != "cuda":
-        log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
-        impl = "auto"
-    if impl == "auto":
-        impl = AUTO_IMPL.get((device.type, model), "fused")
-    return impl
-
-
-def palindrome_metadata(spec, model):
-    d = model.W_x.shape[1]
-    return {
-        "init": {"scheme": spec.init, "std": spec.init_std if spec.init == "normal" else None,
-                 "description": INIT_DOC[spec.init]},
-        "parameters": count_parameters(model),
-        "cell_parameters": model.cell_parameters() if spec.model == "lstm" else None,
-        "cell_formula": lstm_cell_formula(spec.hidden, d) if spec.model == "lstm" else None,
-        "input_dim": d,
-    }
-
-
-class Task:
-    """What `fit_unit` asks of every task, where a task has nothing to add."""
-
-    stacked = False
-
-    def scheduler(self, opt):
-        return None
-
-    def wants(self, step):
-        return False
-
-    def after_step(self, step, state, out):
-        pass
-
-    def identity(self, r=0):
-        """What a run's resume.pt must have been written with, beyond its run id."""
-        return {}
-
-
-class SingleRun(Task):
-    """The parts of a one-run task (S = 1) that `fit_unit` asks every task for."""
-
-    S = 1
-
-    def params(self):
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def member_state(self, r=0):
-        return self.model.state_dict()
-
-    def load_member(self, r, state):
-        self.model.load_state_dict(state)
-
-
-class PalindromeTask(SingleRun):
-    eval_columns = EVALS["palindrome"]
-
-    def __init__(self, spec, device, impl="auto"):
-        self.spec, self.device = spec, device
-        cls = PALINDROME_MODELS[spec.model]
-        self.model = cls(spec.hidden, onehot=spec.input_encoding == "onehot",
-                         init=spec.init, init_std=spec.init_std).to(device)
-        self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
-        self.impl = resolve_impl(spec.model, impl, device)
-        model = self.model
-        # graph: the fused path, captured with the rest of the step (GraphStep)
-        self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
-                        "loop": partial(model, fast=False), "bptt": model.forward_bptt}[self.impl]
-
-    def batch(self, gen):
-        return D.palindrome_batch(self.spec.batch, self.spec.input_length, gen, self.device)
-
-    def loss(self, x, y):
-        logits = self.forward(x)
-        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
-
-    @torch.no_grad()
-    def evaluate(self):
-        self.model.eval()
-        loss = correct = 0.0
-        for x, y in zip(*(t.split(4096) for t in self.test)):
-            logits = self.forward(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(-1) == y).sum().item()
-        self.model.train()
-        n = len(self.test[1])
-        return [{"loss": loss / n, "accuracy": correct / n}]
-
-    def metadata(self, r=0):
-        return palindrome_metadata(self.spec, self.model)
-
-    def checkpoint_extra(self, r=0):
-        return {"kind": "palindrome", "spec": self.spec.to_dict()}
-
-
-class TextTask(SingleRun):
-    eval_columns = EVALS["text"]
-    # torch's LSTM kernel on every device: a hand-written first layer (bptt.layer on the
-    # one-hot ids) measured no faster on CPU once the allocator stopped page faulting, and
-    # a hand-written second layer slower; so training runs the same `forward` as sampling.
-    # impl graph captures that step in a CUDA graph where nothing in it changes between
-    # steps but the batch (no dropout, no learning-rate schedule).
-
-    def __init__(self, spec, device, corpus, impl="auto"):
-        corpus.check_length(spec.seq_length)
-        self.spec, self.device, self.corpus = spec, device, corpus
-        self.impl = ("graph" if impl == "graph" and device.type == "cuda" and spec.dropout == 0
-                     and spec.lr_decay == 1 else "fused")
-        self.model = TextGenerationModel(len(corpus.vocab), spec.hidden, spec.layers,
-                                         spec.dropout).to(device)
-        self.data = corpus.data.to(device)
-        self.val = [t.to(device) for t in corpus.validation(spec.seq_length)]
-        self.sample_steps = set(spec.sample_steps())
-
-    def batch(self, gen):
-        s = self.spec
-        return self.corpus.batch(s.batch, s.seq_length, gen, self.device, self.data)
-
-    def loss(self, x, y):
-        logits, _ = self.model(x)
-        logits = logits / self.spec.temperature
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        return loss, (logits.argmax(-1) == y).float().mean()
-
-    @torch.no_grad()
-    def evaluate(self):
-        self.model.eval()
-        loss = correct = 0.0
-        for x, y in zip(*(t.split(512) for t in self.val)):
-            logits = self.model(x)[0] / self.spec.temperature
-            loss += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
-            correct += (logits.argmax(-1) == y).sum().item()
-        self.model.train()
-        n = self.val[1].numel()
-        return [{"loss": loss / n, "accuracy": correct / n, "bpc": loss / n / math.log(2)}]
-
-    def scheduler(self, opt):
-        if self.spec.lr_decay < 1:
-            return torch.optim.lr_scheduler.StepLR(opt, self.spec.lr_step, self.spec.lr_decay)
-        return None
-
-    def wants(self, step):
-        return step in self.sample_steps
-
-    def after_step(self, step, state, out):
-        """At a sample step: keep a checkpoint of the weights and record samples."""
-        if step not in self.sample_steps:
-            return
-        s = self.spec
-        torch_save(self.checkpoint_extra() | {"step": step, "model": self.model.state_dict()},
-                   Path(out) / "checkpoints" / f"step_{step:06d}.pt")
-        gen = torch.Generator(device=self.device).manual_seed(D.derived_seed(s.seed, "samples", step))
-        first = torch.randint(len(self.corpus.vocab), (s.samples_per_step,), generator=gen,
-                              device=self.device)
-        state["samples"] += samples_at(self.model, self.corpus.vocab, first, s.sample_length,
-                                       s.sampling_temperatures(), gen, step)
-
-    def metadata(self, r=0):
-        return {
-            "init": {"scheme": "pytorch-default",
-                     "description": "torch.nn.LSTM and nn.Linear defaults: U(-1/sqrt(n), 1/sqrt(n))"},
-            "parameters": count_parameters(self.model),
-            "corpus": self.corpus.stats(),
-        }
-
-    def checkpoint_extra(self, r=0):
-        return {"kind": "text", "spec": self.spec.to_dict(), "vocab": self.corpus.vocab}
-
-    def identity(self, r=0):
-        return {"corpus_sha256": self.corpus.sha256}
 
 
 def train_palindrome(spec, out, execution=Execution(), **kw):
@@ -382,10 +96,6 @@ def prepare(specs, make_task, execution=Execution()):
                            gens=[torch.Generator(device=device).manual_seed(s.seed) for s in specs])
 
 
-def _draw(task, gens):
-    return task.batch(gens) if task.stacked else task.batch(gens[0])
-
-
 def make_step(task, opt, params, spec, sched=None):
     """The training step, as `fit_unit` runs it and `rnnrepro bench` times it.
 
@@ -401,8 +111,8 @@ def make_step(task, opt, params, spec, sched=None):
     if task.stacked:
         def step(gens, poison=()):
             x, y = task.batch(gens)
-            mask = _poison_mask(task, poison) if poison else None
-            return _stack_update(task, opt, params, spec.max_norm, x, y, mask)
+            mask = poison_mask(task, poison) if poison else None
+            return stack_update(task, opt, params, spec.max_norm, x, y, mask)
 
         return step
 
@@ -420,97 +130,6 @@ def make_step(task, opt, params, spec, sched=None):
         return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
 
     return step
-
-
-def _stack_update(task, opt, params, max_norm, x, y, mask=None):
-    """One step of a stack on a batch: each run's loss (times `mask`), backward, each run's
-    clipping, the optimizer; (S, 3) loss, accuracy and gradient norm before clipping."""
-    zero_grads(params)  # the stack's gradients are views of one kept buffer
-    losses, accs = task.loss(x, y)
-    if mask is not None:
-        losses = losses * mask
-    losses.sum().backward()
-    norms = task.clip(max_norm)
-    optimizer_step(opt)
-    return torch.stack((losses.detach(), accs, norms), 1)
-
-
-def _poison_mask(task, poison):
-    mask = torch.ones(task.S, device=task.device)
-    mask[list(poison)] = float("nan")
-    return mask
-
-
-class GraphStep:
-    """The step captured in one CUDA graph and replayed: one run's fused palindrome step, or
-    a stack's batched step.
-
-    A fixed-shape step is a few hundred tiny kernels; replaying them as one graph removes
-    the launch cost that bounds these models on a GPU. The batches are still drawn eagerly
-    from the runs' generators (so the data are those of the eager step) and copied into the
-    graph's static inputs; loss, accuracy and gradient norm come out in a static (S, 3)
-    tensor (valid until the next call, and copied out by `fit_unit` before it). The losses
-    are multiplied by a static mask: 1, or NaN for a run at an injected step. Warm-up steps
-    (needed before capture) are undone: parameters and optimizer state are put back as
-    they were.
-    """
-
-    WARMUP = 3
-
-    def __init__(self, task, opt, params, spec):
-        if task.device.type != "cuda":
-            raise RuntimeError("GraphStep needs CUDA")
-        self.task, self.opt, self.params, self.spec = task, opt, params, spec
-        shapes = [torch.Generator(device=task.device).manual_seed(0)] * task.S
-        x, y = _draw(task, shapes)  # shapes only
-        self.x, self.y = x.clone(), y.clone()
-        self.poison = torch.ones(task.S, device=task.device)
-        saved_params = [p.detach().clone() for p in params]
-        saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
-                       for p, st in opt.state.items()}
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.WARMUP):
-                zero_grads(params)
-                self._body()
-        torch.cuda.current_stream().wait_stream(side)
-        with torch.no_grad():
-            for p, v in zip(params, saved_params):
-                p.copy_(v)
-            for p, st in opt.state.items():
-                old = saved_state.get(p, {})
-                for k, v in st.items():
-                    if torch.is_tensor(v):  # state the warm-up created starts from zero
-                        v.copy_(old[k]) if k in old else v.zero_()
-                    elif k in old:
-                        st[k] = old[k]
-        zero_grads(params)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.out = self._body()
-
-    def _body(self):
-        task, max_norm = self.task, self.spec.max_norm
-        if task.stacked:
-            return _stack_update(task, self.opt, self.params, max_norm, self.x, self.y, self.poison)
-        loss, acc = task.loss(self.x, self.y)
-        loss = loss * self.poison[0]
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
-        optimizer_step(self.opt)
-        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
-
-    def __call__(self, gens, poison=()):
-        x, y = _draw(self.task, gens)
-        self.x.copy_(x)
-        self.y.copy_(y)
-        if poison:
-            self.poison[list(poison)] = float("nan")
-        self.graph.replay()
-        if poison:
-            self.poison.fill_(1.0)
-        return self.out
 
 
 # --- optimizer state across layouts ---------------------------------------------------------

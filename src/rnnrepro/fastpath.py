@@ -1,0 +1,207 @@
+"""The speed machinery of the training step, and the one module that reaches into torch's
+private API (torch._disable_dynamo, an optimizer's unwrapped step, glibc's allocator): each
+use says what it saves, measured in benchmarks/README.md, and how it falls back where torch
+or the C library is not what it expects. None of it changes a result: the tests compare
+each fast path with the plain one.
+"""
+
+import inspect
+
+import torch
+
+
+def _skip_dynamo_import():
+    """Spare every job about 1.4 s (more than importing torch): torch wraps the Optimizer
+    methods that __init__ calls with `torch._disable_dynamo`, which imports torch._dynamo on
+    the first call only to mark them as not to be compiled. Nothing here is compiled, so
+    mark them done before that. Skipped if dynamo is already imported, or if torch's wrapper
+    is not the one this expects (then torch imports dynamo as usual)."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    try:
+        probe = torch._disable_dynamo(lambda: None).__code__
+    except AttributeError:
+        return
+    for cls in (torch.optim.Optimizer,):
+        for fn in vars(cls).values():
+            inner = getattr(fn, "__wrapped__", None)
+            if getattr(fn, "__code__", None) is probe and inner is not None:
+                setattr(inner, "__dynamo_disable", inner)
+
+
+def keep_freed_memory():
+    """Let freed memory stay in this process instead of going back to the OS.
+
+    glibc serves blocks above a size threshold (128 KiB at first) with fresh mmap'd pages
+    and unmaps them on free, so the activations a training step allocates (a few MB) page
+    fault and get zeroed anew every step; measured here that cost the hand-written LSTM step
+    a fifth of its time and the course baseline's text step a quarter. Raising the mmap
+    threshold to its maximum (32 MiB) and the trim threshold above it keeps such blocks on
+    the heap for the next step. No effect on results; a no-op where glibc's `mallopt` is
+    missing. Returns whether it applied.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20))
+
+
+def optimizer_step(opt):
+    """`opt.step()`, minus the import of torch._dynamo (about 1.3 s) that torch's step wrapper
+    does on the first call, for a graph break that matters only under torch.compile. While
+    torch._dynamo is not loaded, this calls the unwrapped step under no_grad (what the
+    wrapper does, for a non-differentiable optimizer; no step hooks are used here) and
+    notes the call for an LR scheduler; otherwise it calls `opt.step()`. Same arithmetic."""
+    import sys
+
+    if "torch._dynamo" in sys.modules or opt.defaults.get("differentiable"):
+        return opt.step()
+    with torch.no_grad():
+        inspect.unwrap(type(opt).step)(opt)
+    opt._opt_called = True
+
+
+def flat_parameters(params, lead=0):
+    """One buffer for all of `params` and one for their gradients: each parameter and its
+    .grad become views into them, and the single flat Parameter returned is what the
+    optimizer and the gradient clipping see. They then run a few ops on one tensor instead
+    of a few per parameter: on CPU about a tenth of the vanilla RNN's step, measured here.
+    `prepare` uses it where it measured faster: the hand-written path (impl bptt) on CPU.
+    The optimizers' arithmetic is elementwise, so the update is the same to the bit; only
+    when the clipping bites may its coefficient differ in the last bit (the norm is summed in
+    another order). Tests check both. The gradient buffer is zeroed, never dropped
+    (`zero_grads`): backward accumulates into the views. With `lead` > 0 the parameters are
+    stacks of runs sharing their first `lead` dimensions, and the buffers keep those
+    dimensions: (*lead, P), each run's parameters in one row (benchmarks/seed_batching.py)."""
+    flat = torch.nn.Parameter(torch.cat([p.detach().flatten(lead) for p in params], dim=-1))
+    flat.grad = torch.zeros_like(flat)
+    flat.flat_views = True
+    offset = 0
+    for p in params:
+        n = p.shape[lead:].numel()
+        p.data = flat.data[..., offset:offset + n].view_as(p)
+        p.grad = flat.grad[..., offset:offset + n].view_as(p)
+        offset += n
+    return flat
+
+
+def zero_grads(params):
+    for p in params:
+        if getattr(p, "flat_views", False):
+            p.grad.zero_()
+        else:
+            p.grad = None
+
+
+def make_optimizer(spec, params, capturable=False):
+    """`capturable` keeps the optimizer's step counters on the device (a CUDA graph needs it)."""
+    _skip_dynamo_import()
+    extra = {"capturable": True} if capturable else {}
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, **extra)
+    if spec.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=spec.lr, momentum=spec.momentum, **extra)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
+
+
+def draw_batch(task, gens):
+    return task.batch(gens) if task.stacked else task.batch(gens[0])
+
+
+def stack_update(task, opt, params, max_norm, x, y, mask=None):
+    """One step of a stack on a batch: each run's loss (times `mask`), backward, each run's
+    clipping, the optimizer; (S, 3) loss, accuracy and gradient norm before clipping."""
+    zero_grads(params)  # the stack's gradients are views of one kept buffer
+    losses, accs = task.loss(x, y)
+    if mask is not None:
+        losses = losses * mask
+    losses.sum().backward()
+    norms = task.clip(max_norm)
+    optimizer_step(opt)
+    return torch.stack((losses.detach(), accs, norms), 1)
+
+
+def poison_mask(task, poison):
+    mask = torch.ones(task.S, device=task.device)
+    mask[list(poison)] = float("nan")
+    return mask
+
+
+class GraphStep:
+    """The step captured in one CUDA graph and replayed: one run's fused palindrome step, or
+    a stack's batched step.
+
+    A fixed-shape step is a few hundred tiny kernels; replaying them as one graph removes
+    the launch cost that bounds these models on a GPU. The batches are still drawn eagerly
+    from the runs' generators (so the data are those of the eager step) and copied into the
+    graph's static inputs; loss, accuracy and gradient norm come out in a static (S, 3)
+    tensor (valid until the next call, and copied out by `fit_unit` before it). The losses
+    are multiplied by a static mask: 1, or NaN for a run at an injected step. Warm-up steps
+    (needed before capture) are undone: parameters and optimizer state are put back as
+    they were.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, task, opt, params, spec):
+        if task.device.type != "cuda":
+            raise RuntimeError("GraphStep needs CUDA")
+        self.task, self.opt, self.params, self.spec = task, opt, params, spec
+        shapes = [torch.Generator(device=task.device).manual_seed(0)] * task.S
+        x, y = draw_batch(task, shapes)  # shapes only
+        self.x, self.y = x.clone(), y.clone()
+        self.poison = torch.ones(task.S, device=task.device)
+        saved_params = [p.detach().clone() for p in params]
+        saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
+                       for p, st in opt.state.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP):
+                zero_grads(params)
+                self._body()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():
+            for p, v in zip(params, saved_params):
+                p.copy_(v)
+            for p, st in opt.state.items():
+                old = saved_state.get(p, {})
+                for k, v in st.items():
+                    if torch.is_tensor(v):  # state the warm-up created starts from zero
+                        v.copy_(old[k]) if k in old else v.zero_()
+                    elif k in old:
+                        st[k] = old[k]
+        zero_grads(params)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = self._body()
+
+    def _body(self):
+        task, max_norm = self.task, self.spec.max_norm
+        if task.stacked:
+            return stack_update(task, self.opt, self.params, max_norm, self.x, self.y, self.poison)
+        loss, acc = task.loss(self.x, self.y)
+        loss = loss * self.poison[0]
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
+        optimizer_step(self.opt)
+        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
+
+    def __call__(self, gens, poison=()):
+        x, y = draw_batch(self.task, gens)
+        self.x.copy_(x)
+        self.y.copy_(y)
+        if poison:
+            self.poison[list(poison)] = float("nan")
+        self.graph.replay()
+        if poison:
+            self.poison.fill_(1.0)
+        return self.out

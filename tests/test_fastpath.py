@@ -1,0 +1,141 @@
+"""The fast paths of the training step (tasks.resolve_impl, fastpath.py) compute what the plain
+paths compute: `impl auto`/`graph` resolve and fall back as documented, every CPU path is
+deterministic and learns, the optimizer step without torch's wrapper is the same arithmetic
+and keeps torch._dynamo out of a job, flat parameters train like separate ones, and the
+allocator setting stops the page faults."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnrepro import fastpath, tasks, train
+from rnnrepro.data import Corpus, palindrome_batch
+from rnnrepro.models import LSTM, VanillaRNN
+from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
+
+FAST = dict(eval_size=200)
+CPU = Execution(device="cpu", threads=1)
+
+
+# --- impl resolution, fallback, determinism -------------------------------------------------------
+def test_impl_values_and_auto_resolution():
+    cpu = torch.device("cpu")
+    assert Execution().impl == "auto"
+    assert tasks.resolve_impl("rnn", "auto", cpu) == "bptt"
+    assert tasks.resolve_impl("lstm", "auto", cpu) == "fused"
+    for impl in ("fused", "loop", "bptt"):
+        assert tasks.resolve_impl("lstm", impl, cpu) == impl
+    assert tasks.resolve_impl("rnn", "graph", cpu) == "bptt"
+    assert tasks.PalindromeTask(PalindromeSpec(**FAST), cpu, "loop").impl == "loop"
+    corpus = Corpus("abcdefghij" * 100)
+    assert tasks.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
+    assert tasks.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, "graph").impl == "fused"
+
+
+def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
+    spec = dict(model="rnn", input_length=5, steps=60, eval_every=30, **FAST)
+    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "graph", Execution(device="cpu", impl="graph"))
+    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "auto", CPU)
+    for name in ("metrics.csv", "eval.csv"):
+        assert (tmp_path / "graph" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes()
+    task = tasks.PalindromeTask(PalindromeSpec(**spec), torch.device("cpu"))
+    task.impl = "graph"
+    opt = fastpath.make_optimizer(PalindromeSpec(**spec), list(task.model.parameters()))
+    with pytest.raises(RuntimeError, match="needs CUDA"):
+        train.make_step(task, opt, list(task.model.parameters()), PalindromeSpec(**spec))
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("impl", ["bptt", "fused"])
+def test_every_cpu_path_is_deterministic_and_learns(model, impl, tmp_path):
+    spec = PalindromeSpec(model=model, optimizer="adam", input_length=3, steps=150,
+                          eval_every=150, **FAST)
+    execution = Execution(device="cpu", impl=impl)
+    a = train.train_palindrome(spec, tmp_path / "a", execution)
+    train.train_palindrome(spec, tmp_path / "b", execution)
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+    first = float((tmp_path / "a" / "eval.csv").read_text().splitlines()[1].split(",")[1])
+    assert a["eval_final"]["loss"] < 0.8 * first
+
+
+# --- the optimizer step without torch's wrapper -----------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_optimizer_step_is_torchs_step(optimizer):
+    spec = PalindromeSpec(optimizer=optimizer, momentum=0.5 if optimizer != "adam" else 0.0)
+    models = []
+    for step in (lambda o: o.step(), fastpath.optimizer_step):
+        torch.manual_seed(7)
+        model = VanillaRNN(8)
+        opt = fastpath.make_optimizer(spec, list(model.parameters()))
+        x, y = palindrome_batch(16, 5, torch.Generator().manual_seed(8))
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            step(opt)
+        models.append(model)
+    for p, q in zip(*(m.parameters() for m in models)):
+        assert torch.equal(p, q)
+
+
+def test_a_training_job_does_not_import_dynamo(tmp_path):
+    code = ("import sys; from rnnrepro.spec import PalindromeSpec; "
+            "from rnnrepro.train import train_palindrome; "
+            f"train_palindrome(PalindromeSpec(steps=3, eval_size=50), {str(tmp_path)!r}); "
+            "print('torch._dynamo' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+# --- flat parameters and the allocator ---------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("cls", [LSTM, VanillaRNN])
+@pytest.mark.parametrize("max_norm", [1e6, 0.05])
+def test_flat_parameters_train_like_separate_ones(optimizer, cls, max_norm):
+    """The optimizer on one flat tensor gives the same parameters, bit for bit; when the
+    clipping bites, its coefficient (the norm summed in another order) may differ in the
+    last bit. The parameters and their gradients stay views of the flat buffers."""
+    spec = PalindromeSpec(optimizer=optimizer, momentum=0.5 if optimizer != "adam" else 0.0,
+                          max_norm=max_norm)
+    models, norms = [], []
+    for flat in (False, True):
+        torch.manual_seed(9)
+        model = cls(12)
+        params = list(model.parameters())
+        if flat:
+            params = [fastpath.flat_parameters(params)]
+        opt = fastpath.make_optimizer(spec, params)
+        gen = torch.Generator().manual_seed(10)
+        for _ in range(6):
+            x, y = palindrome_batch(16, 5, gen)
+            fastpath.zero_grads(params)
+            F.cross_entropy(model.forward_bptt(x), y).backward()
+            norms.append(torch.nn.utils.clip_grad_norm_(params, spec.max_norm).item())
+            fastpath.optimizer_step(opt)
+        models.append(model)
+    (flat,) = params
+    for p, q in zip(*(m.parameters() for m in models)):
+        assert torch.equal(p, q) if max_norm > 1 else torch.allclose(p, q, rtol=1e-5, atol=1e-7)
+    assert (max(norms) > max_norm) == (max_norm < 1)  # the clipping bit in one case only
+    start = flat.data_ptr()
+    for p in models[1].parameters():
+        assert p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+        assert p.grad.untyped_storage().data_ptr() == flat.grad.untyped_storage().data_ptr()
+        assert start <= p.data_ptr() < start + flat.numel() * flat.element_size()
+
+
+def test_training_steps_do_not_page_fault_after_warm_up():
+    """`keep_freed_memory` (called by `prepare`) keeps the step's activations on the heap:
+    without it glibc unmaps them after every step and each step faults ~1000 pages afresh."""
+    resource = pytest.importorskip("resource")
+    spec = PalindromeSpec(model="lstm", input_length=10, batch=128, **FAST)
+    run = train.prepare([spec], lambda d: tasks.PalindromeTask(spec, d, "bptt"), CPU)
+    step = train.make_step(run.task, run.opt, run.params, spec)
+    for _ in range(5):
+        step(run.gens)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        step(run.gens)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20 < 100

@@ -169,3 +169,10 @@ def test_text_model_carries_state_across_chunks():
     assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-6)
     assert torch.allclose(state[0], h, atol=1e-6) and torch.allclose(state[1], c, atol=1e-6)
     assert h.shape == (2, 3, 8)
+
+
+def test_every_palindrome_model_a_spec_can_name_and_no_other():
+    from rnnrepro.models import PALINDROME_MODELS
+    from rnnrepro.spec import MODELS
+
+    assert tuple(PALINDROME_MODELS) == MODELS

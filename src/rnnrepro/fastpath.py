@@ -80,7 +80,7 @@ def flat_parameters(params, lead=0):
     another order). Tests check both. The gradient buffer is zeroed, never dropped
     (`zero_grads`): backward accumulates into the views. With `lead` > 0 the parameters are
     stacks of runs sharing their first `lead` dimensions, and the buffers keep those
-    dimensions: (*lead, P), each run's parameters in one row (benchmarks/seed_batching.py)."""
+    dimensions: (*lead, P), each run's parameters in one row (stack.py's batched runs)."""
     flat = torch.nn.Parameter(torch.cat([p.detach().flatten(lead) for p in params], dim=-1))
     flat.grad = torch.zeros_like(flat)
     flat.flat_views = True

@@ -184,7 +184,7 @@ class PhasedLSTM(LSTM):
         return self.forward(digits, times)
 
 
-PALINDROME_MODELS = {"rnn": VanillaRNN, "lstm": LSTM, "plstm": PhasedLSTM}
+PALINDROME_MODELS = {"rnn": VanillaRNN, "lstm": LSTM}  # spec.MODELS; PhasedLSTM: its gate only
 
 
 def initialise(model, scheme="default", std=0.01):

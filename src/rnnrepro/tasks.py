@@ -20,11 +20,8 @@ from .sampling import samples_at
 log = logging.getLogger("rnnrepro")
 
 
-# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured.
-# On CPU (2-core AMD EPYC, 1 and 2 threads) torch's fused LSTM kernel beat the hand-written
-# recurrence for the palindrome LSTM (115 vs 107 steps/s at one thread), and the
-# hand-written recurrence beat torch's RNN kernel (a loop of small ops on CPU) for the
-# vanilla RNN (388 vs 309). On CUDA one cuDNN kernel beats any per-step Python loop.
+# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured
+# (benchmarks/README.md, "impl auto"); on CUDA one cuDNN kernel beats any per-step loop.
 AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
 
 

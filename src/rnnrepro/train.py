@@ -85,9 +85,8 @@ def prepare(specs, make_task, execution=Execution()):
     torch.manual_seed(specs[0].seed)
     task = make_task(device)
     params = task.params()
-    # Measured on CPU jobs: RNN (impl bptt) 327-331 steps/s flat, 292-320 not; LSTM with
-    # torch's kernel (impl fused) 85-86 flat, 88-90 not. On CUDA torch's optimizers already
-    # batch the parameters into foreach kernels. (A stack is always one flat buffer.)
+    # Flat only where it measured faster (benchmarks/README.md, "Flat parameters"): the
+    # hand-written path on CPU. (A stack is always one flat buffer.)
     if not task.stacked and device.type == "cpu" and task.impl == "bptt":
         params = [flat_parameters(params)]
     opt = make_optimizer(specs[0], params, capturable=task.impl == "graph")

@@ -1,6 +1,7 @@
 """Training jobs learn, are deterministic on CPU, resume exactly, and stop on NaN."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 import pytest
 import torch
 
-from rnnrepro.spec import Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.spec import RUN_ID, Execution, PalindromeSpec, SpecError, TextSpec
 from rnnrepro.train import Diverged
 from rnnrepro.train import train_palindrome as _train_palindrome
 from rnnrepro.train import train_text as _train_text
@@ -285,5 +286,8 @@ def test_run_ids_name_every_training_field_that_departs_from_the_defaults():
     assert ids["normal"].startswith("lstm-adam-len10-seed0-initnormal-initstd1-")
     long = PalindromeSpec(model="rnn", lr=0.01, steps=20_000, eval_every=50).run_id()
     assert long.startswith("rnn-rmsprop-len10-seed0-lr0.01-steps20000-") and "eval" not in long
+    for lr in (1e38, 1e-5):  # only the characters of the workflow's run_id wildcard
+        assert re.fullmatch(RUN_ID, PalindromeSpec(lr=lr).run_id())
+    assert PalindromeSpec(lr=1e38).run_id().startswith("lstm-rmsprop-len10-seed0-lr1e38-")
     text = TextSpec(temperature=0.5, sample_temperatures=(0.5, 1.0), dropout=0.1).run_id()
     assert text.startswith("text-rmsprop-T0.5-seed0-dropout0.1-") and "sample" not in text

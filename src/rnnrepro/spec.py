@@ -72,11 +72,14 @@ def _check_types(obj):
             raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
 
 
+RUN_ID = r"[A-Za-z0-9._-]+"  # what a run id is made of (the workflow's wildcard too)
+
+
 def _word(value):
     """A field value as run-id text: letters, digits, '.', '_' and '-' only."""
     if isinstance(value, tuple):
         return "_".join(map(_word, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:g}".replace("+", "") if isinstance(value, float) else str(value)  # 1e38
 
 
 class _Fields:

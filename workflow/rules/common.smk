@@ -14,7 +14,7 @@ from rnnrepro.aggregate import study_table_path
 from rnnrepro.figures import FIGURES, rst_caption
 from rnnrepro.io import atomic_write
 from rnnrepro.latex import NO_TEX, tex_engine
-from rnnrepro.spec import reference_order
+from rnnrepro.spec import RUN_ID, reference_order
 
 # RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
@@ -63,7 +63,7 @@ RUN_DIR = "results/runs/{kind}/{run_id}"
 
 
 wildcard_constraints:
-    run_id=r"[A-Za-z0-9._-]+",
+    run_id=RUN_ID,
     study=r"[A-Za-z][A-Za-z0-9_]*",
     figure=r"[A-Za-z0-9_]+",
 

@@ -193,14 +193,14 @@ def compute(bench=None, summary=None):
                       "--out", str(c.tmp / "compute.csv")]
 
 
-def figure(breaker=None, name="fig01_rnn_rmsprop_loss", studies=("rnn_rmsprop",)):
+def figure(breaker=None, name="fig01_rnn_rmsprop_loss"):
     def argv(c):
         tables = c.w["tables"]
         if breaker:
             tables = c.copy_tables()
             breaker(tables)
-        return ["figure", name, "--tables", str(tables), "--studies", *studies,
-                "--out", str(c.tmp / "f.pdf"), str(c.tmp / "f.png")]
+        return ["figure", name, "--tables", str(tables), "--out", str(c.tmp / "f.pdf"),
+                str(c.tmp / "f.png")]
     return argv
 
 
@@ -373,7 +373,6 @@ CASES = [
      "--benchmarks and --summaries must list the same runs in the same order"),
     # figures and the report
     ("figure-unknown", figure(name="fig99"), 1, "unknown figure 'fig99'; known: fig01_rnn_rmsprop_loss"),
-    ("figure-wrong-studies", figure(studies=()), 1, "figure fig01_rnn_rmsprop_loss draws studies ['rnn_rmsprop']: give one name for each"),
     ("figure-curves-garbage", figure(lambda t: (t / "studies/rnn_rmsprop/curves.csv").write_text("run_id,step\nx,\"open\n")), 1,
      "studies/rnn_rmsprop/curves.csv: not a readable study curves table"),
     ("report-config-not-json", lambda c: ["report", "--tables-dir", str(c.w["tables"]), "--figures-dir", str(c.tmp),
@@ -395,10 +394,12 @@ CASES = [
      "config studies.rnn_adam: model in both set and grid; a field goes in one of them"),
     ("config-text-temperature-0", valid_config(lambda c: c["studies"]["text_temperature"]["grid"].update(temperature=[0.0])), 1,
      "temperature must be finite and > 0"),
-    ("config-report-study-typo", valid_config(lambda c: c.setdefault("report", {}).update(text_study="text_temprature")), 1,
-     "report.text_study: no study named 'text_temprature' in the config (text studies: text_temperature)"),
-    ("config-report-study-wrong-kind", valid_config(lambda c: c.setdefault("report", {}).update(init_study="text_temperature")), 1,
-     "report.init_study: study 'text_temperature' is a text study, and init_study needs a palindrome one"),
+    ("config-report-study-typo", valid_config(lambda c: c["studies"].update(text_temprature=c["studies"].pop("text_temperature"))), 1,
+     "studies.text_temprature: not a study the report reads; did you mean text_temperature?"),
+    ("config-report-study-wrong-kind", valid_config(lambda c: c["studies"].update(init_study={"kind": "text"})), 1,
+     "studies.init_study: the report reads init_study as a palindrome study, and it is a text one"),
+    ("config-report-key-gone", valid_config(lambda c: c.setdefault("report", {}).update(text_study="x")), 1,
+     "'text_study' was unexpected"),
     ("config-seeds-empty", valid_config(lambda c: c.update({"seeds": []})), 1,
      "should be non-empty"),
     ("config-grid-key-typo", valid_config(lambda c: c.update({"studies": {"x": {"kind": "palindrome", "grid": {"hiden": [3]}}}})), 1,
@@ -421,10 +422,10 @@ CASES = [
      "should be non-empty"),
     ("config-corpus-url-scheme", valid_config(lambda c: c.update({"corpus": {"urls": ["ftp://x"], "sha256": "0" * 64, "path": "d"}})), 1,
      "does not match '^(https?|file)://'"),
-    ("config-init-study-typo", valid_config(lambda c: c.update({"report": {"init_study": "init_studdy"}})), 1,
-     "report.init_study: no study named 'init_studdy'"),
-    ("config-text-study-wrong-kind", valid_config(lambda c: c.update({"report": {"text_study": "rnn_adam"}})), 1,
-     "report.text_study: study 'rnn_adam' is a palindrome study, and text_study needs a text one"),
+    ("config-init-study-typo", valid_config(lambda c: c["studies"].update(init_studdy=c["studies"].pop("init_study"))), 1,
+     "studies.init_studdy: not a study the report reads; did you mean init_study?"),
+    ("config-text-study-wrong-kind", valid_config(lambda c: c["studies"].update(text_temperature={"kind": "palindrome"})), 1,
+     "studies.text_temperature: the report reads text_temperature as a text study, and it is a palindrome one"),
     ("config-runs-per-job-negative", valid_config(lambda c: c.update({"execution": {"runs_per_job": -1}})), 1,
      "config execution: runs_per_job must be ≥ 0 (0: auto), got -1"),
     ("config-jobs-per-gpu-0", valid_config(lambda c: c.update({"execution": {"jobs_per_gpu": 0}})), 1,
@@ -459,11 +460,13 @@ CASES = [
      "the text case needs a corpus, and there is none at {tmp}/no.txt"),
     ("bench-threads-0", lambda c: ["bench", "--threads", "0"], 2, "--threads: must be ≥ 1, got 0"),
     ("bench-rounds-0", lambda c: ["bench", "--rounds", "0"], 2, "--rounds: must be ≥ 1, got 0"),
-    ("figure-study-of-another-kind", figure(studies=("text_temperature",)), 1,
-     "figure fig01_rnn_rmsprop_loss cannot draw the studies ['text_temperature']"),
+    ("figure-study-of-another-kind", figure(lambda t: (shutil.rmtree(t / "studies/rnn_rmsprop"), shutil.copytree(
+        t / "studies/text_temperature", t / "studies/rnn_rmsprop"))), 1,
+     "figure fig01_rnn_rmsprop_loss cannot draw the studies ['rnn_rmsprop']"),
     ("figure-tables-missing", lambda c: figure()(c)[:2] + ["--tables", str(c.tmp / "none")] + figure()(c)[4:], 1,
      "--tables {tmp}/none: no such folder"),
-    ("figure-study-unknown", figure(studies=("rnn_rmsprp",)), 1, "study rnn_rmsprp has no tables under"),
+    ("figure-study-missing", figure(lambda t: shutil.rmtree(t / "studies/rnn_rmsprop")), 1,
+     "figure fig01_rnn_rmsprop_loss: study rnn_rmsprop has no tables under"),
     ("figure-smoothing-0", lambda c: figure()(c) + ["--smoothing", "0"], 2, "--smoothing: must be ≥ 1, got 0"),
     ("figure-threshold-2", lambda c: figure()(c) + ["--threshold", "2"], 2, "--threshold: must be in (0, 1], got 2"),
     ("scorecard-threshold-nan", lambda c: ["scorecard", "--tables-dir", str(c.w["tables"]), "--threshold", "nan",

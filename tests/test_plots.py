@@ -23,8 +23,7 @@ PALINDROME = {
     "lstm_rmsprop": (LENGTHS, SEEDS, 1, 1e-3), "lstm_adam": (LENGTHS, SEEDS, 1, 1e-3),
     "lstm_adam_lr01": (LENGTHS[-1:], SEEDS, 1, 1e-2),
 }
-STUDIES = {role: role for role in PALINDROME} | {"text": "text_temperature", "init": "init_study",
-                                                  "init_lr": "init_lr01"}
+STUDIES = set(PALINDROME) | {"text_temperature", "init_study", "init_lr01"}
 INITS = (("default", 0.01), ("normal", 1.0), ("normal", 0.001))
 
 
@@ -94,7 +93,7 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
             tables[name] = pd.concat(parts).to_dict("records")
         _write(root, study, **tables)
     if (root / "studies" / "init_study").is_dir():  # what the scorecard rule writes for fig11
-        init_scorecard(root, 0.99, "init_study", "init_lr01").to_csv(root / "scorecard_init.csv",
+        init_scorecard(root, 0.99).to_csv(root / "scorecard_init.csv",
                                                                      index=False)
     k = np.arange(1, 21)
     pd.DataFrame([dict(model=m, seed=s, k=int(i), distance=int(20 - i), grad_norm=float(g))
@@ -109,13 +108,12 @@ def tables(tmp_path_factory):
     return fabricate(tmp_path_factory.mktemp("tables"))
 
 
-def draw(name, tables, studies, smoothing=100, threshold=0.99):  # the schema's defaults
-    return _plots_draw(name, tables, studies, smoothing, threshold)
+def draw(name, tables, present, smoothing=100, threshold=0.99):  # the schema's defaults
+    return _plots_draw(name, tables, smoothing, threshold, present)
 
 
 def _draw(name, tables, studies=None, **kw):
-    return draw(name, tables, {r: (studies or STUDIES)[r] for r in FIGURES[name]["studies"]
-                               if r in (studies or STUDIES)}, **kw)
+    return draw(name, tables, [s for s in FIGURES[name]["studies"] if s in (studies or STUDIES)], **kw)
 
 
 def _texts(fig):
@@ -201,29 +199,30 @@ def test_accuracy_figure_marks_threshold(tables):
 
 
 def test_missing_or_empty_study_draws_a_no_runs_panel(tables, tmp_path):
-    empty = tmp_path / "studies" / "empty"
-    empty.mkdir(parents=True)
-    (empty / "runs.csv").write_text("study,run_id,seed,eval_final_accuracy\n")
-    for name in ("curves", "evals"):
-        (empty / f"{name}.csv").write_text("study,run_id,seed,step,loss,accuracy\n")
+    for study in {s for f in FIGURES.values() for s in f["studies"]}:  # every study, no rows
+        empty = tmp_path / "studies" / study
+        empty.mkdir(parents=True)
+        (empty / "runs.csv").write_text("study,run_id,seed,eval_final_accuracy\n")
+        for name in ("curves", "evals"):
+            (empty / f"{name}.csv").write_text("study,run_id,seed,step,loss,accuracy\n")
     for name in FIGURES:
         if not FIGURES[name]["studies"] and name != "fig_gradient_norms":
             continue
-        fig = draw(name, tmp_path, {r: "empty" for r in FIGURES[name]["studies"]})
+        fig = draw(name, tmp_path, FIGURES[name]["studies"])
         assert any(t == "no runs" for t in _texts(fig)), name
         save(fig, [tmp_path / f"{name}.png"])
-    fig = draw("fig04_rnn_accuracy", tables, {"rnn_adam": "rnn_adam"})   # (b): RNN with Adam only
+    fig = draw("fig04_rnn_accuracy", tables, ["rnn_adam"])   # (b): RNN with Adam only
     assert [[t.get_text() for t in ax.texts] for ax in fig.axes] == [[], ["no runs"], []]
 
 
 def test_text_figure_uses_temperature_nearest_one(tmp_path):
     root = fabricate(tmp_path, steps=200, temperatures=(0.5, 0.9, 2.0), palindrome={})
-    fig = draw("fig09_text_curves", root, {"text": "text_temperature"}, smoothing=50)
+    fig = draw("fig09_text_curves", root, ["text_temperature"], smoothing=50)
     assert "training temperature $T$ = 0.9" in fig.get_suptitle()
     assert "rolling mean over 50 steps" in fig.get_suptitle()
     loss_ax = fig.axes[0]
     assert len(loss_ax.get_lines()) == 2     # training and held-out for the one run
-    fig = draw("fig10_text_temperature", root, {"text": "text_temperature"})
+    fig = draw("fig10_text_temperature", root, ["text_temperature"])
     assert len(fig.axes[0].get_lines()) == 6
     assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == ["$T$ = 0.5", "$T$ = 0.9", "$T$ = 2"]
 

@@ -50,7 +50,7 @@ def test_verdict_words():
 
 
 def test_convergence_claims_are_judged_seed_by_seed(tables):
-    card = scorecard(tables, 0.99, "text_temperature").set_index("claim")
+    card = scorecard(tables, 0.99).set_index("claim")
     assert card.loc[1, "verdict"] == "partly" and card.loc[1, "held"] == 1
     assert card.loc[5, "verdict"] == "partly"
     assert "10: 1/2" in card.loc[1, "measured"]
@@ -60,7 +60,7 @@ def test_convergence_claims_are_judged_seed_by_seed(tables):
 
 
 def test_threshold_is_the_convergence_criterion(tables):
-    card = scorecard(tables, 0.2, "text_temperature").set_index("claim")
+    card = scorecard(tables, 0.2).set_index("claim")
     assert card.loc[1, "verdict"] == "not held"  # 0.3 now counts as converged everywhere
 
 
@@ -71,7 +71,7 @@ def test_views_select_rows_of_another_study(tmp_path):
     t = Tables(tmp_path, views={"rnn_adam": ("init_study", {"model": "rnn", "init": "normal"})})
     rows = t.study("rnn_adam")
     assert set(rows.model) == {"rnn"} and set(rows.init) == {"normal"} and len(rows) == 2
-    card = init_scorecard(tmp_path, 0.99, "init_study", "init_lr01")
+    card = init_scorecard(tmp_path, 0.99)
     assert set(card.label) == {"default U(±1/√n)", "N(0, sd 1)"}
     normal = card[card.init == "normal"].set_index("claim")
     assert "5: 0/1" in normal.loc[1, "measured"] and "10: 0/1" in normal.loc[1, "measured"]

@@ -207,8 +207,8 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     ({"seeds": [2 ** 64]}, "seed must be a whole number in [0, 2**63)"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
      "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),
-    ({"report": {"text_study": "text_temprature"}},
-     "report.text_study: no study named 'text_temprature' in the config (text studies: text_temperature)"),
+    ({"studies": {"text_temprature": {"kind": "text"}, "rnn_adam": {"kind": "palindrome"}}},
+     "studies.text_temprature: not a study the report reads; did you mean text_temperature?"),
 ])
 def test_bad_config_is_refused_before_any_job_naming_the_key(tmp_path, corpus_path, override, expect):
     workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c.update(override))

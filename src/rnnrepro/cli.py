@@ -195,13 +195,11 @@ def _from_schema(args, **keys):
 def cmd_scorecard(args):
     from .scorecard import write_scorecards
 
-    _from_schema(args, threshold="convergence_threshold", text_study="text_study",
-                 init_study="init_study", init_lr_study="init_lr_study")
+    _from_schema(args, threshold="convergence_threshold")
     if not args.tables_dir.is_dir():
         raise SpecError(f"--tables-dir {args.tables_dir}: no such folder")
     _outputs(*[o for o in (args.out, args.init_out) if o])
-    write_scorecards(args.tables_dir, args.threshold, args.text_study, args.init_study,
-                     args.init_lr_study, args.out, args.init_out)
+    write_scorecards(args.tables_dir, args.threshold, args.out, args.init_out)
 
 
 def cmd_figure(args):
@@ -212,22 +210,19 @@ def cmd_figure(args):
     _from_schema(args, threshold="convergence_threshold", smoothing="smoothing_window")
     if args.name not in FIGURES:
         raise SpecError(f"unknown figure {args.name!r}; known: {', '.join(FIGURES)}")
-    roles = FIGURES[args.name]["studies"]
-    if len(args.studies) != len(roles):
-        raise SpecError(f"figure {args.name} draws studies {roles}: give one name for each")
+    studies = FIGURES[args.name]["studies"]
     if not args.tables.is_dir():
         raise SpecError(f"--tables {args.tables}: no such folder")
-    for study in args.studies:
+    for study in studies:
         if not study_table_path(args.tables, study, "runs").exists():
             raise SpecError(f"figure {args.name}: study {study} has no tables under "
-                            f"{args.tables / 'studies'} (aggregate it first, or check the name)")
+                            f"{args.tables / 'studies'} (aggregate it first)")
     _outputs(*args.out)
     try:
-        fig = draw(args.name, args.tables, dict(zip(roles, args.studies)), smoothing=args.smoothing,
-                   threshold=args.threshold)
+        fig = draw(args.name, args.tables, args.smoothing, args.threshold)
     except (KeyError, AttributeError) as err:
-        raise SpecError(f"figure {args.name} cannot draw the studies {args.studies}: their tables "
-                        f"lack {err} (is each study of the kind the figure draws: {roles}?)") from None
+        raise SpecError(f"figure {args.name} cannot draw the studies {studies}: their tables "
+                        f"lack {err} (is each study of the kind the report reads it as?)") from None
     save(fig, args.out)
 
 
@@ -471,16 +466,12 @@ def build_parser():
     sc.add_argument("--tables-dir", type=Path, required=True)
     sc.add_argument("--threshold", type=_threshold, help="converged: final accuracy ≥ this "
                     "(default: the config schema's report.convergence_threshold)")
-    sc.add_argument("--text-study", help="default: the schema's report.text_study")
     sc.add_argument("--out", type=Path, required=True)
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
-    sc.add_argument("--init-study", help="default: the schema's report.init_study")
-    sc.add_argument("--init-lr-study", help="default: the schema's report.init_lr_study")
     sc.set_defaults(func=cmd_scorecard)
     f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
     f.add_argument("name")
     f.add_argument("--tables", type=Path, required=True, help="results/tables")
-    f.add_argument("--studies", nargs="*", default=[], help="config study for each role")
     f.add_argument("--smoothing", type=_count(1), help="rolling-mean window (steps; default: "
                    "the schema's report.smoothing_window)")
     f.add_argument("--threshold", type=_threshold, help="default: report.convergence_threshold")

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from .figures import REPORT_STUDIES
 from .spec import CHOICES, SPECS, Execution, SpecError
 
 HEADER = """# Config reference
@@ -87,6 +88,8 @@ def config_reference(schema_path):
             parts.append("Each study, `studies.<name>` (a name of letters, digits and _):\n\n"
                          + _table("studies.<name>", study["properties"], defs,
                                   required=study["required"]))
+            parts.append("The studies the report reads, by name:\n\n| study | kind |\n|---|---|\n"
+                         + "\n".join(f"| `{n}` | {k} |" for n, k in REPORT_STUDIES.items()))
         elif key == "execution":  # rnnrepro.spec.Execution's values, and mem_mb, the schema's
             parts.append(_table(key, prop["properties"], defs, _dataclass_defaults(Execution)))
         elif "properties" in prop:

@@ -10,7 +10,17 @@ names the function plots.draw_<drawing> that draws it (a test checks each exists
 BAND_TEXT = ("±1 standard deviation across seeds (on logarithmic axes, the palindrome losses and "
              "gradient norms: geometric mean ×/÷ one geometric standard deviation)")
 
-# name -> drawing, height (inches), studies (roles), tables (beside the studies' own),
+# The studies the report reads, by the names the config gives them, and their kinds: a study
+# of another name is trained but not reported (studies.check_report_studies checks these).
+TEXT_STUDY, INIT_STUDY, INIT_LR_STUDY = "text_temperature", "init_study", "init_lr01"
+REPORT_STUDIES = {
+    "rnn_rmsprop": "palindrome", "rnn_adam": "palindrome", "rnn_adam_long": "palindrome",
+    "rnn_adam_40k": "palindrome", "lstm_rmsprop": "palindrome", "lstm_adam": "palindrome",
+    "lstm_adam_lr01": "palindrome", INIT_STUDY: "palindrome", INIT_LR_STUDY: "palindrome",
+    TEXT_STUDY: "text",
+}
+
+# name -> drawing, height (inches), studies, tables (beside the studies' own),
 # caption (LaTeX-safe prose; values that come from results are added by the report)
 FIGURES = {
     "fig01_rnn_rmsprop_loss": {
@@ -65,19 +75,19 @@ FIGURES = {
     },
     "fig09_text_curves": {
         "drawing": "text_curves", "height": 2.9,
-        "studies": ["text"],
+        "studies": [TEXT_STUDY],
         "caption": "Character-level LSTM on Grimm's Fairy Tales (training temperature 1): loss and accuracy.",
     },
     "fig10_text_temperature": {
         "drawing": "text_temperature", "height": 2.9,
-        "studies": ["text"],
+        "studies": [TEXT_STUDY],
         "caption": "Character-level LSTM trained at temperatures 0.5, 1 and 2: loss and accuracy.",
     },
     "fig11_init_study": {
         "drawing": "init_study", "height": 5.6,
         # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern;
         # scorecard_init.csv: the scorecard's verdicts per initialisation (not recomputed here)
-        "studies": ["init", "init_lr", "lstm_adam_lr01"],
+        "studies": [INIT_STUDY, INIT_LR_STUDY, "lstm_adam_lr01"],
         "tables": ["scorecard_init.csv"],
         "caption": "Initialisation study (RNN and LSTM, Adam, one seed unless configured): final "
                    "held-out accuracy against input length for each initialisation (top), and the "

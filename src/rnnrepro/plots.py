@@ -1,10 +1,10 @@
 """The report's figures (SPEC §4, §6), drawn with seaborn/matplotlib from the pipeline's tables.
 
-    draw(name, tables_dir, studies, smoothing, threshold) -> matplotlib Figure
+    draw(name, tables_dir, smoothing, threshold) -> matplotlib Figure
     save(fig, paths)   # .pdf (vector) and/or .png (PNG_DPI), each written atomically
 
-`name` is a key of figures.FIGURES; `studies` maps that figure's study roles to the config's
-study names (tables in tables_dir/studies/<study>/). Figures are WIDTH inches wide, drawn at
+`name` is a key of figures.FIGURES, which names the studies it reads (tables in
+tables_dir/studies/<study>/). Figures are WIDTH inches wide, drawn at
 the size the report includes them (\\linewidth), so the font sizes below are the printed ones.
 
 Statistics, the same in every figure: a line is the mean over seeds and its band (or error
@@ -32,7 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
-from .figures import FIGURES  # noqa: E402
+from .figures import FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
 from .aggregate import read_study  # noqa: E402
 from .io import atomic_write, read_table as io_read_table  # noqa: E402
 
@@ -234,18 +234,20 @@ def _threshold(ax, threshold):
 
 
 class _Tables:
-    def __init__(self, tables_dir, studies, roles):
-        self.dir, self.studies, self.roles = Path(tables_dir), dict(studies), roles
+    """A figure's study tables: `studies` (the figure's, in order) read from tables_dir, as
+    far as they are in `present`; a study without tables reads as empty ("no runs")."""
 
-    def __call__(self, role, table):
-        study = self.studies.get(role)
-        df = read_study(self.dir, study, table) if study else None
-        return pd.DataFrame() if df is None else df  # drawn as "no runs"
+    def __init__(self, tables_dir, studies, present):
+        self.dir, self.studies, self.present = Path(tables_dir), studies, set(present)
+
+    def __call__(self, study, table):
+        df = read_study(self.dir, study, table) if study in self.present else None
+        return pd.DataFrame() if df is None else df
 
 
 def draw_loss(fig, tables, smoothing, threshold):
     ax = fig.subplots()
-    drawn = _length_curves(ax, [tables(r, "curves") for r in tables.roles], "loss", smoothing, log=True)
+    drawn = _length_curves(ax, [tables(r, "curves") for r in tables.studies], "loss", smoothing, log=True)
     ax.set_ylabel("training loss (nats)")
     _steps_axis(ax)
     if drawn:
@@ -269,7 +271,7 @@ def _accuracy_panel(ax, frames, threshold):
 
 def draw_accuracy(fig, tables, smoothing, threshold):
     ax = fig.subplots()
-    seeds = _accuracy_panel(ax, [tables(r, "evals") for r in tables.roles], threshold)
+    seeds = _accuracy_panel(ax, [tables(r, "evals") for r in tables.studies], threshold)
     if seeds:
         ax.set_title(band_note(seeds), fontsize=7.5, color="0.3")
 
@@ -330,7 +332,7 @@ def draw_init_study(fig, tables, smoothing, threshold):
     initialisation that comes closest to the original's pattern of convergence."""
     from .scorecard import init_label
 
-    runs, lr_runs = tables("init", "runs"), tables("init_lr", "runs")
+    runs, lr_runs = tables(INIT_STUDY, "runs"), tables(INIT_LR_STUDY, "runs")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
     axes = top.subplots(1, 2, sharey=True)
     if runs.empty:
@@ -362,7 +364,7 @@ def draw_init_study(fig, tables, smoothing, threshold):
     scores = io_read_table(tables.dir / "scorecard_init.csv", "initialisation scorecard",
                         ("init", "init_std", "label", "pattern_match"))
     best = scores.sort_values("pattern_match", ascending=False, kind="stable").iloc[0]
-    curves = tables("init", "curves")
+    curves = tables(INIT_STUDY, "curves")
     curves = curves[(curves.init == best.init) & (curves.init_std == best.init_std)]
     bottom.suptitle(f"(b) training loss under {best.label}, the closest to the original's "
                     f"pattern ({best.pattern_match:.0%} met)", x=0.01, ha="left", fontsize=9)
@@ -428,7 +430,7 @@ def draw_gradient_norms(fig, tables, smoothing, threshold):
 
 def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     """Loss and accuracy against step: training batches (smoothed) and the held-out tail."""
-    curves, evals = tables("text", "curves"), tables("text", "evals")
+    curves, evals = tables(TEXT_STUDY, "curves"), tables(TEXT_STUDY, "evals")
     axes = fig.subplots(1, 2)
     for ax, label in zip(axes, ["loss (nats)", "accuracy"]):
         ax.set_ylabel(label)
@@ -440,7 +442,7 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     else:   # the reference run's training temperature (spec.reference_order)
         from .scorecard import reference_text_run
 
-        near = reference_text_run(tables("text", "runs"))["temperature"]
+        near = reference_text_run(tables(TEXT_STUDY, "runs"))["temperature"]
         curves, evals = (df[df.temperature == near] if not df.empty else df for df in (curves, evals))
         colors = {near: None}
     for ax, y in zip(axes, ["loss", "accuracy"]):
@@ -481,15 +483,18 @@ def draw_text_temperature(fig, tables, smoothing, threshold):
     _text_figure(fig, tables, smoothing, threshold, by_temperature=True)
 
 
-def draw(name, tables_dir, studies, smoothing, threshold):
-    """Figure `name` of FIGURES from the tables under tables_dir; studies: role -> study name."""
+def draw(name, tables_dir, smoothing, threshold, present=None):
+    """Figure `name` of FIGURES from the tables under tables_dir; `present`: the figure's
+    studies to draw (default: all; one with no tables is drawn as "no runs")."""
     if name not in FIGURES:
         raise KeyError(f"no figure {name!r}; known: {', '.join(FIGURES)}")
     spec = FIGURES[name]
     with style():
         fig = Figure(figsize=(WIDTH, spec["height"]), layout="constrained")
         drawing = globals()[f"draw_{spec['drawing']}"]
-        drawing(fig, _Tables(tables_dir, studies, spec["studies"]), smoothing, threshold)
+        studies = spec["studies"]
+        drawing(fig, _Tables(tables_dir, studies, studies if present is None else present),
+                smoothing, threshold)
     return fig
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import BAND_TEXT, FIGURES
+from .figures import BAND_TEXT, FIGURES, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .scorecard import Tables, reference_text_run
@@ -224,8 +224,8 @@ def provenance(config):
 
 def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir="."):
     report = config["report"]  # the resolved config: the schema filled in every default
-    threshold, text_study = report["convergence_threshold"], report["text_study"]
-    t = Tables(tables_dir, threshold, text_study)
+    threshold = report["convergence_threshold"]
+    t = Tables(tables_dir, threshold)
     studies = {name: palindrome_rows(t, name) for name in config["studies"]
                if config["studies"][name]["kind"] == "palindrome"}
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
@@ -248,7 +248,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard)
                            for v in ("held", "partly", "not held", "not run")},
-        "text": text_context(t, text_study),
+        "text": text_context(t, TEXT_STUDY),
         "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
         "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"
                                                     ).exists() else [],

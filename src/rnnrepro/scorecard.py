@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import read_study
+from .figures import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 from .io import read_json
 from .spec import reference_order
 
@@ -39,8 +40,8 @@ class Tables:
     the named study's rows that match, so a claim written for `rnn_adam` can be judged on,
     say, the RNN runs of the initialisation study."""
 
-    def __init__(self, tables_dir, threshold=None, text_study=None, views=None):
-        self.dir, self.threshold, self.text_study = Path(tables_dir), threshold, text_study
+    def __init__(self, tables_dir, threshold=None, views=None):
+        self.dir, self.threshold = Path(tables_dir), threshold
         self.views = views or {}
 
     def study(self, name, table="runs"):
@@ -152,8 +153,8 @@ def accuracy_falls_claim(t, study="rnn_adam"):
 
 
 def text_runs(t):
-    runs = t.study(t.text_study)
-    return runs, t.study(t.text_study, "evals"), t.study(t.text_study, "samples")
+    runs = t.study(TEXT_STUDY)
+    return runs, t.study(TEXT_STUDY, "evals"), t.study(TEXT_STUDY, "samples")
 
 
 def reference_text_run(runs):
@@ -272,8 +273,8 @@ def _row(n, check):
             "held": held, "judged": judged}
 
 
-def scorecard(tables_dir, threshold, text_study):
-    t = Tables(tables_dir, threshold, text_study)
+def scorecard(tables_dir, threshold):
+    t = Tables(tables_dir, threshold)
     return pd.DataFrame([_row(n, check) for n, check in _checks(t).items()])
 
 
@@ -288,33 +289,32 @@ def init_label(init, std):
     return {"default": "default U(±1/√n)", "xavier": "Xavier", "orthogonal": "orthogonal"}.get(init, init)
 
 
-def init_variants(tables_dir, init_study):
-    runs = Tables(tables_dir).study(init_study)
+def init_variants(tables_dir):
+    runs = Tables(tables_dir).study(INIT_STUDY)
     if runs is None:
         return []
     pairs = runs[["init", "init_std"]].drop_duplicates().itertuples(index=False)
     return sorted(pairs, key=lambda p: (p.init != "default", p.init, -p.init_std))
 
 
-def init_views(tables_dir, init, std, init_study, lr_study):
+def init_views(tables_dir, init, std):
     """Part-1 study names mapped to the runs of one initialisation (the seeds of the
     initialisation study only, so every variant is judged on the same seeds)."""
-    seeds = sorted(Tables(tables_dir).study(init_study)["seed"].unique())
+    seeds = sorted(Tables(tables_dir).study(INIT_STUDY)["seed"].unique())
     same = {"init": init, "init_std": std, "seed": seeds}
-    lr = (lr_study, same)
-    if init == "default" or Tables(tables_dir).study(lr_study) is None:
+    lr = (INIT_LR_STUDY, same)
+    if init == "default" or Tables(tables_dir).study(INIT_LR_STUDY) is None:
         lr = ("lstm_adam_lr01", {**same, "init_std": std})  # the main study has the default init
-    return {"rnn_adam": (init_study, {**same, "model": "rnn"}),
-            "lstm_adam": (init_study, {**same, "model": "lstm"}), "lstm_adam_lr01": lr}
+    return {"rnn_adam": (INIT_STUDY, {**same, "model": "rnn"}),
+            "lstm_adam": (INIT_STUDY, {**same, "model": "lstm"}), "lstm_adam_lr01": lr}
 
 
-def init_scorecard(tables_dir, threshold, init_study, lr_study):
+def init_scorecard(tables_dir, threshold):
     """Claims 1, 4, 5 and 6 under every initialisation of the study, and how much of the
     original's convergence pattern each reproduces (share of expectation × seed pairs met)."""
     rows = []
-    for v in init_variants(tables_dir, init_study):
-        t = Tables(tables_dir, threshold, views=init_views(tables_dir, v.init, v.init_std,
-                                                           init_study, lr_study))
+    for v in init_variants(tables_dir):
+        t = Tables(tables_dir, threshold, views=init_views(tables_dir, v.init, v.init_std))
         matches, _ = convergence_matches(t, PATTERN)
         share = sum(ok for _, ok in matches) / len(matches) if matches else None
         checks = _checks(t)
@@ -325,11 +325,10 @@ def init_scorecard(tables_dir, threshold, init_study, lr_study):
                                        "original", "measured", "verdict", "held", "judged"])
 
 
-def write_scorecards(tables_dir, threshold, text_study, init_study, init_lr_study, out,
-                     init_out=None):
+def write_scorecards(tables_dir, threshold, out, init_out=None):
     """scorecard.csv, and where asked the per-initialisation scorecard_init.csv."""
     from .io import write_table
 
-    write_table(out, scorecard(tables_dir, threshold, text_study))
+    write_table(out, scorecard(tables_dir, threshold))
     if init_out:
-        write_table(init_out, init_scorecard(tables_dir, threshold, init_study, init_lr_study))
+        write_table(init_out, init_scorecard(tables_dir, threshold))

@@ -146,32 +146,27 @@ def load_config_file(path):
     return config
 
 
-# Figures and the report name some studies by role; the config's report section says which.
-REPORT_ROLES = {"text_study": "text", "init_study": "palindrome", "init_lr_study": "palindrome"}
+def check_report_studies(config):
+    """The studies the report reads by name (figures.REPORT_STUDIES) must be of the kind it
+    reads them as; and where one is missing, a config study of a name close to it is taken
+    for a misspelling of it (else the report would leave that part out unnoticed)."""
+    import difflib
 
+    from .figures import REPORT_STUDIES
 
-def check_report_roles(config, study_runs, named):
-    """A study the report section names must be a study of the config, of the right kind.
-    `named`: the report keys the config gives itself (a default name that is not a study
-    means "not in this config", a name given that is not one is a typo)."""
-    for key, kind in REPORT_ROLES.items():
-        name = config["report"][key]
-        if name in study_runs:
-            got = config["studies"][name]["kind"]
+    studies = config["studies"]
+    for name, kind in REPORT_STUDIES.items():
+        if name in studies:
+            got = studies[name]["kind"]
             if got != kind:
-                raise SpecError(f"report.{key}: study {name!r} is a {got} study, and {key} "
-                                f"needs a {kind} one")
-        elif key in named:
-            known = sorted(s for s, v in config["studies"].items() if v["kind"] == kind)
-            raise SpecError(f"report.{key}: no study named {name!r} in the config ({kind} "
-                            f"studies: {', '.join(known) or 'none'}); name one, or leave the "
-                            "key out for a report without it")
-
-
-def named_report_keys(config):
-    """The report keys a config gives itself, read before the schema fills in defaults."""
-    report = config.get("report")
-    return set(report) if isinstance(report, dict) else set()
+                raise SpecError(f"studies.{name}: the report reads {name} as a {kind} study, and "
+                                f"it is a {got} one (give a study of another kind another name)")
+            continue
+        others = [s for s in studies if s not in REPORT_STUDIES]
+        near = difflib.get_close_matches(name, others, n=1, cutoff=0.85)
+        if near:
+            raise SpecError(f"studies.{near[0]}: not a study the report reads; did you mean "
+                            f"{name}? (the report reads {', '.join(REPORT_STUDIES)})")
 
 
 # In the workflow's checkout, where every command runs (the rules pass it; so may a caller).
@@ -223,14 +218,13 @@ def check_config(config, schema_path=SCHEMA):
     the report's study roles and the corpus. Returns (runs, study runs, execution)."""
     from snakemake.utils import validate
 
-    named = named_report_keys(config)  # before the defaults fill the report section in
     problem = schema_problem(config, schema_path)
     if problem:
         raise SpecError(problem)
     validate(config, str(schema_path))
     runs, study_runs = expand(config)
     settings = execution(config)
-    check_report_roles(config, study_runs, named)
+    check_report_studies(config)
     problem = corpus_problem(config)
     if problem:
         raise SpecError(problem)

@@ -73,7 +73,6 @@ rule figure:
             labels={"figure": "{figure}"},
         ),
     params:
-        studies=lambda wildcards: figure_studies(wildcards.figure),
         caption=lambda wildcards: rst_caption(wildcards.figure),  # for the HTML report
         smoothing=REPORT["smoothing_window"],
         threshold=REPORT["convergence_threshold"],
@@ -83,7 +82,7 @@ rule figure:
         ENV
     shell:
         "rnnrepro figure {wildcards.figure} --tables results/tables"
-        " --studies {params.studies:q} --smoothing {params.smoothing}"
+        " --smoothing {params.smoothing}"
         " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"
 
 

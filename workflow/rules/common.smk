@@ -11,7 +11,7 @@ from rnnrepro import jobs as J
 from rnnrepro import sources
 from rnnrepro import studies as S
 from rnnrepro.aggregate import study_table_path
-from rnnrepro.figures import FIGURES, rst_caption
+from rnnrepro.figures import FIGURES, TEXT_STUDY, rst_caption
 from rnnrepro.io import atomic_write
 from rnnrepro.latex import NO_TEX, tex_engine
 from rnnrepro.spec import RUN_ID, reference_order
@@ -40,7 +40,7 @@ GPU = int(S.uses_gpu(EXEC.device))
 # must not retrain a run that is complete. Each run's summary.json records what it ran with.
 EXEC_ARGS = shlex.join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
 REPORT = config["report"]
-HAS_TEXT = REPORT["text_study"] in STUDY_RUNS  # without it the report skips part 3
+HAS_TEXT = TEXT_STUDY in STUDY_RUNS  # without it the report skips part 3
 
 # Training jobs depend on the code that decides their results: edit one of these modules
 # and every run retrains (`snakemake -n` says why). Every other rule depends on the code its
@@ -120,39 +120,23 @@ def train_runtime(wildcards, attempt):
 
 
 def text_reference_run():
-    """The report's reference text run: temperature 1 (or the closest), lowest seed."""
-    study = REPORT["text_study"]
-    if study not in STUDY_RUNS:
-        raise WorkflowError(f"report.text_study: no study named {study!r} in the config")
-    specs = [RUNS[r].spec for r in STUDY_RUNS[study]]
-    best = min(specs, key=lambda s: reference_order(s.temperature, s.seed))
-    return best.run_id()
-
-
-# Figures name some studies by role; the config's report section says which study it is.
-ROLES = {"text": "text_study", "init": "init_study", "init_lr": "init_lr_study"}
+    """The report's reference text run (spec.reference_order) of the text study."""
+    specs = [RUNS[r].spec for r in STUDY_RUNS[TEXT_STUDY]]
+    return min(specs, key=lambda s: reference_order(s.temperature, s.seed)).run_id()
 
 
 check_folders()
 
 
-def study_name(name):
-    return REPORT[ROLES[name]] if name in ROLES else name
-
-
-def figure_studies(figure):
-    return [study_name(s) for s in FIGURES[figure]["studies"]]
-
-
 # Figures whose studies are all in the config; the report lists the others as not run.
-ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in figure_studies(f))]
+ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in FIGURES[f]["studies"])]
 
 
 def figure_inputs(wildcards):
     spec = FIGURES[wildcards.figure]
     tables = [
         study_table(s, t)
-        for s in figure_studies(wildcards.figure)
+        for s in FIGURES[wildcards.figure]["studies"]
         for t in ("runs", "curves", "evals")
     ]
     tables += [f"results/tables/{t}" for t in spec.get("tables", [])]

@@ -35,17 +35,13 @@ rule scorecard:
         init="results/tables/scorecard_init.csv",
     params:
         threshold=REPORT["convergence_threshold"],
-        text_study=REPORT["text_study"],
-        init_study=REPORT["init_study"],
-        init_lr_study=REPORT["init_lr_study"],
     log:
         "logs/scorecard.log",
     conda:
         ENV
     shell:
         "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
-        " --text-study {params.text_study} --init-study {params.init_study}"
-        " --init-lr-study {params.init_lr_study} --out {output.main:q} --init-out {output.init:q}"
+        " --out {output.main:q} --init-out {output.init:q}"
         " > {log:q} 2>&1"
 
 
@@ -53,11 +49,7 @@ rule render_report:
     input:
         figures=expand("results/figures/{figure}.pdf", figure=ACTIVE_FIGURES),
         tables=all_study_tables(),
-        text=(
-            [study_table(REPORT["text_study"], t) for t in ("curves", "samples")]
-            if HAS_TEXT
-            else []
-        ),
+        text=([study_table(TEXT_STUDY, t) for t in ("curves", "samples")] if HAS_TEXT else []),
         scorecard=rules.scorecard.output.main,
         scorecard_init=rules.scorecard.output.init,
         corpus="results/tables/corpus_stats.json",

@@ -17,7 +17,8 @@ from .spec import INITS, MODELS, SPECS, Execution, SpecError
 
 
 def _spec_arguments(parser, cls, title=None):
-    group = parser.add_argument_group(title or f"{cls.kind} run spec (defaults: SPEC §3)")
+    group = parser.add_argument_group(
+        title or f"{cls.kind} run spec (defaults: the course's train.py, held by rnnrepro.spec)")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -470,7 +471,7 @@ def build_parser():
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
     sc.set_defaults(func=cmd_scorecard)
     f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
-    f.add_argument("name")
+    f.add_argument("name", help="a figure of the report (figures.FIGURES), e.g. fig01_rnn_rmsprop_loss")
     f.add_argument("--tables", type=Path, required=True, help="results/tables")
     f.add_argument("--smoothing", type=_count(1), help="rolling-mean window (steps; default: "
                    "the schema's report.smoothing_window)")

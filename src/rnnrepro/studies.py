@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .spec import SPECS, Execution, SpecError
+from .spec import SPECS, Execution, SpecError, check_seed
 
 
 @dataclass
@@ -33,6 +33,10 @@ class Run:
 def study_specs(name, study, defaults, seeds):
     kind = study["kind"]
     grid = study.get("grid", {})
+    for where, fields in (("grid", grid), ("set", study.get("set", {}))):
+        if "seed" in fields:
+            raise SpecError(f"config studies.{name}.{where}: seed is set by a study's seeds: "
+                            "list (or the top-level one), not here")
     both = sorted(set(grid) & set(study.get("set", {})))
     if both:
         raise SpecError(f"config studies.{name}: {', '.join(both)} in both set and grid; a field "
@@ -57,8 +61,26 @@ def execution(config):
         raise SpecError(f"config execution: {err}") from None
 
 
+def check_defaults_and_seeds(config):
+    """The config's defaults and seeds, checked on their own, so that a bad value in them is
+    named where it is written (not in the first study that uses it)."""
+    for seed in config["seeds"]:
+        try:
+            check_seed(seed)
+        except SpecError as err:
+            raise SpecError(f"config seeds: {err}") from None
+    for kind, fields in config.get("defaults", {}).items():
+        if "seed" in fields:
+            raise SpecError(f"config defaults.{kind}: seed is set by the seeds: lists, not here")
+        try:
+            SPECS[kind].from_dict(fields)
+        except SpecError as err:
+            raise SpecError(f"config defaults.{kind}: {err}") from None
+
+
 def expand(config):
     """All runs of the config, keyed by run id, each knowing the studies that use it."""
+    check_defaults_and_seeds(config)
     runs, by_study = {}, {}
     for name, study in config["studies"].items():
         ids = []
@@ -198,7 +220,33 @@ def schema_problem(config, schema_path=SCHEMA):
     if error is None:
         return None
     where = ".".join(map(str, error.absolute_path)) or "the top level"
-    return f"at {where}: {error.message}{_yaml_hint(error.instance)}"
+    return f"at {where}: {error.message}{_yaml_hint(error.instance)}{_key_hint(error)}"
+
+
+# config keys that existed once, and where their meaning went
+REMOVED = {"report.text_study": "the report reads its studies by name now (config/README.md): "
+                                "name your text study text_temperature",
+           "report.init_study": "the report reads its studies by name now (config/README.md)",
+           "report.init_lr_study": "the report reads its studies by name now (config/README.md)"}
+
+
+def _key_hint(error):
+    """For an unknown key: what became of it, or the known key it is closest to."""
+    import difflib
+
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return ""
+    known = set(error.schema.get("properties", {}))
+    prefix = ".".join(map(str, error.absolute_path))
+    hints = []
+    for key in sorted(set(error.instance) - known):
+        full = f"{prefix}.{key}" if prefix else key
+        near = difflib.get_close_matches(key, known, n=1)
+        if full in REMOVED:
+            hints.append(f"{full} was removed: {REMOVED[full]}")
+        elif near:
+            hints.append(f"{key}: did you mean {near[0]}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _yaml_hint(value):
@@ -238,7 +286,7 @@ def check_config_file(path, schema_path=SCHEMA):
     try:
         runs, study_runs, _ = check_config(config, schema_path)
     except SpecError as err:
-        raise SpecError(f"config file {path}: {err}") from None
+        raise SpecError(f"{path}: {err}") from None
     return config, runs, study_runs
 
 

@@ -3,9 +3,7 @@ config schema (the spec fields' defaults from rnnrepro.spec), so the page cannot
 what the workflow accepts. `rnnrepro config-reference --out config/README.md` writes it; a
 test checks it is current. A key the schema does not describe is an error here."""
 
-import dataclasses
 import json
-from pathlib import Path
 
 from .figures import REPORT_STUDIES
 from .spec import CHOICES, SPECS, Execution, SpecError
@@ -42,7 +40,7 @@ def _type(prop, defs):
 
 
 def _default(value):
-    return "" if value is dataclasses.MISSING or value is None else f"`{json.dumps(value)}`"
+    return "" if value is None else f"`{json.dumps(value)}`"
 
 
 def _table(where, props, defs, defaults=None, required=()):
@@ -60,15 +58,10 @@ def _table(where, props, defs, defaults=None, required=()):
     return "\n".join(rows)
 
 
-def _dataclass_defaults(cls):
-    return {f.name: list(f.default_factory()) if f.default_factory is not dataclasses.MISSING
-            else f.default for f in dataclasses.fields(cls)}
-
-
 def config_reference(schema_path):
-    import yaml
+    from .studies import load_schema
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     defs = schema["$defs"]
     parts = [HEADER, " ".join(schema["description"].split())]
     for key, prop in schema["properties"].items():
@@ -82,7 +75,7 @@ def config_reference(schema_path):
                              "study's `set` and `grid` take; the default is rnnrepro.spec's, where "
                              "neither `defaults` nor the study sets the field.\n\n"
                              + _table(f"defaults.{kind}", fields, defs,
-                                      _dataclass_defaults(SPECS[kind])))
+                                      SPECS[kind].defaults()))
         elif key == "studies":
             study = prop["additionalProperties"]
             parts.append("Each study, `studies.<name>` (a name of letters, digits and _):\n\n"
@@ -91,7 +84,7 @@ def config_reference(schema_path):
             parts.append("The studies the report reads, by name:\n\n| study | kind |\n|---|---|\n"
                          + "\n".join(f"| `{n}` | {k} |" for n, k in REPORT_STUDIES.items()))
         elif key == "execution":  # rnnrepro.spec.Execution's values, and mem_mb, the schema's
-            parts.append(_table(key, prop["properties"], defs, _dataclass_defaults(Execution)))
+            parts.append(_table(key, prop["properties"], defs, Execution.defaults()))
         elif "properties" in prop:
             parts.append(_table(key, prop["properties"], defs, required=prop.get("required", ())))
         else:

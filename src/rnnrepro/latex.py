@@ -293,6 +293,8 @@ def tex_engine():
     if shutil.which("latexmk") and shutil.which("pdflatex"):
         return "pdflatex"
     return "tectonic" if shutil.which("tectonic") else None
+
+
 _FILE_LINE = re.compile(r"^(?P<file>[^\s:!][^:]*):(?P<line>\d+): ", re.M)
 
 

@@ -237,7 +237,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "config": config, "threshold": threshold, "smoothing": report["smoothing_window"],
         "band": BAND_TEXT, "seeds": seeds,
         # what a run gets where no study sets a field: rnnrepro.spec, under the config's defaults
-        "defaults": {kind: {**cls().to_dict(), **config["defaults"].get(kind, {})}
+        "defaults": {kind: {**cls.defaults(), **config["defaults"].get(kind, {})}
                      for kind, cls in SPECS.items()},
         # relative to the tex file, which LaTeX reads from its own folder: the checkout's
         # path (spaces, quotes, any letters) never reaches LaTeX

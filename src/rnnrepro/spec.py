@@ -89,6 +89,11 @@ class _Fields:
         return dataclasses.asdict(self)
 
     @classmethod
+    def defaults(cls):
+        """Every field's default, as to_dict gives it (what a run gets that sets nothing)."""
+        return cls().to_dict()
+
+    @classmethod
     def from_dict(cls, d):
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -186,12 +191,10 @@ class Common(_Fields):
         training field whose value is not its default here, e.g.
         lstm-adam-len10-seed0-lr0.01-initnormal-initstd1: runs that train differently can be
         told apart by name."""
-        parts = [self.base()]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            if f.name not in self.BASE + self.OBSERVED and value != default:
-                parts.append(f.name.replace("_", "") + _word(value))
+        parts, defaults = [self.base()], self.defaults()
+        for key, value in self.to_dict().items():
+            if key not in self.BASE + self.OBSERVED and value != defaults[key]:
+                parts.append(key.replace("_", "") + _word(value))
         return "-".join(parts)
 
     def run_id(self):

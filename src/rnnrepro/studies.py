@@ -6,6 +6,7 @@ defaults; a run's id derives from its spec, so two studies that ask for the same
 it. Torch-free: the Snakefile imports this to build the DAG.
 """
 
+import functools
 import itertools
 import os
 import shutil
@@ -195,26 +196,30 @@ def check_report_studies(config):
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 
 
+@functools.cache
+def load_schema(schema_path=SCHEMA):
+    """The config schema, read once per process."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(schema_path).read_text())
+    except FileNotFoundError:
+        raise SpecError(f"the config schema is not at {Path(schema_path).resolve()}: run in the "
+                        "workflow's checkout, or name the schema (--schema)") from None
+
+
 def schema_default(section, key, schema_path=SCHEMA):
     """The default the config schema gives <section>.<key> (it owns the defaults of every key
     that is not a run spec field)."""
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    return schema["properties"][section]["properties"][key]["default"]
+    return load_schema(schema_path)["properties"][section]["properties"][key]["default"]
 
 
 def schema_problem(config, schema_path=SCHEMA):
     """The config's first departure from the schema, in one line that names the key (and a
     YAML pitfall where one explains it), or None. Snakemake's own message prints the schema."""
     import jsonschema
-    import yaml
 
-    try:
-        schema = yaml.safe_load(Path(schema_path).read_text())
-    except FileNotFoundError:
-        raise SpecError(f"the config schema is not at {Path(schema_path).resolve()}: run in the "
-                        "workflow's checkout, or name the schema (--schema)") from None
+    schema = load_schema(schema_path)
     error = jsonschema.exceptions.best_match(
         jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
     if error is None:

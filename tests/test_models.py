@@ -1,5 +1,7 @@
 """The models compute exactly the equations of SPEC §2."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +178,22 @@ def test_every_palindrome_model_a_spec_can_name_and_no_other():
     from rnnrepro.spec import MODELS
 
     assert tuple(PALINDROME_MODELS) == MODELS
+
+
+def test_health_measures_saturation_and_the_recurrent_spectral_norm():
+    from rnnrepro.models import SATURATED, health
+    digits = torch.randint(10, (50, 8))
+    rnn = VanillaRNN(16)
+    with torch.no_grad():
+        rnn.W_h.copy_(3 * torch.eye(16))
+        rnn.b.fill_(5.0)  # every unit driven to tanh(≥5) from the first step
+    h = health(rnn, digits)
+    assert h["saturation"] == 1.0 and h["w_h_norm"] == pytest.approx(3.0)
+    with torch.no_grad():
+        rnn.W_h.zero_(), rnn.b.zero_(), rnn.W_x.fill_(1e-3)
+    assert health(rnn, digits) == {"saturation": 0.0, "w_h_norm": 0.0}
+    with torch.no_grad():  # a unit exactly at the threshold counts; one just below does not
+        rnn.W_x.zero_()
+        rnn.b[:8] = math.atanh(SATURATED) + 1e-4
+        rnn.b[8:] = math.atanh(SATURATED) - 1e-3
+    assert health(rnn, digits)["saturation"] == pytest.approx(0.5)

@@ -109,12 +109,22 @@ def test_text_run_outputs(tmp_path, corpus_path):
     summary = train_text(spec, corpus_path, tmp_path)
     assert summary["corpus"]["characters"] == 540_241 and summary["corpus"]["distinct"] == 87
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "step_000010.pt", "step_000030.pt", "step_000060.pt"]
+        "best.pt", "step_000010.pt", "step_000030.pt", "step_000060.pt"]
     rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 2 * 3  # steps × samples × (greedy, T=0.5, T=2)
     assert all(len(r["text"]) == 30 for r in rows)
     evals = (tmp_path / "eval.csv").read_text().splitlines()
     assert evals[0] == "step,loss,accuracy,bpc" and len(evals) == 1 + 3
+    # best.pt: the weights of the lowest held-out loss after step 0, sampled as a sample step is
+    losses = {int(r.split(",")[0]): float(r.split(",")[1]) for r in evals[2:]}
+    best_step = min(losses, key=losses.get)
+    assert summary["eval_lowest_loss"]["step"] == best_step
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
+    same = torch.load(tmp_path / "checkpoints" / f"step_{best_step:06d}.pt", weights_only=True)
+    assert best["step"] == best_step and all(
+        torch.equal(best["model"][k], same["model"][k]) for k in same["model"])
+    best_rows = [json.loads(line) for line in (tmp_path / "best_samples.jsonl").read_text().splitlines()]
+    assert best_rows == [r for r in rows if r["step"] == best_step]
 
 
 def test_text_training_temperature_divides_the_logits():
@@ -258,7 +268,8 @@ def test_tensorboard_events_show_the_runs_rows_and_change_nothing(tmp_path):
     assert [p.name for p in (tmp_path / "tb").iterdir()] == [plain["run_id"]]
     assert len(list((tmp_path / "tb" / plain["run_id"]).glob("events.out.tfevents.*"))) == 2
     got = _scalars(tmp_path / "tb" / plain["run_id"])
-    assert set(got) == {"train/loss", "train/accuracy", "train/grad_norm", "eval/loss", "eval/accuracy"}
+    assert set(got) == {"train/loss", "train/accuracy", "train/grad_norm", "eval/loss",
+                        "eval/accuracy", "eval/saturation", "eval/w_h_norm"}
     for table, prefix in (("metrics.csv", "train"), ("eval.csv", "eval")):
         rows = pd.read_csv(tmp_path / "plain" / table)
         for column in rows.columns.drop("step"):

@@ -16,7 +16,8 @@ from pathlib import Path
 # What a run directory's tables hold (train.py writes them, aggregate.py reads them back).
 METRICS = ("step", "loss", "accuracy", "grad_norm")
 TIMING = ("step", "elapsed_s", "examples_per_s")
-EVALS = {"palindrome": ("step", "loss", "accuracy"), "text": ("step", "loss", "accuracy", "bpc")}
+EVALS = {"palindrome": ("step", "loss", "accuracy", "saturation", "w_h_norm"),
+         "text": ("step", "loss", "accuracy", "bpc")}
 SAMPLE_KEYS = ("step", "temperature", "method", "first", "text")
 SUMMARY_KEYS = ("run_id", "kind", "spec", "eval_final", "wall_seconds")
 

@@ -136,6 +136,24 @@ class LSTM(Recurrent):
         return out[:, -1]
 
 
+SATURATED = 0.99  # |h| at or above this counts as a saturated hidden unit
+HEALTH_SIZE = 1000  # held-out sequences the health measures run on
+
+
+@torch.no_grad()
+def health(model, digits):
+    """How close a palindrome model is to the regime where gradients cannot flow: the share
+    of hidden activations h_t (every unit, every step of `digits`) with |h_t| ≥ SATURATED,
+    where tanh' ≤ 0.02, and the largest singular value of the recurrent weights W_h (all
+    gate blocks stacked), whose growth makes a gradient explode."""
+    W = model.W_h.double()
+    if not W.isfinite().all():  # a diverged run (a stack evaluates it until it is dropped)
+        return {"saturation": math.nan, "w_h_norm": math.nan}
+    hs = torch.stack(model.states(digits[:HEALTH_SIZE]))
+    return {"saturation": (hs.abs() >= SATURATED).double().mean().item(),
+            "w_h_norm": torch.linalg.matrix_norm(W, ord=2).item()}
+
+
 def time_gate(t, tau, s, r_on, alpha=0.0):
     """Phased-LSTM openness k_t (Neil et al. 2016), elementwise over broadcast inputs.
 

@@ -26,7 +26,8 @@ from torch import nn
 
 from . import data as D
 from .bptt import layer
-from .models import PALINDROME_MODELS
+from .io import EVALS
+from .models import PALINDROME_MODELS, health
 from .fastpath import flat_parameters
 from .tasks import Task, palindrome_metadata
 
@@ -45,7 +46,7 @@ def stack_key(spec):
 class StackedPalindromeTask(Task):
     """S palindrome runs of one shape (`stack_key`) as one task for `train.fit_unit`."""
 
-    eval_columns = ("step", "loss", "accuracy")
+    eval_columns = EVALS["palindrome"]
     impl = "stack"
     stacked = True
 
@@ -105,7 +106,8 @@ class StackedPalindromeTask(Task):
 
     @torch.no_grad()
     def evaluate(self):
-        """Held-out loss and accuracy of every run on the shared test set."""
+        """Held-out loss, accuracy and health (models.health) of every run on the shared
+        test set."""
         loss = torch.zeros(self.S, device=self.device, dtype=torch.float64)
         correct = torch.zeros(self.S, device=self.device, dtype=torch.float64)
         for x, y in zip(*(t.split(4096) for t in self.test)):
@@ -115,8 +117,8 @@ class StackedPalindromeTask(Task):
                                     reduction="none").view(self.S, -1).sum(1).double()
             correct += (logits.argmax(-1) == yy).sum(1).double()
         n = len(self.test[1])
-        return [{"loss": total / n, "accuracy": c / n}
-                for total, c in zip(loss.tolist(), correct.tolist())]
+        return [{"loss": total / n, "accuracy": c / n, **health(m, self.test[0])}
+                for total, c, m in zip(loss.tolist(), correct.tolist(), self.models)]
 
     def member_state(self, r):
         """Run r's weights, as the state_dict of a model trained alone."""

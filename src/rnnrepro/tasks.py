@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .io import EVALS, torch_save
-from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters,
+from .io import EVALS, load_checkpoint, torch_save, write_jsonl
+from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters, health,
                      lstm_cell_formula)
 from .sampling import samples_at
 
 log = logging.getLogger("rnnrepro")
+
+BEST_CHECKPOINT = "best.pt"  # a text run's weights at its lowest held-out loss, in checkpoints/
 
 
 # What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured
@@ -114,7 +116,7 @@ class PalindromeTask(SingleRun):
             correct += (logits.argmax(-1) == y).sum().item()
         self.model.train()
         n = len(self.test[1])
-        return [{"loss": loss / n, "accuracy": correct / n}]
+        return [{"loss": loss / n, "accuracy": correct / n, **health(self.model, self.test[0])}]
 
     def metadata(self, r=0):
         return palindrome_metadata(self.spec, self.model)
@@ -173,17 +175,37 @@ class TextTask(SingleRun):
         return step in self.sample_steps
 
     def after_step(self, step, state, out):
-        """At a sample step: keep a checkpoint of the weights and record samples."""
-        if step not in self.sample_steps:
-            return
+        """After an evaluation whose held-out loss is the lowest since step 0: keep those
+        weights (checkpoints/best.pt). At a sample step: keep a checkpoint of the weights
+        and record samples. At the last step: samples of best.pt too (best_samples.jsonl)."""
+        s, out = self.spec, Path(out)
+        evals = state["evals"]
+        if evals and evals[-1]["step"] == step:
+            earlier = [e["loss"] for e in evals[:-1] if e["step"] > 0]
+            if not earlier or evals[-1]["loss"] < min(earlier):
+                torch_save(self.checkpoint_extra() | {"step": step, "model": self.model.state_dict()},
+                           out / "checkpoints" / BEST_CHECKPOINT)
+        if step in self.sample_steps:
+            torch_save(self.checkpoint_extra() | {"step": step, "model": self.model.state_dict()},
+                       out / "checkpoints" / f"step_{step:06d}.pt")
+            state["samples"] += self.samples(self.model, step)
+        if step == s.steps:
+            best = load_checkpoint(out / "checkpoints" / BEST_CHECKPOINT, self.device,
+                                   keys=("step", "model"))
+            model = TextGenerationModel(len(self.corpus.vocab), s.hidden, s.layers,
+                                        s.dropout).to(self.device)
+            model.load_state_dict(best["model"])
+            write_jsonl(out / "best_samples.jsonl", self.samples(model, best["step"]))
+
+    def samples(self, model, step):
+        """The samples of `model` at `step`: the same first characters and random draws
+        for the same step, whichever checkpoint they come from."""
         s = self.spec
-        torch_save(self.checkpoint_extra() | {"step": step, "model": self.model.state_dict()},
-                   Path(out) / "checkpoints" / f"step_{step:06d}.pt")
         gen = torch.Generator(device=self.device).manual_seed(D.derived_seed(s.seed, "samples", step))
         first = torch.randint(len(self.corpus.vocab), (s.samples_per_step,), generator=gen,
                               device=self.device)
-        state["samples"] += samples_at(self.model, self.corpus.vocab, first, s.sample_length,
-                                       s.sampling_temperatures(), gen, step)
+        return samples_at(model, self.corpus.vocab, first, s.sample_length,
+                          s.sampling_temperatures(), gen, step)
 
     def metadata(self, r=0):
         return {

@@ -3,7 +3,8 @@
 A run directory holds metrics.csv (step, loss, batch accuracy, gradient norm before
 clipping: deterministic on CPU), timing.csv (elapsed seconds and examples/s, which are
 not), eval.csv (held-out metrics), summary.json (written last: the run is complete when
-it exists) and model.pt; text runs add samples.jsonl and checkpoints/step_NNNNNN.pt.
+it exists) and model.pt; text runs add samples.jsonl, checkpoints/step_NNNNNN.pt, and
+best_samples.jsonl: samples of checkpoints/best.pt, the weights at the lowest held-out loss.
 While a run is going, resume.pt holds everything needed to continue it exactly.
 
 `fit_unit` trains a unit of S runs side by side: one run (S = 1, the task of one model),
@@ -472,6 +473,7 @@ def make_summary(spec, meta, st, device, execution):
         "final_window": len(tail),
         "eval_final": evals[-1],
         "eval_best": max(evals, key=lambda e: (e["accuracy"], -e["step"])),
+        "eval_lowest_loss": min(evals, key=lambda e: (e["loss"], e["step"])),
         "wall_seconds": st["elapsed"],
         "steps_per_second": spec.steps / st["elapsed"],
         "median_examples_per_s": rates[len(rates) // 2] if rates else None,

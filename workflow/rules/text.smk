@@ -8,6 +8,7 @@ rule train_text:
         evals="results/runs/text/{run_id}/eval.csv",
         timing="results/runs/text/{run_id}/timing.csv",
         samples="results/runs/text/{run_id}/samples.jsonl",
+        best_samples="results/runs/text/{run_id}/best_samples.jsonl",
         model="results/runs/text/{run_id}/model.pt",
     params:
         args=train_args,
@@ -25,7 +26,7 @@ rule train_text:
     conda:
         ENV
     shell:
-        # checkpoints/ (weights at every sample step) stays beside the outputs for re-sampling
+        # checkpoints/ (weights at every sample step, and best.pt at the lowest held-out loss) stays beside the outputs for re-sampling
         "rnnrepro train text {params.args} {resources.execution} --threads {threads}"
         " --corpus {input.corpus:q} --out {params.out:q}"
         " > {log:q} 2>&1"

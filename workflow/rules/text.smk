@@ -1,4 +1,6 @@
 rule train_text:
+    # the longest jobs (20 min each on one CPU core) first, so they do not end the run alone
+    priority: 50
     input:
         code=TRAIN_CODE,
         corpus=config["corpus"]["path"],

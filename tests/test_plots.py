@@ -3,6 +3,7 @@ and shows what it should (one line per input length, the gate function, the smoo
 "no runs" for a missing study)."""
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from rnnrepro.figures import FIGURES
 from rnnrepro.figures import BAND_TEXT
 from rnnrepro.plots import GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, mean_band, save, smooth
+from rnnrepro.outcomes import classify
 from rnnrepro.scorecard import init_scorecard
 from rnnrepro.plots import draw as _plots_draw
 
@@ -55,9 +57,15 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
                            for a, b in zip(t, loss)]
                 te = np.arange(0, n + 1, eval_every)
                 acc = 1 - 0.9 * np.exp(-rate * te)
-                evals += [key | dict(step=a, loss=2.3 * (1 - b), accuracy=b) for a, b in zip(te, acc)]
-                runs.append(key | dict(kind="palindrome", eval_final_accuracy=acc[-1],
-                                       eval_best_accuracy=acc.max(), log_every=log_every))
+                if role == "rnn_adam_40k":  # learned, then lost: a collapse for fig_collapse
+                    acc = np.where(te > 0.75 * n, 0.3, acc)
+                run_evals = [key | dict(step=a, loss=2.3 * (1 - b), accuracy=b, saturation=0.1,
+                                        w_h_norm=2.0) for a, b in zip(te, acc)]
+                evals += run_evals
+                outcome = classify(pd.DataFrame(run_evals), pd.DataFrame(curves[-len(t):]), 0.99)
+                runs.append(key | outcome | dict(
+                    kind="palindrome", eval_final_accuracy=acc[-1], eval_best_accuracy=acc.max(),
+                    log_every=log_every, max_norm=10.0, outcome_threshold=0.99))
         _write(root, role, runs=runs, curves=curves, evals=evals)
     runs, curves, evals = [], [], []
     for temp in temperatures:
@@ -68,10 +76,11 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
         loss = 1.3 + 3 * np.exp(-t / (n / 5 * temp)) + rng.normal(0, 0.05, len(t))
         curves += [key | dict(step=a, loss=b, accuracy=0.7 - b / 10, grad_norm=1.0) for a, b in zip(t, loss)]
         te = np.arange(0, n + 1, text_eval_every)
-        loss = 1.5 + 3 * np.exp(-te / (n / 5 * temp))
+        loss = 1.5 + 3 * np.exp(-te / (n / 5 * temp)) + 0.3 * (te / n) ** 2  # it overfits
         evals += [key | dict(step=a, loss=b, accuracy=0.7 - b / 10, bpc=b / math.log(2))
                   for a, b in zip(te, loss)]
-        runs.append(key | dict(kind="text", eval_final_accuracy=0.5))
+        runs.append(key | dict(kind="text", eval_final_accuracy=0.5,
+                               eval_lowest_loss=loss.min(), eval_lowest_loss_step=te[loss.argmin()]))
     _write(root, "text_temperature", runs=runs, curves=curves, evals=evals)
     # the initialisation study: the Adam runs again under each init, accuracy scaled down
     for study, roles, inits in (("init_study", ("rnn_adam", "lstm_adam"), INITS),
@@ -237,3 +246,27 @@ def test_each_figure_is_registered_once_with_a_drawing_plots_has():
         assert spec["height"] > 0 and spec["caption"], name
     source = Path(plots.__file__).read_text()
     assert not [n for n in FIGURES if f'"{n}"' in source]  # no figure name spelt in plots.py
+
+
+def test_the_collapse_figure_shows_the_lost_runs_with_the_clipping_threshold(tables):
+    fig = _draw("fig_collapse", tables)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_ylabel() == "held-out accuracy"]
+    assert len(panels) == 1  # one setting lost a run: rnn_adam_40k
+    title = panels[0].get_title(loc="left")
+    assert "RNN, adam" in title and "$T$ = 6" in title
+    texts = _texts(fig)
+    assert any(t.startswith("clipping threshold 10") for t in texts)
+    assert any(t == "seed 0" for t in texts)
+
+
+def test_the_collapse_figure_says_when_no_run_was_lost(tmp_path):
+    root = fabricate(tmp_path, palindrome={k: v for k, v in PALINDROME.items() if k != "rnn_adam_40k"})
+    fig = _draw("fig_collapse", root)
+    assert "no run reached the criterion and then lost it" in _texts(fig)
+
+
+def test_the_overfit_figure_marks_each_runs_lowest_held_out_loss(tables):
+    fig = _draw("fig_text_overfit", tables)
+    assert len(fig.axes) == 3  # one panel per training temperature
+    notes = [t for t in _texts(fig) if re.fullmatch(r"lowest \d+\.\d\d\nat [\d,]+", t)]
+    assert len(notes) == 3  # one note per run, at its lowest held-out loss

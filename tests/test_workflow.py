@@ -79,6 +79,46 @@ def test_initialisation_study_runs_and_its_verdicts(done):
             assert f"{r.input_length}: {r.eval_final_accuracy:.3f}" in g.measured.iat[0]
 
 
+def test_outcomes_collapses_and_intervals_reach_the_tables_and_the_report(done):
+    """Every palindrome run's outcome is what its own eval.csv says; the test config's
+    rnn_adam_40k run (lr 0.04) learns the task and loses it, and the report's collapse
+    table and figure show it; rates carry Wilson intervals, comparisons bootstrap ones;
+    the text runs' lowest-held-out-loss samples reach samples.csv and the report."""
+    from rnnrepro.outcomes import COLUMNS, classify, wilson
+
+    tables = done / "results" / "tables"
+    for study in ("rnn_rmsprop", "rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_adam", "init_study"):
+        runs = pd.read_csv(tables / "studies" / study / "runs.csv")
+        assert set(COLUMNS) <= set(runs.columns) and (runs.outcome_threshold == 0.99).all()
+        for r in runs.itertuples():
+            d = done / "results" / "runs" / "palindrome" / r.run_id
+            again = classify(pd.read_csv(d / "eval.csv"), pd.read_csv(d / "metrics.csv"), 0.99)
+            assert again["outcome"] == r.outcome, r.run_id
+    (lost,) = pd.read_csv(tables / "studies" / "rnn_adam_40k" / "runs.csv").itertuples()
+    assert lost.outcome == "lost" and lost.reached_step <= lost.last_held_step < lost.lost_step
+    assert lost.peak_grad_norm > 0 and lost.eval_final_accuracy < 0.99
+    card = pd.read_csv(tables / "scorecard.csv").set_index("claim")
+    for claim in (1, 5):
+        row = card.loc[claim]
+        assert row.interval_of == "share of seeds"
+        assert (row.interval_lo, row.interval_hi) == pytest.approx(wilson(row.held, row.judged))
+    assert card.loc[3, "interval_of"] == "mean paired difference" and card.loc[3, "pairs"] == 4
+    assert card.loc[9, "interval_of"] == "targets"
+    samples = pd.read_csv(tables / "studies" / "text_temperature" / "samples.csv")
+    assert set(samples.checkpoint) == {"sample step", "lowest held-out loss"}
+    for d in (done / "results" / "runs" / "text").iterdir():
+        assert (d / "checkpoints" / "best.pt").exists() and (d / "best_samples.jsonl").exists()
+    text = subprocess.run(["pdftotext", str(done / "results" / "report" / "report.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    flat = " ".join(text.replace("’", "'").split())
+    for part in ("Learned, then lost", "One run reached the criterion and lost it",
+                 "Runs that reached the criterion and lost it", "converged [95 %]",
+                 "Training text against held-out text", "checkpoint of lowest held-out loss",
+                 "Claim 9 at several targets", "RNN part", "LSTM part"):
+        assert part in flat, part
+    assert re.search(r"0/2 \[0–66 %\]", flat), "a Wilson interval in the palindrome table"
+
+
 def test_unchanged_config_has_nothing_to_do(done):
     jobs, out = planned_jobs(done)
     assert jobs == [], out
@@ -174,9 +214,9 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     assert [w for r, w in jobs if r == "aggregate_study"] == ["study=lstm_adam_lr01"], out
     figures = sorted(w for r, w in jobs if r == "figure")
     assert figures == ["figure=fig06_lstm_adam_loss", "figure=fig07_lstm_accuracy",
-                       "figure=fig11_init_study"], out
+                       "figure=fig11_init_study", "figure=fig_collapse"], out
     assert rules == sorted(["train_palindrome"] * 2 + [
-        "aggregate_study", "compute_table", "figure", "figure", "figure", "save_config", "scorecard",
+        "aggregate_study", "compute_table"] + ["figure"] * 4 + ["save_config", "scorecard",
         "render_report", "compile_report", "all"]), out
 
 

@@ -1,15 +1,18 @@
 """Gather run directories into tidy tables (CSV) under results/tables/.
 
-Per study: runs.csv (one row per run: its hyperparameters and summary metrics), curves.csv
-(one row per run × logged step), evals.csv (one row per run × held-out evaluation) and,
-for text, samples.csv. Every row carries the run's key hyperparameters as columns, and
-run_id joins it to runs.csv for the rest.
+Per study: runs.csv (one row per run: its hyperparameters, summary metrics and, for
+palindrome runs, its outcome against the convergence threshold: outcomes.classify),
+curves.csv (one row per run × logged step), evals.csv (one row per run × held-out
+evaluation) and, for text, samples.csv (the samples of every sample step, and those of the
+checkpoint of lowest held-out loss: column `checkpoint`). Every row carries the run's key
+hyperparameters as columns, and run_id joins it to runs.csv for the rest.
 """
 
 from pathlib import Path
 
 import pandas as pd
 
+from . import outcomes
 from .io import (EVALS, METRICS, SAMPLE_KEYS, SUMMARY_KEYS, BadFile, read_json, read_jsonl,
                  read_table, write_table)
 
@@ -27,6 +30,9 @@ STUDY_TABLES = {
     "evals": ("run_id", "step", "accuracy"),
     "samples": ("run_id",),
 }
+
+# samples.csv's `checkpoint`: the sample steps' own checkpoints, or the lowest held-out loss
+SAMPLE_CHECKPOINTS = ("sample step", "lowest held-out loss")
 
 
 # Where a study's tables live under the tables folder (the workflow's rules ask this too).
@@ -78,6 +84,8 @@ def run_row(summary, study):
         row["cell_formula"] = summary["cell_formula"]
     else:
         row["eval_final_bpc"] = summary["eval_final"]["bpc"]
+        row["eval_lowest_loss"] = summary["eval_lowest_loss"]["loss"]
+        row["eval_lowest_loss_step"] = summary["eval_lowest_loss"]["step"]
     return row
 
 
@@ -111,11 +119,18 @@ def read_run(run_dir):
             raise BadFile(f"{d / name} ends at step {last:g}, and the run trained {steps} steps "
                           "(summary.json): the file is cut short; delete the run's folder to "
                           "train it again")
-    samples = read_jsonl(d / "samples.jsonl", "run's samples", SAMPLE_KEYS) if kind == "text" else None
+    samples = None
+    if kind == "text":
+        samples = [{**r, "checkpoint": SAMPLE_CHECKPOINTS[0]}
+                   for r in read_jsonl(d / "samples.jsonl", "run's samples", SAMPLE_KEYS)]
+        samples += [{**r, "checkpoint": SAMPLE_CHECKPOINTS[1]}
+                    for r in read_jsonl(d / "best_samples.jsonl", "run's samples", SAMPLE_KEYS)]
     return summary, metrics, evals, samples
 
 
-def aggregate_study(study, run_dirs, out_dir):
+def aggregate_study(study, run_dirs, out_dir, threshold):
+    """The study's tables from its run directories; `threshold`: the convergence threshold
+    the palindrome runs' outcomes are read against."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, curves, evals, samples = [], [], [], []
@@ -131,13 +146,16 @@ def aggregate_study(study, run_dirs, out_dir):
             raise BadFile(f"study {study} mixes palindrome and text runs ({d} is a "
                           f"{summary['kind']} run): a study is of one kind")
         row = run_row(summary, study)
+        if summary["kind"] == "palindrome":
+            row.update(outcomes.classify(run_evals, run_curves, threshold),
+                       outcome_threshold=threshold)
         runs.append(row)
         keys = {"study": study, "run_id": row["run_id"],
                 **{k: row[k] for k in KEYS[summary["kind"]]}}
         curves.append(run_curves.assign(**keys))
         evals.append(run_evals.assign(**keys))
         if run_samples is not None:
-            samples.append(pd.DataFrame(run_samples, columns=list(SAMPLE_KEYS))
+            samples.append(pd.DataFrame(run_samples, columns=[*SAMPLE_KEYS, "checkpoint"])
                            .rename(columns={"temperature": "sample_temperature"}).assign(**keys))
     def order(df):
         return df[list(keys) + [c for c in df.columns if c not in keys]]

@@ -171,8 +171,9 @@ def cmd_grad_probe(args):
 def cmd_aggregate(args):
     from .aggregate import aggregate_study
 
+    _from_schema(args, threshold="convergence_threshold")
     _outputs(args.out_dir, inputs=args.runs, folder=True)
-    aggregate_study(args.study, args.runs, args.out_dir)
+    aggregate_study(args.study, args.runs, args.out_dir, args.threshold)
 
 
 def cmd_compute_table(args):
@@ -456,6 +457,9 @@ def build_parser():
     a.add_argument("--study", required=True)
     a.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
     a.add_argument("--out-dir", type=Path, required=True)
+    a.add_argument("--threshold", type=_threshold, help="a palindrome run's outcome (never, kept, "
+                   "lost) is read against this held-out accuracy (default: the config schema's "
+                   "report.convergence_threshold)")
     a.set_defaults(func=cmd_aggregate)
 
     ct = sub.add_parser("compute-table", help="per-job wall time and memory, with device")

@@ -20,6 +20,11 @@ REPORT_STUDIES = {
     TEXT_STUDY: "text",
 }
 
+# The studies whose runs that reached the criterion and lost it the collapse figure and the
+# report's collapse table show (the initialisation studies' default runs are among them).
+COLLAPSE_STUDIES = ["rnn_rmsprop", "rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_rmsprop",
+                    "lstm_adam", "lstm_adam_lr01"]
+
 # name -> drawing, height (inches), studies, tables (beside the studies' own),
 # caption (LaTeX-safe prose; values that come from results are added by the report)
 FIGURES = {
@@ -44,6 +49,14 @@ FIGURES = {
         "caption": "(a) Held-out accuracy of the vanilla RNN (Adam) during training; "
                    "(b) final and best held-out accuracy against input length, RNN and LSTM, "
                    "one panel per optimizer.",
+    },
+    "fig_collapse": {
+        "drawing": "collapse", "height": 5.0,
+        "studies": COLLAPSE_STUDIES,
+        "caption": "Runs that reached the convergence criterion and then lost it, one panel per "
+                   "setting: held-out accuracy (solid, left axis) and the gradient norm before "
+                   "clipping (thin, right axis, logarithmic), with the clipping threshold "
+                   "dashed. A cross marks the evaluation at which each run was lost.",
     },
     "fig05_lstm_rmsprop_loss": {
         "drawing": "loss", "height": 3.0,
@@ -82,6 +95,13 @@ FIGURES = {
         "drawing": "text_temperature", "height": 2.9,
         "studies": [TEXT_STUDY],
         "caption": "Character-level LSTM trained at temperatures 0.5, 1 and 2: loss and accuracy.",
+    },
+    "fig_text_overfit": {
+        "drawing": "text_overfit", "height": 2.7,
+        "studies": [TEXT_STUDY],
+        "caption": "Training loss (training batches, smoothed) and held-out loss (the tales' end) "
+                   "of every text run on one axis, one panel per training temperature; the "
+                   "dotted line marks the evaluation with the lowest held-out loss.",
     },
     "fig11_init_study": {
         "drawing": "init_study", "height": 5.6,

@@ -475,6 +475,91 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     fig.suptitle(note, x=0.01, ha="left", fontsize=7.5, color="0.3")
 
 
+def _setting(r):
+    init = "" if r.init == "default" else f", init {r.init} sd {r.init_std:g}"
+    return (f"{r.model.upper()}, {r.optimizer}, lr {r.lr:g}, $T$ = {int(r.input_length)}, "
+            f"{int(r.steps):,} steps{init}")
+
+
+def draw_collapse(fig, tables, smoothing, threshold):
+    """Per setting with a lost run: held-out accuracy and gradient norm of its lost runs."""
+    runs = [r for s in tables.studies if not (r := tables(s, "runs")).empty]
+    lost = [r[r["outcome"] == "lost"] for r in runs]
+    lost = pd.concat(lost).drop_duplicates("run_id") if lost else pd.DataFrame()
+    if lost.empty:
+        ax = fig.subplots()
+        _no_runs(ax, "no run reached the criterion and then lost it" if runs else "no runs")
+        return
+    evals = pd.concat([tables(s, "evals") for s in tables.studies]).drop_duplicates(["run_id", "step"])
+    curves = pd.concat([tables(s, "curves") for s in tables.studies]).drop_duplicates(["run_id", "step"])
+    key = ["model", "optimizer", "lr", "input_length", "steps", "init", "init_std"]
+    settings = list(lost.groupby(key, sort=True))
+    cols = 1 if len(settings) == 1 else 2
+    axes = np.atleast_1d(fig.subplots(math.ceil(len(settings) / cols), cols, squeeze=False).ravel())
+    colors = sns.color_palette("colorblind", 10)
+    for ax in axes[len(settings):]:
+        ax.set_visible(False)
+    for ax, (_, group) in zip(axes, settings):
+        grad_ax = ax.twinx()
+        for i, r in enumerate(group.sort_values("seed").itertuples()):
+            c = colors[(i + 2) % len(colors)]
+            e = evals[evals["run_id"] == r.run_id]
+            g = curves[curves["run_id"] == r.run_id]
+            if len(g) > 4000:  # thinned, the spikes kept: the max of each stretch
+                g = g.groupby(g["step"] // math.ceil(g["step"].max() / 2000)).agg(
+                    step=("step", "max"), grad_norm=("grad_norm", "max"))
+            grad_ax.plot(g["step"], g["grad_norm"], color=c, lw=0.4, alpha=0.55)
+            ax.plot(e["step"], e["accuracy"], color=c, lw=1.3, label=f"seed {int(r.seed)}")
+            at = e[e["step"] == r.lost_step]["accuracy"]
+            ax.plot([r.lost_step], at, marker="x", color="k", ms=6, mew=1.5, ls="none")
+        grad_ax.axhline(group["max_norm"].iloc[0], color="0.3", ls="--", lw=0.9)
+        grad_ax.set_yscale("log")
+        grad_ax.set_ylabel("gradient norm", fontsize=7.5)
+        grad_ax.tick_params(labelsize=7)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_zorder(grad_ax.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        _threshold(ax, threshold)
+        ax.set_ylabel("held-out accuracy")
+        ax.set_title(_setting(group.iloc[0]), fontsize=7.5)
+        _steps_axis(ax)
+        handles, _ = ax.get_legend_handles_labels()
+        clip = Line2D([], [], color="0.3", ls="--", lw=0.9,
+                      label=f"clipping threshold {group['max_norm'].iloc[0]:g} (right axis)")
+        ax.legend(handles=handles + [clip], fontsize=7, loc="lower left")
+
+
+def draw_text_overfit(fig, tables, smoothing, threshold):
+    """Training and held-out loss of every text run on one axis, a panel per temperature."""
+    curves, evals, runs = (tables(TEXT_STUDY, t) for t in ("curves", "evals", "runs"))
+    if runs.empty:
+        ax = fig.subplots()
+        return _no_runs(ax)
+    temps = sorted(runs["temperature"].unique())
+    axes = fig.subplots(1, len(temps), sharey=True, squeeze=False).ravel()
+    for ax, T in zip(axes, temps):
+        for r in runs[runs["temperature"] == T].sort_values("seed").itertuples():
+            train = smooth(curves[curves["run_id"] == r.run_id], "loss", smoothing)
+            held = evals[evals["run_id"] == r.run_id]
+            ax.plot(train["step"], train["loss"], color=SPLIT_COLORS["train"], lw=1.0)
+            ax.plot(held["step"], held["loss"], color=SPLIT_COLORS["held-out"], lw=1.2, marker="o",
+                    ms=2.5)
+            ax.axvline(r.eval_lowest_loss_step, color="0.3", ls=":", lw=1.0)
+            ax.annotate(f"lowest {r.eval_lowest_loss:.2f}\nat {int(r.eval_lowest_loss_step):,}",
+                        (r.eval_lowest_loss_step, r.eval_lowest_loss), xytext=(-4, 14),
+                        textcoords="offset points", fontsize=6.5, color="0.25", ha="right")
+        ax.set_title(f"$T$ = {T:g}", fontsize=8)
+        _steps_axis(ax)
+    axes[0].set_ylabel("loss (nats)")
+    handles = [Line2D([], [], color=SPLIT_COLORS["train"], label="training batches"),
+               Line2D([], [], color=SPLIT_COLORS["held-out"], marker="o", ms=2.5,
+                      label="held-out tail"),
+               Line2D([], [], color="0.3", ls=":", label="lowest held-out loss")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3)
+    fig.suptitle(f"training loss: rolling mean over {smoothing:,} steps", x=0.01, ha="left",
+                 fontsize=7.5, color="0.3")
+
+
 def draw_text_curves(fig, tables, smoothing, threshold):
     _text_figure(fig, tables, smoothing, threshold, by_temperature=False)
 

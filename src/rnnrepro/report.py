@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import BAND_TEXT, FIGURES, TEXT_STUDY
+from .aggregate import SAMPLE_CHECKPOINTS
+from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
-from .scorecard import Tables, reference_text_run
+from .outcomes import VERDICTS, wilson
+from .scorecard import Tables, reference_text_run, steps_to_targets
 from .spec import SPECS
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
@@ -47,8 +49,9 @@ def first_steps_at(evals, threshold):
 
 
 def palindrome_rows(t, study):
-    """One row per input length: accuracy over seeds, seeds converged, and the median first
-    step at the convergence threshold (over the seeds that reached it)."""
+    """One row per input length: accuracy over seeds, the seeds' outcomes (outcomes.py:
+    kept, lost, never) with the Wilson interval of the share converged (kept), and the median
+    first step at the convergence threshold (over the seeds that reached it)."""
     runs = t.study(study)
     if runs is None:
         return []
@@ -56,18 +59,52 @@ def palindrome_rows(t, study):
     first = first_steps_at(evals, t.threshold) if evals is not None else pd.Series(dtype=float)
     rows = []
     for length, g in runs.groupby("input_length"):
-        conv = g["eval_final_accuracy"] >= t.threshold
+        counts = g["outcome"].value_counts()
+        kept, lost = int(counts.get("kept", 0)), int(counts.get("lost", 0))
+        lo, hi = wilson(kept, len(g))
         steps = first.reindex(g["run_id"]).dropna()
         final, final_sd = _mean_sd(g["eval_final_accuracy"].tolist())
         best, _ = _mean_sd(g["eval_best_accuracy"].tolist())
         rows.append({
             "study": study, "input_length": int(length), "model": g["model"].iloc[0],
             "optimizer": g["optimizer"].iloc[0], "lr": float(g["lr"].iloc[0]),
-            "steps": int(g["steps"].iloc[0]), "seeds": len(g), "converged": int(conv.sum()),
+            "steps": int(g["steps"].iloc[0]), "seeds": len(g), "converged": kept,
+            "lost": lost, "never": len(g) - kept - lost, "interval": (lo, hi),
             "final": final, "final_sd": final_sd, "best": best,
             "steps_to": float(steps.median()) if len(steps) else None,
         })
     return rows
+
+
+def collapses(t, studies):
+    """Every palindrome run of `studies` that reached the criterion and lost it, once each
+    (studies share runs), with what outcomes.classify measured around the loss."""
+    frames = [r[r["outcome"] == "lost"] for s in studies if (r := t.study(s)) is not None]
+    lost = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
+    rows = [{"run_id": r.run_id, "model": r.model, "optimizer": r.optimizer, "lr": float(r.lr),
+             "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
+             "init": r.init, "init_std": float(r.init_std), "max_norm": float(r.max_norm),
+             "reached": int(r.reached_step), "last_held": int(r.last_held_step),
+             "lost": int(r.lost_step), "final": float(r.eval_final_accuracy),
+             "held_grad": r.held_grad_norm, "peak_grad": r.peak_grad_norm,
+             "sat_held": r.saturation_held, "sat_final": r.saturation_final,
+             "w_held": r.w_h_norm_held, "w_final": r.w_h_norm_final}
+            for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"])
+            .itertuples()] if len(lost) else []
+    if not rows:
+        return {"runs": [], "count": 0}
+
+    def median(key):
+        values = sorted(r[key] for r in rows if r[key] is not None and r[key] == r[key])
+        return values[len(values) // 2] if values else None
+
+    return {"runs": rows, "count": len(rows), "models": sorted({r["model"] for r in rows}),
+            "spiked": sum(r["peak_grad"] is not None and r["peak_grad"] > r["max_norm"] for r in rows),
+            # a rise counts above 5 points of saturation, or 5 % of the spectral norm
+            "saturated_more": sum(r["sat_final"] > r["sat_held"] + 0.05 for r in rows),
+            "norm_grew": sum(r["w_final"] > 1.05 * r["w_held"] for r in rows),
+            "median": {k: median(k) for k in ("peak_grad", "held_grad", "sat_held", "sat_final",
+                                              "w_held", "w_final", "final")}}
 
 
 def lengths_by_outcome(rows):
@@ -87,7 +124,10 @@ def text_context(t, study):
     curves = t.study(study, "curves")
     ref_evals = evals[evals["run_id"] == ref["run_id"]]
     samples = samples.sort_values("text").groupby(
-        ["run_id", "temperature", "step", "method", "sample_temperature"], dropna=False).head(1)
+        ["run_id", "checkpoint", "temperature", "step", "method", "sample_temperature"],
+        dropna=False).head(1)
+    best_samples = samples[samples["checkpoint"] == SAMPLE_CHECKPOINTS[1]]
+    samples = samples[samples["checkpoint"] == SAMPLE_CHECKPOINTS[0]]
 
     greedy = samples[(samples["run_id"] == ref["run_id"]) & (samples["method"] == "greedy")]
     table1 = [{"step": int(r.step), "text": r.text} for r in greedy.sort_values("step").itertuples()]
@@ -107,14 +147,36 @@ def text_context(t, study):
     for step, s in ref_random.groupby("step"):
         sampling_only.append({"step": int(step), "by_t": {float(r.sample_temperature): r.text
                                                          for r in s.itertuples()}})
-    by_T = []
+    by_T, best_vs_final = [], []
     for T, g in runs.groupby("temperature"):
         r = g.sort_values("seed").iloc[0]
+        e = evals[evals["run_id"] == r["run_id"]]
+        at_best = e[e["step"] == r["eval_lowest_loss_step"]].iloc[0]
         by_T.append({"temperature": float(T), "final_batch_accuracy": r["final_batch_accuracy"],
                      "eval_final_accuracy": r["eval_final_accuracy"],
-                     "eval_final_bpc": r["eval_final_bpc"], "final_loss": r["final_loss"]})
+                     "eval_final_bpc": r["eval_final_bpc"], "final_loss": r["final_loss"],
+                     "eval_final_loss": r["eval_final_loss"],
+                     "lowest_loss": r["eval_lowest_loss"],
+                     "lowest_loss_step": int(r["eval_lowest_loss_step"]),
+                     "accuracy_at_lowest": float(at_best["accuracy"]),
+                     "rise": r["eval_final_loss"] / r["eval_lowest_loss"] - 1})
+        last = samples[(samples["run_id"] == r["run_id"]) & (samples["step"] == samples["step"].max())]
+        best = best_samples[best_samples["run_id"] == r["run_id"]]
+        for method in ("greedy", "random"):
+            def pick(df, method=method):
+                df = df[df["method"] == method]
+                if method == "random":
+                    df = df[(df["sample_temperature"] - T).abs() < 1e-9]
+                return df["text"].iloc[0] if len(df) else None
+            best_vs_final.append({"temperature": float(T), "method": method,
+                                  "best_step": int(r["eval_lowest_loss_step"]),
+                                  "final_step": int(r["steps"]),
+                                  "best": pick(best), "final": pick(last)})
+    targets = [{"label": label, "steps": steps} for label, steps in steps_to_targets(evals, ref)]
     return {
         "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
+        "best_vs_final": best_vs_final, "targets": targets,
+        "overfit": [r for r in by_T if r["lowest_loss_step"] < ref["steps"]],
         "sampling_only": sampling_only,
         "sample_temperatures": sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),
         "best_val": ref_evals["accuracy"].max(),
@@ -124,22 +186,42 @@ def text_context(t, study):
 
 def init_context(tables_dir):
     """The initialisation study: per initialisation, the verdicts of claims 1, 4, 5, 6 and
-    the share of the original's convergence pattern it reproduces."""
+    the share of the original's convergence pattern it reproduces, whole and per model; per
+    model the initialisations that reproduce its part, and the best pair of them."""
     path = Path(tables_dir) / "scorecard_init.csv"
     df = read_table(path) if path.exists() else pd.DataFrame()
     if df.empty:
         return None
     variants = []
     for (label, init, std), g in df.groupby(["label", "init", "init_std"], sort=False):
+        first = g.iloc[0]
         variants.append({"label": label, "init": init, "std": std,
-                         "match": float(g["pattern_match"].iloc[0]),
+                         "match": float(first["pattern_match"]),
+                         "model_match": {m: _number(first[f"{m}_match"]) for m in MODELS},
                          "verdicts": {int(r.claim): r.verdict for r in g.itertuples()},
                          "measured": {int(r.claim): r.measured for r in g.itertuples()}})
     best = max(variants, key=lambda v: v["match"])
     default = next((v for v in variants if v["init"] == "default"), None)
+    per_model = {}
+    for m in MODELS:
+        scored = [v for v in variants if v["model_match"][m] is not None]
+        top = max(scored, key=lambda v: v["model_match"][m]) if scored else None
+        per_model[m] = {"best": top, "reproduced": [v for v in scored if v["model_match"][m] == 1.0]}
+    pair = {m: per_model[m]["best"] for m in MODELS}
     return {"variants": variants, "best": best, "default": default,
             "claims": sorted({int(c) for c in df["claim"]}),
-            "reproduced": [v for v in variants if v["match"] == 1.0]}
+            "seeds": int(df["judged"].max()),
+            "reproduced": [v for v in variants if v["match"] == 1.0],
+            "per_model": per_model, "models": MODELS,
+            "pair": pair if all(pair.values()) else None,
+            "pair_whole": all(v and v["model_match"][m] == 1.0 for m, v in pair.items())}
+
+
+MODELS = ("rnn", "lstm")  # the models whose part of the pattern is judged apart
+
+
+def _number(value):
+    return None if value is None or value != value else float(value)
 
 
 def compute_context(tables_dir):
@@ -246,8 +328,9 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "missing_figures": [name for name in FIGURES if name not in figures],
         "studies": studies, "outcomes": outcomes,
         "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
-        "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard)
-                           for v in ("held", "partly", "not held", "not run")},
+        "claim_rows": {r["claim"]: r for r in scorecard},
+        "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},
+        "collapses": collapses(t, COLLAPSE_STUDIES),
         "text": text_context(t, TEXT_STUDY),
         "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
         "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"

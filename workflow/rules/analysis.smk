@@ -20,13 +20,14 @@ rule aggregate_study:
     params:
         runs=lambda wildcards, input: [Path(p).parent for p in input.summaries],
         out=lambda wildcards, output: Path(output.runs).parent,
+        threshold=REPORT["convergence_threshold"],  # the runs' outcomes are read against it
     log:
         "logs/aggregate/{study}.log",
     conda:
         ENV
     shell:
         "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
-        " --out-dir {params.out:q} > {log:q} 2>&1"
+        " --out-dir {params.out:q} --threshold {params.threshold} > {log:q} 2>&1"
 
 
 rule compute_table:

@@ -1,0 +1,110 @@
+"""What became of a palindrome run, and how far a handful of seeds can be trusted.
+
+A run's outcome is read from its held-out accuracy curve against the convergence
+threshold: it never reached the threshold, reached it and kept it to the end, or reached it
+and lost it. A lost run fell below the threshold after its last evaluation at or above it
+and did not come back; the evaluation where it was first seen below is where it was lost.
+Around that step its gradient norm (before clipping) and its health (models.health: the
+share of saturated hidden units and the spectral norm of W_h) tell what happened.
+
+The uncertainty of every rate is a Wilson score interval (95 %); a comparison of two
+settings over paired runs is the mean paired difference with a bootstrap interval.
+"""
+
+import math
+
+import numpy as np
+
+OUTCOMES = {
+    "never": "never reached the criterion",
+    "kept": "reached the criterion and kept it to the end",
+    "lost": "reached the criterion, then fell below it for good",
+}
+# every verdict a claim can get, from the strongest for it to the strongest against
+VERDICTS = ("held", "mostly held", "unresolved", "mostly not held", "not held", "not run")
+Z95 = 1.959963984540054  # the two-sided 95 % normal quantile
+BOOTSTRAP = 10_000  # resamples of a paired bootstrap
+BOOTSTRAP_SEED = 0  # fixed: the same tables give the same interval
+
+# the columns `classify` adds to a run's row in runs.csv
+COLUMNS = ("outcome", "reached_step", "last_held_step", "lost_step", "held_grad_norm",
+           "peak_grad_norm", "saturation_held", "saturation_final", "w_h_norm_held",
+           "w_h_norm_final")
+
+
+def classify(evals, metrics, threshold):
+    """A run's outcome from its eval.csv and metrics.csv rows (DataFrames sorted by step):
+    a dict of COLUMNS (None where a column does not apply to the outcome)."""
+    row = dict.fromkeys(COLUMNS)
+    acc, steps = evals["accuracy"].to_numpy(), evals["step"].to_numpy()
+    held = np.flatnonzero(acc >= threshold)
+    if not len(held):
+        row["outcome"] = "never"
+        return row
+    row["reached_step"] = int(steps[held[0]])
+    last = held[-1]
+    if last == len(acc) - 1:
+        row["outcome"] = "kept"
+        return row
+    lost = last + 1
+    grads = metrics.set_index("step")["grad_norm"]
+    # while held: from the evaluation before the criterion was reached to the last one at it
+    since = steps[held[0] - 1] if held[0] > 0 else steps[0]
+    while_held = grads[(grads.index > since) & (grads.index <= steps[last])]
+    around = grads[(grads.index > steps[last]) & (grads.index <= steps[lost])]
+    final = evals.iloc[-1]
+    row.update({
+        "outcome": "lost", "last_held_step": int(steps[last]), "lost_step": int(steps[lost]),
+        "held_grad_norm": float(while_held.median()) if len(while_held) else None,
+        "peak_grad_norm": float(around.max()) if len(around) else None,
+        "saturation_held": float(evals["saturation"].iloc[last]),
+        "saturation_final": float(final["saturation"]),
+        "w_h_norm_held": float(evals["w_h_norm"].iloc[last]),
+        "w_h_norm_final": float(final["w_h_norm"]),
+    })
+    return row
+
+
+def wilson(k, n, z=Z95):
+    """The Wilson score interval (lo, hi) for k successes in n trials; (None, None) for n = 0."""
+    if n == 0:
+        return None, None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_interval(differences, resamples=BOOTSTRAP, seed=BOOTSTRAP_SEED):
+    """Mean of paired differences and its percentile bootstrap 95 % interval (lo, hi)."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) == 0:
+        return None, None, None
+    if len(d) == 1:
+        return float(d[0]), None, None
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(len(d), size=(resamples, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def share_verdict(k, n):
+    """The verdict on a claim that held in k of n seeds: held (every seed) and not held (no
+    seed) say what was seen; in between, "mostly held" or "mostly not held" where the Wilson
+    interval of the share of seeds lies wholly above or below one half, else "unresolved":
+    that many seeds cannot tell which way the claim goes."""
+    if n == 0:
+        return "not run"
+    if k == n:
+        return "held"
+    if k == 0:
+        return "not held"
+    lo, hi = wilson(k, n)
+    return "mostly held" if lo > 0.5 else "mostly not held" if hi < 0.5 else "unresolved"
+
+
+def difference_verdict(lo, hi):
+    """A comparison judged by the interval of its paired difference (good minus bad)."""
+    if lo is None:
+        return "unresolved"
+    return "held" if lo > 0 else "not held" if hi < 0 else "unresolved"

@@ -1,0 +1,94 @@
+"""Run outcomes (never, kept, lost), Wilson intervals, paired bootstrap intervals, the
+verdicts built on them, and the ten-seed profile."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from rnnrepro import outcomes as O
+
+
+def _run(accuracies, every=100, grads=None, saturation=None, norms=None):
+    steps = [i * every for i in range(len(accuracies))]
+    n = len(steps)
+    evals = pd.DataFrame({"step": steps, "loss": 0.0, "accuracy": accuracies,
+                          "saturation": saturation or [0.1] * n, "w_h_norm": norms or [1.0] * n})
+    metric_steps = list(range(1, steps[-1] + 1))
+    grads = grads or {}
+    metrics = pd.DataFrame({"step": metric_steps, "loss": 0.0, "accuracy": 0.0,
+                            "grad_norm": [grads.get(s, 2.0) for s in metric_steps]})
+    return evals, metrics
+
+
+def test_a_run_that_never_reaches_the_criterion():
+    row = O.classify(*_run([0.1, 0.5, 0.98, 0.97]), 0.99)
+    assert row["outcome"] == "never" and row["reached_step"] is None and row["lost_step"] is None
+
+
+def test_a_run_that_dips_and_comes_back_kept_it():
+    row = O.classify(*_run([0.1, 0.995, 0.5, 1.0]), 0.99)
+    assert row["outcome"] == "kept" and row["reached_step"] == 100 and row["lost_step"] is None
+
+
+def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
+    evals, metrics = _run([0.1, 1.0, 1.0, 0.3, 0.2], grads={250: 900.0, 150: 3.0},
+                          saturation=[0.0, 0.1, 0.2, 0.7, 0.8], norms=[1.0, 2.0, 2.5, 6.0, 7.0])
+    row = O.classify(evals, metrics, 0.99)
+    assert row["outcome"] == "lost"
+    assert (row["reached_step"], row["last_held_step"], row["lost_step"]) == (100, 200, 300)
+    assert row["peak_grad_norm"] == 900.0  # the largest norm in (200, 300]
+    assert row["held_grad_norm"] == 2.0  # the median while held: (0, 200], the evaluation before
+    # the criterion was reached to the last one at it
+    assert (row["saturation_held"], row["saturation_final"]) == (0.2, 0.8)
+    assert (row["w_h_norm_held"], row["w_h_norm_final"]) == (2.5, 7.0)
+    assert set(row) == set(O.COLUMNS)
+
+
+@pytest.mark.parametrize("k,n,lo,hi", [(3, 3, 0.4385, 1.0), (0, 3, 0.0, 0.5615),
+                                       (2, 3, 0.2077, 0.9385), (10, 10, 0.7225, 1.0),
+                                       (9, 10, 0.5958, 0.9821)])
+def test_wilson_interval_has_the_textbook_values(k, n, lo, hi):
+    got = O.wilson(k, n)
+    assert got == pytest.approx((lo, hi), abs=1e-4)
+    assert O.wilson(0, 0) == (None, None)
+
+
+def test_share_verdicts_say_what_three_seeds_cannot_tell():
+    assert O.share_verdict(3, 3) == "held" and O.share_verdict(0, 3) == "not held"
+    assert O.share_verdict(2, 3) == "unresolved" and O.share_verdict(1, 3) == "unresolved"
+    assert O.share_verdict(9, 10) == "mostly held" and O.share_verdict(1, 10) == "mostly not held"
+    assert O.share_verdict(5, 10) == "unresolved" and O.share_verdict(0, 0) == "not run"
+    assert set(O.VERDICTS) >= {O.share_verdict(k, 10) for k in range(11)}
+
+
+def test_paired_interval_is_reproducible_and_judges_by_zero():
+    diffs = [0.1, 0.2, 0.15, 0.05, 0.12, 0.3]
+    mean, lo, hi = O.paired_interval(diffs)
+    assert mean == pytest.approx(sum(diffs) / 6) and 0 < lo < mean < hi
+    assert O.paired_interval(diffs) == (mean, lo, hi)
+    assert O.difference_verdict(lo, hi) == "held"
+    _, lo2, hi2 = O.paired_interval([0.2, -0.3, 0.1, -0.1])
+    assert lo2 < 0 < hi2 and O.difference_verdict(lo2, hi2) == "unresolved"
+    _, lo3, hi3 = O.paired_interval([-0.2, -0.1, -0.3])
+    assert O.difference_verdict(lo3, hi3) == "not held"
+    assert O.paired_interval([0.4]) == (0.4, None, None)
+    assert O.difference_verdict(None, None) == "unresolved"
+
+
+def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():
+    from snakemake.utils import update_config
+
+    from rnnrepro import studies as S
+
+    base = yaml.safe_load(open("config/config.yaml"))
+    merged = yaml.safe_load(open("config/config.yaml"))
+    update_config(merged, yaml.safe_load(open("config/ten_seeds.yaml")))
+    S.check_config(merged)
+    runs, by_study = S.expand(base)
+    more, more_by_study = S.expand(merged)
+    assert set(runs) < set(more)  # the default config's runs keep their ids
+    assert len(more) - len(runs) == 7 * (6 + 3 + 1 + 6 + 1)
+    for name in ("rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_adam", "lstm_adam_lr01"):
+        assert len(more_by_study[name]) == 10 * len(by_study[name]) // 3
+    for name in ("rnn_rmsprop", "lstm_rmsprop", "init_study", "text_temperature"):
+        assert more_by_study[name] == by_study[name]

@@ -139,3 +139,33 @@ def test_comparisons_carry_a_paired_interval(tables):
     assert row["interval_of"] == "mean paired difference" and row["pairs"] == 6
     assert row["interval_lo"] <= row["interval_hi"]
     assert "paired difference" in row["measured"] and "seed x length pairs" in row["measured"]
+
+
+def test_each_learning_rate_is_reported_under_each_initialisation(tmp_path):
+    """Claim 5's second half, per initialisation: every LSTM run at the lr study's length,
+    from whichever study trained it, counted once (the default-init runs are shared)."""
+    from rnnrepro.report import lr_by_init
+
+    def lstm(seed, acc, lr, init="default", std=0.01, **kw):
+        return run("lstm", 10, seed, acc, init=init, std=std, lr=lr, optimizer="adam",
+                   reached_step=900 if acc >= 0.99 else None, **kw) | {
+            "run_id": f"lstm-10-{seed}-{init}{std}-lr{lr}"}
+
+    write_study(tmp_path, "lstm_adam", [lstm(s, 1.0, 1e-3) for s in (0, 1, 2)]
+                + [run("lstm", 9, 0, 1.0, lr=1e-3, optimizer="adam")])  # another length: left out
+    write_study(tmp_path, "lstm_adam_lr01", [lstm(0, 1.0, 0.01), lstm(1, 0.1, 0.01),
+                                             lstm(2, 0.3, 0.01, outcome="lost")])
+    write_study(tmp_path, "init_study", [lstm(0, 1.0, 1e-3),  # the lstm_adam seed-0 run again
+                                         lstm(0, 0.1, 1e-3, init="normal", std=0.001)])
+    write_study(tmp_path, "init_lr01", [lstm(0, 1.0, 0.01, init="normal", std=0.001)])
+    out = lr_by_init(Tables(tmp_path, 0.99))
+    assert out["length"] == 10 and out["lrs"] == [1e-3, 0.01]
+    default, small = out["rows"]
+    assert default["label"].startswith("default") and small["label"] == "N(0, sd 0.001)"
+    assert default["cells"][1e-3] | {"interval": None} == {
+        "seeds": 3, "converged": 3, "lost": 0, "never": 0, "interval": None, "final": 1.0,
+        "reached": 900.0}
+    hi = default["cells"][0.01]
+    assert (hi["converged"], hi["lost"], hi["never"]) == (1, 1, 1)
+    assert hi["final"] == pytest.approx((1.0 + 0.1 + 0.3) / 3)
+    assert small["cells"][1e-3]["converged"] == 0 and small["cells"][0.01]["converged"] == 1

@@ -114,7 +114,9 @@ def test_outcomes_collapses_and_intervals_reach_the_tables_and_the_report(done):
     for part in ("Learned, then lost", "One run reached the criterion and lost it",
                  "Runs that reached the criterion and lost it", "converged [95 %]",
                  "Training text against held-out text", "checkpoint of lowest held-out loss",
-                 "Claim 9 at several targets", "RNN part", "LSTM part"):
+                 "Claim 9 at several targets", "RNN part", "LSTM part",
+                 "1 of 1 seed at length 6 reached it and then lost it",
+                 "at input length 6 under each initialisation and learning rate"):
         assert part in flat, part
     assert re.search(r"0/2 \[0–66 %\]", flat), "a Wilson interval in the palindrome table"
 

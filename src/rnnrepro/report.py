@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import SAMPLE_CHECKPOINTS
-from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, TEXT_STUDY
+from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .outcomes import VERDICTS, wilson
-from .scorecard import Tables, reference_text_run, steps_to_targets
+from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from .spec import SPECS
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
@@ -107,12 +107,53 @@ def collapses(t, studies):
                                               "w_held", "w_final", "final")}}
 
 
+# where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies
+# whose LSTM runs at that length are read, under every initialisation and learning rate
+LR_STUDY = "lstm_adam_lr01"
+LR_STUDIES = ("lstm_adam", LR_STUDY, INIT_STUDY, INIT_LR_STUDY)
+
+
+def lr_by_init(t):
+    """The LSTM at the input length of claim 5's learning-rate test, per initialisation and
+    learning rate: seeds converged (with the Wilson interval), seeds lost, seeds that never
+    reached the criterion, the mean final held-out accuracy and the median first step at the
+    criterion. Every run at that length in LR_STUDIES counts once, whichever studies share it."""
+    lr_runs = t.study(LR_STUDY)
+    if lr_runs is None:
+        return None
+    length = int(lr_runs["input_length"].max())
+    frames = [r for s in LR_STUDIES if (r := t.study(s)) is not None]
+    runs = pd.concat(frames).drop_duplicates("run_id")
+    runs = runs[(runs["model"] == "lstm") & (runs["input_length"] == length)
+                & (runs["optimizer"] == lr_runs["optimizer"].iloc[0])]
+    # a default init ignores init_std: one row for it whatever std its runs recorded
+    runs = runs.assign(std=runs["init_std"].where(runs["init"] != "default"))
+    lrs = sorted(runs["lr"].unique())
+    rows = []
+    for (init, std), g in sorted(runs.groupby(["init", "std"], dropna=False),
+                                 key=lambda kv: (kv[0][0] != "default", kv[0][0], -(kv[0][1] or 0))):
+        cells = {}
+        for lr, c in g.groupby("lr"):
+            kept, lost = int((c["outcome"] == "kept").sum()), int((c["outcome"] == "lost").sum())
+            reached = c["reached_step"].dropna()
+            cells[float(lr)] = {"seeds": len(c), "converged": kept, "lost": lost,
+                                "never": len(c) - kept - lost, "interval": wilson(kept, len(c)),
+                                "final": float(c["eval_final_accuracy"].mean()),
+                                "reached": float(reached.median()) if len(reached) else None}
+        rows.append({"label": init_label(init, std), "init": init, "cells": cells})
+    return {"length": length, "optimizer": lr_runs["optimizer"].iloc[0], "lrs": [float(x) for x in lrs],
+            "rows": rows, "default": next((r for r in rows if r["init"] == "default"), None)}
+
+
 def lengths_by_outcome(rows):
-    """Input lengths where every seed, some seeds or no seed converged."""
-    out = {"all": [], "some": [], "none": []}
+    """Input lengths where every seed, some seeds or no seed converged, and per length where
+    some seed reached the criterion and lost it, (length, lost, seeds)."""
+    out = {"all": [], "some": [], "none": [], "lost": []}
     for r in rows:
         key = "all" if r["converged"] == r["seeds"] else "none" if r["converged"] == 0 else "some"
         out[key].append(r["input_length"])
+        if r["lost"]:
+            out["lost"].append((r["input_length"], r["lost"], r["seeds"]))
     return out
 
 
@@ -331,6 +372,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "claim_rows": {r["claim"]: r for r in scorecard},
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},
         "collapses": collapses(t, COLLAPSE_STUDIES),
+        "lr_by_init": lr_by_init(t),
         "text": text_context(t, TEXT_STUDY),
         "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
         "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"

@@ -31,7 +31,8 @@ def test_a_run_that_dips_and_comes_back_kept_it():
 
 
 def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
-    evals, metrics = _run([0.1, 1.0, 1.0, 0.3, 0.2], grads={250: 900.0, 150: 3.0},
+    after = {s: 0.1 for s in range(301, 401)}
+    evals, metrics = _run([0.1, 1.0, 1.0, 0.3, 0.2], grads={250: 900.0, 150: 3.0, **after},
                           saturation=[0.0, 0.1, 0.2, 0.7, 0.8], norms=[1.0, 2.0, 2.5, 6.0, 7.0])
     row = O.classify(evals, metrics, 0.99)
     assert row["outcome"] == "lost"
@@ -39,6 +40,7 @@ def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
     assert row["peak_grad_norm"] == 900.0  # the largest norm in (200, 300]
     assert row["held_grad_norm"] == 2.0  # the median while held: (0, 200], the evaluation before
     # the criterion was reached to the last one at it
+    assert row["after_grad_norm"] == 0.1  # the median after the loss: (300, 400]
     assert (row["saturation_held"], row["saturation_final"]) == (0.2, 0.8)
     assert (row["w_h_norm_held"], row["w_h_norm_final"]) == (2.5, 7.0)
     assert set(row) == set(O.COLUMNS)

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from rnnrepro.scorecard import Tables, init_scorecard, scorecard, verdict
+from rnnrepro.scorecard import Tables, init_scorecard, scorecard, temperature_claim, verdict
 
 
 def write_study(root, name, rows, evals=None):
@@ -169,3 +169,48 @@ def test_each_learning_rate_is_reported_under_each_initialisation(tmp_path):
     assert (hi["converged"], hi["lost"], hi["never"]) == (1, 1, 1)
     assert hi["final"] == pytest.approx((1.0 + 0.1 + 0.3) / 3)
     assert small["cells"][1e-3]["converged"] == 0 and small["cells"][0.01]["converged"] == 1
+
+
+def test_a_curve_meets_a_target_between_evaluations():
+    from rnnrepro.scorecard import crossing_step
+
+    e = pd.DataFrame({"step": [0, 500, 1000], "accuracy": [0.0, 0.4, 0.6], "loss": [4.0, 2.0, 1.0]})
+    assert crossing_step(e, "accuracy", 0.5) == 750.0  # halfway from 0.4 to 0.6
+    assert crossing_step(e, "loss", 1.5) == 750.0  # a loss target is met from above
+    assert crossing_step(e, "accuracy", 0.0) == 0.0 and crossing_step(e, "accuracy", 0.7) is None
+
+
+def _text_study(root, curves):
+    """Text runs, one per temperature, with held-out accuracy curves `curves` {T: [acc...]}
+    evaluated every 500 steps (loss falls as accuracy rises)."""
+    rows, evals = [], []
+    for T, accs in curves.items():
+        rid = f"text-T{T}"
+        rows.append({"run_id": rid, "temperature": T, "seed": 0, "steps": 500 * (len(accs) - 1),
+                     "eval_final_accuracy": accs[-1], "eval_lowest_loss": 4 - 4 * max(accs),
+                     "eval_lowest_loss_step": 500 * (len(accs) - 1)})
+        evals += [{"run_id": rid, "temperature": T, "seed": 0, "step": 500 * i, "accuracy": a,
+                   "loss": 4 - 4 * a} for i, a in enumerate(accs)]
+    d = root / "studies" / "text_temperature"
+    d.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(d / "runs.csv", index=False)
+    pd.DataFrame(evals).to_csv(d / "evals.csv", index=False)
+
+
+def test_claim_9_tells_apart_runs_that_meet_a_target_between_the_same_evaluations(tmp_path):
+    """Every run meets every target between steps 500 and 1000: the first evaluation at the
+    target ties them, the interpolated step keeps T = 0.5 ahead of 1 and 2 behind."""
+    _text_study(tmp_path, {0.5: [0.0, 0.40, 0.62, 0.62], 1.0: [0.0, 0.35, 0.62, 0.62],
+                           2.0: [0.0, 0.30, 0.62, 0.62]})
+    per_seed, measured, row = temperature_claim(Tables(tmp_path, 0.99))
+    assert per_seed == {0: True}
+    assert row["verdict"] == "held" and row["interval_of"] == "targets" and row["pairs"] == 4
+    assert "T=0.5 before T=1 at 4 and T=2 after T=1 at 4 of 4 targets" in measured
+
+
+def test_claim_9_is_unresolved_when_the_targets_disagree(tmp_path):
+    # T = 0.5 is ahead early (the 80 % target) and behind later (the 95 % one)
+    _text_study(tmp_path, {0.5: [0.0, 0.50, 0.52, 0.62], 1.0: [0.0, 0.40, 0.62, 0.62],
+                           2.0: [0.0, 0.30, 0.50, 0.62]})
+    per_seed, _, row = temperature_claim(Tables(tmp_path, 0.99))
+    assert row["verdict"] == "unresolved" and per_seed == {0: False}

@@ -108,11 +108,14 @@ def test_outcomes_collapses_and_intervals_reach_the_tables_and_the_report(done):
     assert set(samples.checkpoint) == {"sample step", "lowest held-out loss"}
     for d in (done / "results" / "runs" / "text").iterdir():
         assert (d / "checkpoints" / "best.pt").exists() and (d / "best_samples.jsonl").exists()
+    collapse = done / "results" / "figures" / "fig_collapse.pdf"
+    assert collapse.read_bytes()[:5] == b"%PDF-" and collapse.stat().st_size > 5_000
     text = subprocess.run(["pdftotext", str(done / "results" / "report" / "report.pdf"), "-"],
                           capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.replace("’", "'").split())
     for part in ("Learned, then lost", "One run reached the criterion and lost it",
                  "Runs that reached the criterion and lost it", "converged [95 %]",
+                 "Runs that reached the convergence criterion and then lost it, one panel per setting",
                  "Training text against held-out text", "checkpoint of lowest held-out loss",
                  "Claim 9 at several targets", "RNN part", "LSTM part",
                  "1 of 1 seed at length 6 reached it and then lost it",

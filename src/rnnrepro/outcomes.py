@@ -5,7 +5,9 @@ threshold: it never reached the threshold, reached it and kept it to the end, or
 and lost it. A lost run fell below the threshold after its last evaluation at or above it
 and did not come back; the evaluation where it was first seen below is where it was lost.
 Around that step its gradient norm (before clipping) and its health (models.health: the
-share of saturated hidden units and the spectral norm of W_h) tell what happened.
+share of saturated hidden units and the spectral norm of W_h) tell what happened; the median
+gradient norm while it held the task and after it lost it, and its health at those two
+times, tell why it did not come back.
 
 The uncertainty of every rate is a Wilson score interval (95 %); a comparison of two
 settings over paired runs is the mean paired difference with a bootstrap interval.
@@ -28,7 +30,7 @@ BOOTSTRAP_SEED = 0  # fixed: the same tables give the same interval
 
 # the columns `classify` adds to a run's row in runs.csv
 COLUMNS = ("outcome", "reached_step", "last_held_step", "lost_step", "held_grad_norm",
-           "peak_grad_norm", "saturation_held", "saturation_final", "w_h_norm_held",
+           "peak_grad_norm", "after_grad_norm", "saturation_held", "saturation_final", "w_h_norm_held",
            "w_h_norm_final")
 
 
@@ -52,11 +54,13 @@ def classify(evals, metrics, threshold):
     since = steps[held[0] - 1] if held[0] > 0 else steps[0]
     while_held = grads[(grads.index > since) & (grads.index <= steps[last])]
     around = grads[(grads.index > steps[last]) & (grads.index <= steps[lost])]
+    after = grads[grads.index > steps[lost]]
     final = evals.iloc[-1]
     row.update({
         "outcome": "lost", "last_held_step": int(steps[last]), "lost_step": int(steps[lost]),
         "held_grad_norm": float(while_held.median()) if len(while_held) else None,
         "peak_grad_norm": float(around.max()) if len(around) else None,
+        "after_grad_norm": float(after.median()) if len(after) else None,
         "saturation_held": float(evals["saturation"].iloc[last]),
         "saturation_final": float(final["saturation"]),
         "w_h_norm_held": float(evals["w_h_norm"].iloc[last]),

@@ -87,6 +87,7 @@ def collapses(t, studies):
              "reached": int(r.reached_step), "last_held": int(r.last_held_step),
              "lost": int(r.lost_step), "final": float(r.eval_final_accuracy),
              "held_grad": r.held_grad_norm, "peak_grad": r.peak_grad_norm,
+             "after_grad": r.after_grad_norm,
              "sat_held": r.saturation_held, "sat_final": r.saturation_final,
              "w_held": r.w_h_norm_held, "w_final": r.w_h_norm_final}
             for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"])
@@ -103,8 +104,8 @@ def collapses(t, studies):
             # a rise counts above 5 points of saturation, or 5 % of the spectral norm
             "saturated_more": sum(r["sat_final"] > r["sat_held"] + 0.05 for r in rows),
             "norm_grew": sum(r["w_final"] > 1.05 * r["w_held"] for r in rows),
-            "median": {k: median(k) for k in ("peak_grad", "held_grad", "sat_held", "sat_final",
-                                              "w_held", "w_final", "final")}}
+            "median": {k: median(k) for k in ("peak_grad", "held_grad", "after_grad", "sat_held",
+                                              "sat_final", "w_held", "w_final", "final")}}
 
 
 # where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies
@@ -200,6 +201,7 @@ def text_context(t, study):
                      "lowest_loss": r["eval_lowest_loss"],
                      "lowest_loss_step": int(r["eval_lowest_loss_step"]),
                      "accuracy_at_lowest": float(at_best["accuracy"]),
+                     "accuracy_change": r["eval_final_accuracy"] - float(at_best["accuracy"]),
                      "rise": r["eval_final_loss"] / r["eval_lowest_loss"] - 1})
         last = samples[(samples["run_id"] == r["run_id"]) & (samples["step"] == samples["step"].max())]
         best = best_samples[best_samples["run_id"] == r["run_id"]]

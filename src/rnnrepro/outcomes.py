@@ -3,7 +3,8 @@
 A run's outcome is read from its held-out accuracy curve against the convergence
 threshold: it never reached the threshold, reached it and kept it to the end, or reached it
 and lost it. A lost run fell below the threshold after its last evaluation at or above it
-and did not come back; the evaluation where it was first seen below is where it was lost.
+and did not come back before the end; the evaluation where it was first seen below is where
+it was lost.
 Around that step its gradient norm (before clipping) and its health (models.health: the
 share of saturated hidden units and the spectral norm of W_h) tell what happened; the median
 gradient norm while it held the task and after it lost it, and its health at those two
@@ -20,8 +21,11 @@ import numpy as np
 OUTCOMES = {
     "never": "never reached the criterion",
     "kept": "reached the criterion and kept it to the end",
-    "lost": "reached the criterion, then fell below it for good",
+    "lost": "reached the criterion and ended below it",
 }
+# A lost run that ends within this much held-out accuracy of the criterion dipped below it
+# late; one that ends further below collapsed. The report tells the two apart.
+NEAR_MISS = 0.05
 # every verdict a claim can get, from the strongest for it to the strongest against
 VERDICTS = ("held", "mostly held", "unresolved", "mostly not held", "not held", "not run")
 Z95 = 1.959963984540054  # the two-sided 95 % normal quantile

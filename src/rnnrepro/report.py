@@ -21,7 +21,7 @@ from .aggregate import SAMPLE_CHECKPOINTS
 from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
-from .outcomes import VERDICTS, wilson
+from .outcomes import NEAR_MISS, VERDICTS, wilson
 from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from .spec import SPECS
 
@@ -83,7 +83,8 @@ def collapses(t, studies):
     lost = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
     rows = [{"run_id": r.run_id, "model": r.model, "optimizer": r.optimizer, "lr": float(r.lr),
              "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
-             "init": r.init, "init_std": float(r.init_std), "max_norm": float(r.max_norm),
+             "init": r.init, "init_std": float(r.init_std), "init_label": init_label(r.init, r.init_std),
+             "max_norm": float(r.max_norm),
              "reached": int(r.reached_step), "last_held": int(r.last_held_step),
              "lost": int(r.lost_step), "final": float(r.eval_final_accuracy),
              "held_grad": r.held_grad_norm, "peak_grad": r.peak_grad_norm,
@@ -94,16 +95,24 @@ def collapses(t, studies):
             .itertuples()] if len(lost) else []
     if not rows:
         return {"runs": [], "count": 0}
+    for r in rows:  # a dip at the end of training, or a collapse (outcomes.NEAR_MISS)
+        r["collapsed"] = r["final"] < t.threshold - NEAR_MISS
+    # what the section explains: the collapsed runs, where there are any
+    told = [r for r in rows if r["collapsed"]] or rows
 
     def median(key):
-        values = sorted(r[key] for r in rows if r[key] is not None and r[key] == r[key])
+        values = sorted(r[key] for r in told if r[key] is not None and r[key] == r[key])
         return values[len(values) // 2] if values else None
 
     return {"runs": rows, "count": len(rows), "models": sorted({r["model"] for r in rows}),
-            "spiked": sum(r["peak_grad"] is not None and r["peak_grad"] > r["max_norm"] for r in rows),
+            "collapsed": sum(r["collapsed"] for r in rows), "told": len(told),
+            "near_miss": NEAR_MISS,
+            "spiked": sum(r["peak_grad"] is not None and r["peak_grad"] > r["max_norm"] for r in told),
             # a rise counts above 5 points of saturation, or 5 % of the spectral norm
-            "saturated_more": sum(r["sat_final"] > r["sat_held"] + 0.05 for r in rows),
-            "norm_grew": sum(r["w_final"] > 1.05 * r["w_held"] for r in rows),
+            "saturated_more": sum(r["sat_final"] > r["sat_held"] + 0.05 for r in told),
+            "norm_grew": sum(r["w_final"] > 1.05 * r["w_held"] for r in told),
+            "grad_fell": sum(r["after_grad"] is not None and r["after_grad"] < r["held_grad"]
+                             for r in told),
             "median": {k: median(k) for k in ("peak_grad", "held_grad", "after_grad", "sat_held",
                                               "sat_final", "w_held", "w_final", "final")}}
 

@@ -38,12 +38,21 @@ def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
     assert row["outcome"] == "lost"
     assert (row["reached_step"], row["last_held_step"], row["lost_step"]) == (100, 200, 300)
     assert row["peak_grad_norm"] == 900.0  # the largest norm in (200, 300]
-    assert row["held_grad_norm"] == 2.0  # the median while held: (0, 200], the evaluation before
-    # the criterion was reached to the last one at it
+    assert row["held_grad_norm"] == 2.0  # the median while held: (100, 200]
+    # the yardstick for the peak: each held interval's largest norm, here (100, 200] only
+    assert row["held_peak_grad_norm"] == 3.0
     assert row["after_grad_norm"] == 0.1  # the median after the loss: (300, 400]
     assert (row["saturation_held"], row["saturation_final"]) == (0.2, 0.8)
     assert (row["w_h_norm_held"], row["w_h_norm_final"]) == (2.5, 7.0)
     assert set(row) == set(O.COLUMNS)
+
+
+def test_a_run_that_held_the_criterion_at_one_evaluation_is_measured_on_the_interval_before():
+    evals, metrics = _run([0.1, 1.0, 0.3, 0.2], grads={150: 40.0, 50: 5.0})
+    row = O.classify(evals, metrics, 0.99)
+    assert (row["reached_step"], row["last_held_step"], row["lost_step"]) == (100, 100, 200)
+    assert row["held_grad_norm"] == 2.0 and row["held_peak_grad_norm"] == 5.0  # (0, 100]
+    assert row["peak_grad_norm"] == 40.0
 
 
 @pytest.mark.parametrize("k,n,lo,hi", [(3, 3, 0.4385, 1.0), (0, 3, 0.0, 0.5615),
@@ -68,13 +77,29 @@ def test_paired_interval_is_reproducible_and_judges_by_zero():
     mean, lo, hi = O.paired_interval(diffs)
     assert mean == pytest.approx(sum(diffs) / 6) and 0 < lo < mean < hi
     assert O.paired_interval(diffs) == (mean, lo, hi)
-    assert O.difference_verdict(lo, hi) == "held"
-    _, lo2, hi2 = O.paired_interval([0.2, -0.3, 0.1, -0.1])
-    assert lo2 < 0 < hi2 and O.difference_verdict(lo2, hi2) == "unresolved"
-    _, lo3, hi3 = O.paired_interval([-0.2, -0.1, -0.3])
-    assert O.difference_verdict(lo3, hi3) == "not held"
+    assert O.difference_verdict(lo, hi, 6) == "held"
+    mixed = [0.2, -0.3, 0.1, -0.1, 0.05, -0.2]
+    _, lo2, hi2 = O.paired_interval(mixed)
+    assert lo2 < 0 < hi2 and O.difference_verdict(lo2, hi2, 6) == "unresolved"
+    worse = [-0.2, -0.1, -0.3, -0.25, -0.15, -0.05]
+    _, lo3, hi3 = O.paired_interval(worse)
+    assert O.difference_verdict(lo3, hi3, 6) == "not held"
     assert O.paired_interval([0.4]) == (0.4, None, None)
-    assert O.difference_verdict(None, None) == "unresolved"
+    assert O.difference_verdict(None, None, 0) == "unresolved"
+
+
+def test_too_few_pairs_decide_nothing():
+    """Three pairs of one sign: the percentile interval is about [min, max], above zero,
+    and still no verdict."""
+    _, lo, hi = O.paired_interval([0.01, 0.02, 0.03])
+    assert lo > 0 and O.difference_verdict(lo, hi, 3) == "unresolved"
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2,p", [(3, 3, 0, 3, 0.1), (3, 3, 1, 3, 0.4), (1, 3, 1, 3, 1.0),
+                                          (10, 10, 2, 10, 0.000714), (7, 10, 3, 10, 0.1789)])
+def test_fisher_exact_test_has_the_textbook_values(k1, n1, k2, n2, p):
+    assert O.fisher_exact(k1, n1, k2, n2) == pytest.approx(p, abs=1e-4)
+    assert O.fisher_exact(k2, n2, k1, n1) == pytest.approx(p, abs=1e-4)  # symmetric
 
 
 def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():

@@ -51,7 +51,7 @@ FIGURES = {
                    "one panel per optimizer.",
     },
     "fig_collapse": {
-        "drawing": "collapse", "height": 5.0,
+        "drawing": "collapse", "height": 8.0,  # at most: 2.3 inches a row of panels
         "studies": COLLAPSE_STUDIES,
         "caption": "Runs that reached the convergence criterion and then lost it, one panel per "
                    "setting: held-out accuracy (solid, left axis) and the gradient norm before "

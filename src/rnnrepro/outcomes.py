@@ -1,17 +1,18 @@
 """What became of a palindrome run, and how far a handful of seeds can be trusted.
 
 A run's outcome is read from its held-out accuracy curve against the convergence
-threshold: it never reached the threshold, reached it and kept it to the end, or reached it
-and lost it. A lost run fell below the threshold after its last evaluation at or above it
-and did not come back before the end; the evaluation where it was first seen below is where
-it was lost.
-Around that step its gradient norm (before clipping) and its health (models.health: the
-share of saturated hidden units and the spectral norm of W_h) tell what happened; the median
-gradient norm while it held the task and after it lost it, and its health at those two
-times, tell why it did not come back.
+threshold: it never reached the threshold, reached it and ended at or above it (kept: it
+may have dipped on the way), or reached it and ended below it (lost). A lost run fell below
+the threshold after its last evaluation at or above it and did not come back before the
+end; the evaluation where it was first seen below is where it was lost. Around that step
+its gradient norm (before clipping) and its health (models.health: the share of saturated
+hidden units and the spectral norm of W_h) tell what happened; the gradient norm while it
+held the task and after it lost it, and its health at those two times, bear on why it did
+not come back.
 
-The uncertainty of every rate is a Wilson score interval (95 %); a comparison of two
-settings over paired runs is the mean paired difference with a bootstrap interval.
+The uncertainty of every rate is a Wilson score interval (95 %); two rates are compared by
+Fisher's exact test; a comparison of two settings over paired runs is the mean paired
+difference with a percentile bootstrap interval, decided only from MIN_PAIRS pairs.
 """
 
 import math
@@ -20,7 +21,7 @@ import numpy as np
 
 OUTCOMES = {
     "never": "never reached the criterion",
-    "kept": "reached the criterion and kept it to the end",
+    "kept": "reached the criterion and ended at or above it",
     "lost": "reached the criterion and ended below it",
 }
 # A lost run that ends within this much held-out accuracy of the criterion dipped below it
@@ -29,18 +30,27 @@ NEAR_MISS = 0.05
 # every verdict a claim can get, from the strongest for it to the strongest against
 VERDICTS = ("held", "mostly held", "unresolved", "mostly not held", "not held", "not run")
 Z95 = 1.959963984540054  # the two-sided 95 % normal quantile
+ALPHA = 0.05  # a test's p value below this tells two rates apart
 BOOTSTRAP = 10_000  # resamples of a paired bootstrap
 BOOTSTRAP_SEED = 0  # fixed: the same tables give the same interval
 
 # the columns `classify` adds to a run's row in runs.csv
 COLUMNS = ("outcome", "reached_step", "last_held_step", "lost_step", "held_grad_norm",
-           "peak_grad_norm", "after_grad_norm", "saturation_held", "saturation_final", "w_h_norm_held",
-           "w_h_norm_final")
+           "held_peak_grad_norm", "peak_grad_norm", "after_grad_norm", "saturation_held",
+           "saturation_final", "w_h_norm_held", "w_h_norm_final")
 
 
 def classify(evals, metrics, threshold):
     """A run's outcome from its eval.csv and metrics.csv rows (DataFrames sorted by step):
-    a dict of COLUMNS (None where a column does not apply to the outcome)."""
+    a dict of COLUMNS (None where a column does not apply to the outcome).
+
+    For a lost run: `peak_grad_norm` is the largest gradient norm (before clipping) between
+    the last evaluation at the criterion and the first below it; `held_peak_grad_norm` the
+    same maximum taken over each evaluation interval while the criterion held, as a median
+    over those intervals (what a window of that length typically peaks at while the task is
+    held: a fair yardstick for the peak); `held_grad_norm` and `after_grad_norm` the median
+    norm while held and after the loss; the health columns at the last evaluation at the
+    criterion and at the end."""
     row = dict.fromkeys(COLUMNS)
     acc, steps = evals["accuracy"].to_numpy(), evals["step"].to_numpy()
     held = np.flatnonzero(acc >= threshold)
@@ -54,15 +64,22 @@ def classify(evals, metrics, threshold):
         return row
     lost = last + 1
     grads = metrics.set_index("step")["grad_norm"]
-    # while held: from the evaluation before the criterion was reached to the last one at it
-    since = steps[held[0] - 1] if held[0] > 0 else steps[0]
-    while_held = grads[(grads.index > since) & (grads.index <= steps[last])]
-    around = grads[(grads.index > steps[last]) & (grads.index <= steps[lost])]
+
+    def window(a, b):  # the logged steps in (a, b]
+        return grads[(grads.index > a) & (grads.index <= b)]
+
+    # while held: the evaluation intervals from the first at the criterion to the last; for a
+    # run that held it at one evaluation only, the interval that led up to it
+    first = held[0] if last > held[0] else max(held[0] - 1, 0)
+    while_held = window(steps[first], steps[last])
+    window_peaks = [w.max() for i in range(first, last) if len(w := window(steps[i], steps[i + 1]))]
+    around = window(steps[last], steps[lost])
     after = grads[grads.index > steps[lost]]
     final = evals.iloc[-1]
     row.update({
         "outcome": "lost", "last_held_step": int(steps[last]), "lost_step": int(steps[lost]),
         "held_grad_norm": float(while_held.median()) if len(while_held) else None,
+        "held_peak_grad_norm": float(np.median(window_peaks)) if window_peaks else None,
         "peak_grad_norm": float(around.max()) if len(around) else None,
         "after_grad_norm": float(after.median()) if len(after) else None,
         "saturation_held": float(evals["saturation"].iloc[last]),
@@ -111,8 +128,26 @@ def share_verdict(k, n):
     return "mostly held" if lo > 0.5 else "mostly not held" if hi < 0.5 else "unresolved"
 
 
-def difference_verdict(lo, hi):
+# a comparison needs this many independent pairs before its bootstrap interval decides it:
+# with fewer, the percentile interval is little more than [min, max] of the differences
+MIN_PAIRS = 6
+
+
+def difference_verdict(lo, hi, pairs):
     """A comparison judged by the interval of its paired difference (good minus bad)."""
-    if lo is None:
+    if lo is None or pairs < MIN_PAIRS:
         return "unresolved"
     return "held" if lo > 0 else "not held" if hi < 0 else "unresolved"
+
+
+def fisher_exact(k1, n1, k2, n2):
+    """Two-sided p value of Fisher's exact test that k1 of n1 and k2 of n2 come from one
+    rate: the probability, with the margins fixed, of a table as unlikely as the one seen."""
+    k, n = k1 + k2, n1 + n2
+
+    def p(a):  # hypergeometric probability of a successes in the first group
+        return math.comb(n1, a) * math.comb(n2, k - a) / math.comb(n, k)
+
+    seen = p(k1)
+    return min(1.0, sum(q for a in range(max(0, k - n2), min(k, n1) + 1)
+                        if (q := p(a)) <= seen * (1 + 1e-9)))

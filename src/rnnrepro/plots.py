@@ -495,7 +495,9 @@ def draw_collapse(fig, tables, smoothing, threshold):
     key = ["model", "optimizer", "lr", "input_length", "steps", "init", "init_std"]
     settings = list(lost.groupby(key, sort=True))
     cols = 1 if len(settings) == 1 else 2
-    axes = np.atleast_1d(fig.subplots(math.ceil(len(settings) / cols), cols, squeeze=False).ravel())
+    rows = math.ceil(len(settings) / cols)
+    fig.set_figheight(min(fig.get_figheight(), 0.6 + 2.3 * rows))  # the registry's height: at most
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     colors = sns.color_palette("colorblind", 10)
     for ax in axes[len(settings):]:
         ax.set_visible(False)

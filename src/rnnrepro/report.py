@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 from datetime import date
 from importlib import metadata
@@ -21,7 +22,7 @@ from .aggregate import SAMPLE_CHECKPOINTS
 from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
-from .outcomes import NEAR_MISS, VERDICTS, wilson
+from .outcomes import ALPHA, MIN_PAIRS, NEAR_MISS, VERDICTS, fisher_exact, wilson
 from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from .spec import SPECS
 
@@ -78,43 +79,50 @@ def palindrome_rows(t, study):
 
 def collapses(t, studies):
     """Every palindrome run of `studies` that reached the criterion and lost it, once each
-    (studies share runs), with what outcomes.classify measured around the loss."""
+    (studies share runs), with what outcomes.classify measured around the loss. A lost run
+    that ends more than outcomes.NEAR_MISS below the criterion collapsed; the others ended
+    just below it. The counts and medians describe the collapsed runs: a loss comes with a
+    spike when its peak gradient norm tops both the clipping threshold and what an evaluation
+    interval typically peaked at while the task was held."""
     frames = [r[r["outcome"] == "lost"] for s in studies if (r := t.study(s)) is not None]
     lost = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
-    rows = [{"run_id": r.run_id, "model": r.model, "optimizer": r.optimizer, "lr": float(r.lr),
-             "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
-             "init": r.init, "init_std": float(r.init_std), "init_label": init_label(r.init, r.init_std),
-             "max_norm": float(r.max_norm),
-             "reached": int(r.reached_step), "last_held": int(r.last_held_step),
-             "lost": int(r.lost_step), "final": float(r.eval_final_accuracy),
-             "held_grad": r.held_grad_norm, "peak_grad": r.peak_grad_norm,
-             "after_grad": r.after_grad_norm,
-             "sat_held": r.saturation_held, "sat_final": r.saturation_final,
-             "w_held": r.w_h_norm_held, "w_final": r.w_h_norm_final}
-            for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"])
-            .itertuples()] if len(lost) else []
+    rows = []
+    for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"]).itertuples() \
+            if len(lost) else []:
+        rows.append({
+            "run_id": r.run_id, "model": r.model, "optimizer": r.optimizer, "lr": float(r.lr),
+            "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
+            "init": r.init, "init_label": init_label(r.init, r.init_std), "max_norm": float(r.max_norm),
+            "reached": int(r.reached_step), "last_held": int(r.last_held_step), "lost": int(r.lost_step),
+            "final": float(r.eval_final_accuracy),
+            "collapsed": r.eval_final_accuracy < t.threshold - NEAR_MISS,
+            **{key: _number(getattr(r, column)) for key, column in (
+                ("held_grad", "held_grad_norm"), ("held_peak", "held_peak_grad_norm"),
+                ("peak_grad", "peak_grad_norm"), ("after_grad", "after_grad_norm"),
+                ("sat_held", "saturation_held"), ("sat_final", "saturation_final"),
+                ("w_held", "w_h_norm_held"), ("w_final", "w_h_norm_final"))}})
     if not rows:
-        return {"runs": [], "count": 0}
-    for r in rows:  # a dip at the end of training, or a collapse (outcomes.NEAR_MISS)
-        r["collapsed"] = r["final"] < t.threshold - NEAR_MISS
-    # what the section explains: the collapsed runs, where there are any
-    told = [r for r in rows if r["collapsed"]] or rows
+        return {"runs": [], "count": 0, "collapsed": 0}
+    told = [r for r in rows if r["collapsed"]]
 
     def median(key):
-        values = sorted(r[key] for r in told if r[key] is not None and r[key] == r[key])
-        return values[len(values) // 2] if values else None
+        values = [r[key] for r in told if r[key] is not None]
+        return statistics.median(values) if values else None
 
-    return {"runs": rows, "count": len(rows), "models": sorted({r["model"] for r in rows}),
-            "collapsed": sum(r["collapsed"] for r in rows), "told": len(told),
-            "near_miss": NEAR_MISS,
-            "spiked": sum(r["peak_grad"] is not None and r["peak_grad"] > r["max_norm"] for r in told),
-            # a rise counts above 5 points of saturation, or 5 % of the spectral norm
-            "saturated_more": sum(r["sat_final"] > r["sat_held"] + 0.05 for r in told),
-            "norm_grew": sum(r["w_final"] > 1.05 * r["w_held"] for r in told),
-            "grad_fell": sum(r["after_grad"] is not None and r["after_grad"] < r["held_grad"]
-                             for r in told),
-            "median": {k: median(k) for k in ("peak_grad", "held_grad", "after_grad", "sat_held",
-                                              "sat_final", "w_held", "w_final", "final")}}
+    def count(test, *keys):
+        return sum(test(r) for r in told if all(r[k] is not None for k in keys))
+
+    return {
+        "runs": rows, "count": len(rows), "models": sorted({r["model"] for r in rows}),
+        "collapsed": len(told), "near_miss": NEAR_MISS,
+        "rnn_10": sum(r["model"] == "rnn" and r["input_length"] == 10 for r in told),
+        "spiked": count(lambda r: r["peak_grad"] > max(r["max_norm"], r["held_peak"] or 0), "peak_grad"),
+        # a rise counts above 5 points of saturation, or 5 % of the spectral norm
+        "saturated_more": count(lambda r: r["sat_final"] > r["sat_held"] + 0.05, "sat_held", "sat_final"),
+        "norm_grew": count(lambda r: r["w_final"] > 1.05 * r["w_held"], "w_held", "w_final"),
+        "grad_fell": count(lambda r: r["after_grad"] < r["held_grad"], "after_grad", "held_grad"),
+        "median": {k: median(k) for k in ("peak_grad", "held_peak", "held_grad", "after_grad",
+                                          "sat_held", "sat_final", "w_held", "w_final", "final")}}
 
 
 # where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies
@@ -151,8 +159,18 @@ def lr_by_init(t):
                                 "final": float(c["eval_final_accuracy"].mean()),
                                 "reached": float(reached.median()) if len(reached) else None}
         rows.append({"label": init_label(init, std), "init": init, "cells": cells})
+    for r in rows:  # the smallest rate against the largest: Fisher's exact test, and which of
+        # the two converged in most seeds
+        lo, hi = r["cells"].get(float(lrs[0])), r["cells"].get(float(lrs[-1]))
+        r["fisher_p"] = r["which"] = None
+        if lo and hi and len(lrs) > 1:
+            r["fisher_p"] = fisher_exact(lo["converged"], lo["seeds"], hi["converged"], hi["seeds"])
+            mostly = tuple(c["converged"] * 2 > c["seeds"] for c in (lo, hi))
+            r["which"] = {(True, True): "both", (False, False): "neither", (True, False): "smaller",
+                          (False, True): "larger"}[mostly]
     return {"length": length, "optimizer": lr_runs["optimizer"].iloc[0], "lrs": [float(x) for x in lrs],
-            "rows": rows, "default": next((r for r in rows if r["init"] == "default"), None)}
+            "rows": rows, "default": next((r for r in rows if r["init"] == "default"), None),
+            "alpha": ALPHA}
 
 
 def lengths_by_outcome(rows):
@@ -165,6 +183,10 @@ def lengths_by_outcome(rows):
         if r["lost"]:
             out["lost"].append((r["input_length"], r["lost"], r["seeds"]))
     return out
+
+
+# a text run overfits when its final held-out loss is more than this fraction above its lowest
+OVERFIT_RISE = 0.02
 
 
 def text_context(t, study):
@@ -228,7 +250,7 @@ def text_context(t, study):
     return {
         "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
         "best_vs_final": best_vs_final, "targets": targets,
-        "overfit": [r for r in by_T if r["lowest_loss_step"] < ref["steps"]],
+        "overfit": [r for r in by_T if r["rise"] > OVERFIT_RISE], "overfit_rise": OVERFIT_RISE,
         "sampling_only": sampling_only,
         "sample_temperatures": sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),
         "best_val": ref_evals["accuracy"].max(),
@@ -258,7 +280,10 @@ def init_context(tables_dir):
     for m in MODELS:
         scored = [v for v in variants if v["model_match"][m] is not None]
         top = max(scored, key=lambda v: v["model_match"][m]) if scored else None
-        per_model[m] = {"best": top, "reproduced": [v for v in scored if v["model_match"][m] == 1.0]}
+        per_model[m] = {"best": top, "reproduced": [v for v in scored if v["model_match"][m] == 1.0],
+                        # every initialisation as close as the best: a tie is named, not hidden
+                        "tied": [v for v in scored if v["model_match"][m] == top["model_match"][m]]
+                        if top else []}
     pair = {m: per_model[m]["best"] for m in MODELS}
     return {"variants": variants, "best": best, "default": default,
             "claims": sorted({int(c) for c in df["claim"]}),
@@ -383,7 +408,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "claim_rows": {r["claim"]: r for r in scorecard},
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},
         "collapses": collapses(t, COLLAPSE_STUDIES),
-        "lr_by_init": lr_by_init(t),
+        "lr_by_init": lr_by_init(t), "min_pairs": MIN_PAIRS,
         "text": text_context(t, TEXT_STUDY),
         "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
         "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"

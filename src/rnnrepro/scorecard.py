@@ -3,15 +3,16 @@
 Every verdict is computed here from the tables; nothing is typed by hand. A claim about
 which palindrome runs converge is judged seed by seed: it holds for a seed when every
 expectation it makes holds for that seed's runs. A run is expected to converge when the
-claim says so, and then it must reach the criterion and keep it; a run the claim says
+claim says so, and then it must reach the criterion and end at or above it; a run the claim says
 fails must never reach it: a run that reached the criterion and lost it (outcomes.py) is
 not a run that could not learn. The verdict (outcomes.share_verdict) is "held" for every
 seed, "not held" for none, and in between "mostly held", "mostly not held" or, where the
 Wilson interval of the share of seeds does not tell, "unresolved"; every share comes with
 that interval. A comparison (claims 3 and 6) is judged by the mean paired difference over
-seeds x lengths and its bootstrap interval: held above zero, not held below, else
-unresolved. "Not run": the config has no runs that could test the claim. The criterion is
-held-out accuracy at or above report.convergence_threshold (its default: the schema).
+seeds x lengths and its bootstrap interval: held above zero, not held below, else (or
+with fewer than outcomes.MIN_PAIRS pairs) unresolved. "Not run": the config has no runs that
+could test the claim. The criterion is held-out accuracy at or above
+report.convergence_threshold (its default: the schema).
 """
 
 from pathlib import Path
@@ -98,7 +99,7 @@ def rate_text(k, n):
 
 
 def expectation_met(outcome, should_converge):
-    """A run meets "converges" when it reached the criterion and kept it, and "does not
+    """A run meets "converges" when it ended at or above the criterion (kept), and "does not
     converge" when it never reached it; a run that reached it and lost it meets neither."""
     return outcome == "kept" if should_converge else outcome == "never"
 
@@ -172,7 +173,7 @@ def better_claim(t, good, bad, lengths=None):
                 f"{bad} {joint['bad'].mean():.3f} (lengths {_lengths_text(joint['input_length'].unique())}); "
                 f"paired difference {mean:+.3f} ({interval}; {int((diff > 0).sum())} of "
                 f"{len(diff)} seed x length pairs favour {good})")
-    return per_seed, measured, {"verdict": difference_verdict(lo, hi), "interval_lo": lo,
+    return per_seed, measured, {"verdict": difference_verdict(lo, hi, len(diff)), "interval_lo": lo,
                                 "interval_hi": hi, "interval_of": "mean paired difference",
                                 "pairs": len(diff)}
 

@@ -31,6 +31,10 @@ NEAR_MISS = 0.05
 VERDICTS = ("held", "mostly held", "unresolved", "mostly not held", "not held", "not run")
 Z95 = 1.959963984540054  # the two-sided 95 % normal quantile
 ALPHA = 0.05  # a test's p value below this tells two rates apart
+# the palindrome task's classes (data.palindromes draws digits 0-9): a uniform guess scores
+# CHANCE_ACCURACY and has a held-out loss of CHANCE_LOSS nats
+DIGITS = 10
+CHANCE_ACCURACY, CHANCE_LOSS = 1 / DIGITS, math.log(DIGITS)
 BOOTSTRAP = 10_000  # resamples of a paired bootstrap
 BOOTSTRAP_SEED = 0  # fixed: the same tables give the same interval
 

@@ -22,7 +22,8 @@ from .aggregate import SAMPLE_CHECKPOINTS
 from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
-from .outcomes import ALPHA, MIN_PAIRS, NEAR_MISS, VERDICTS, fisher_exact, wilson
+from .outcomes import (ALPHA, CHANCE_ACCURACY, CHANCE_LOSS, MIN_PAIRS, NEAR_MISS, VERDICTS,
+                       fisher_exact, wilson)
 from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from .spec import SPECS
 
@@ -94,7 +95,7 @@ def collapses(t, studies):
             "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
             "init": r.init, "init_label": init_label(r.init, r.init_std), "max_norm": float(r.max_norm),
             "reached": int(r.reached_step), "last_held": int(r.last_held_step), "lost": int(r.lost_step),
-            "final": float(r.eval_final_accuracy),
+            "final": float(r.eval_final_accuracy), "final_loss": _number(r.eval_final_loss),
             "collapsed": r.eval_final_accuracy < t.threshold - NEAR_MISS,
             **{key: _number(getattr(r, column)) for key, column in (
                 ("held_grad", "held_grad_norm"), ("held_peak", "held_peak_grad_norm"),
@@ -121,8 +122,12 @@ def collapses(t, studies):
         "saturated_more": count(lambda r: r["sat_final"] > r["sat_held"] + 0.05, "sat_held", "sat_final"),
         "norm_grew": count(lambda r: r["w_final"] > 1.05 * r["w_held"], "w_held", "w_final"),
         "grad_fell": count(lambda r: r["after_grad"] < r["held_grad"], "after_grad", "held_grad"),
+        # ends where a uniform guess over the digits would: within 1 % of its loss
+        "uniform": count(lambda r: abs(r["final_loss"] - CHANCE_LOSS) < 0.01 * CHANCE_LOSS, "final_loss"),
+        "chance_loss": CHANCE_LOSS, "chance_accuracy": CHANCE_ACCURACY,
         "median": {k: median(k) for k in ("peak_grad", "held_peak", "held_grad", "after_grad",
-                                          "sat_held", "sat_final", "w_held", "w_final", "final")}}
+                                          "sat_held", "sat_final", "w_held", "w_final", "final",
+                                          "final_loss")}}
 
 
 # where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies

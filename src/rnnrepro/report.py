@@ -4,6 +4,7 @@ Every number the templates print comes from the context built here out of result
 the templates hold the prose, and sentences that state a result test it first.
 """
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ from .latex import raw
 from .outcomes import (ALPHA, CHANCE_ACCURACY, CHANCE_LOSS, MIN_PAIRS, NEAR_MISS, VERDICTS,
                        fisher_exact, wilson)
 from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
-from .spec import SPECS
+from .spec import SPECS, PalindromeSpec
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
@@ -50,32 +51,56 @@ def first_steps_at(evals, threshold):
     return reached.groupby("run_id")["step"].min()
 
 
+# what sets a palindrome run's results apart, besides its seed (PalindromeSpec's training
+# fields): a study's table rows are its settings, one per input length unless a study varies more
+SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(PalindromeSpec)
+                       if f.name not in PalindromeSpec.OBSERVED + ("seed", "input_length"))
+
+
 def palindrome_rows(t, study):
-    """One row per input length: accuracy over seeds, the seeds' outcomes (outcomes.py:
-    kept, lost, never) with the Wilson interval of the share converged (kept), and the median
-    first step at the convergence threshold (over the seeds that reached it)."""
+    """One row per setting (input length, and any other training field the study varies):
+    accuracy over seeds, the seeds' outcomes (outcomes.py: kept, lost, never) with the Wilson
+    interval of the share converged (kept), and the median first step at the convergence
+    threshold (over the seeds that reached it). `variant` names the fields beyond the input
+    length that set the row apart ("" where the study varies the length only)."""
     runs = t.study(study)
     if runs is None:
         return []
     evals = t.study(study, "evals")
     first = first_steps_at(evals, t.threshold) if evals is not None else pd.Series(dtype=float)
+    varied = [f for f in SETTING_FIELDS if f in runs and runs[f].nunique() > 1]
     rows = []
-    for length, g in runs.groupby("input_length"):
+    for key, g in runs.groupby(["input_length", *varied], sort=True):
+        length = key[0] if isinstance(key, tuple) else key
         counts = g["outcome"].value_counts()
         kept, lost = int(counts.get("kept", 0)), int(counts.get("lost", 0))
         lo, hi = wilson(kept, len(g))
         steps = first.reindex(g["run_id"]).dropna()
         final, final_sd = _mean_sd(g["eval_final_accuracy"].tolist())
         best, _ = _mean_sd(g["eval_best_accuracy"].tolist())
+        r = g.iloc[0]
         rows.append({
-            "study": study, "input_length": int(length), "model": g["model"].iloc[0],
-            "optimizer": g["optimizer"].iloc[0], "lr": float(g["lr"].iloc[0]),
-            "steps": int(g["steps"].iloc[0]), "seeds": len(g), "converged": kept,
+            "study": study, "input_length": int(length), "model": r["model"],
+            # init_std is part of the init's label where both vary
+            "variant": ", ".join(_field_text(f, r) for f in varied
+                                 if not (f == "init_std" and "init" in varied)),
+            "optimizer": r["optimizer"], "lr": float(r["lr"]),
+            "steps": int(r["steps"]), "seeds": len(g), "converged": kept,
             "lost": lost, "never": len(g) - kept - lost, "interval": (lo, hi),
             "final": final, "final_sd": final_sd, "best": best,
             "steps_to": float(steps.median()) if len(steps) else None,
         })
     return rows
+
+
+def _field_text(field, row):
+    """A training field's value as a table row names it: LSTM, N(0, sd 0.01), hidden 64."""
+    if field == "model":
+        return row["model"].upper()
+    if field in ("init", "init_std"):
+        return init_label(row["init"], row["init_std"])
+    value = row[field]
+    return f"{field.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{field} {value}"
 
 
 def collapses(t, studies):
@@ -104,30 +129,45 @@ def collapses(t, studies):
                 ("w_held", "w_h_norm_held"), ("w_final", "w_h_norm_final"))}})
     if not rows:
         return {"runs": [], "count": 0, "collapsed": 0}
-    told = [r for r in rows if r["collapsed"]]
+    # A longer run of the same setting and seed repeats the shorter one's steps: where both
+    # lost the task at the same evaluation with the same spike, it is one collapse seen twice,
+    # counted once (the table marks the longer run's row).
+    event = ("model", "optimizer", "lr", "input_length", "seed", "init_label", "max_norm",
+             "reached", "last_held", "lost", "peak_grad")
+    for r in rows:
+        r["repeats"] = next((o["steps"] for o in rows if o["steps"] < r["steps"]
+                             and all(o[k] == r[k] for k in event)), None)
+    told = [r for r in rows if r["collapsed"] and r["repeats"] is None]
+    # whether a run comes back can only be told of one that trained on after the loss
+    after = [r for r in told if r["after_grad"] is not None]
 
-    def median(key):
-        values = [r[key] for r in told if r[key] is not None]
+    def median(key, runs):
+        values = [r[key] for r in runs if r[key] is not None]
         return statistics.median(values) if values else None
 
-    def count(test, *keys):
-        return sum(test(r) for r in told if all(r[k] is not None for k in keys))
+    def count(test, runs, *keys):
+        return sum(test(r) for r in runs if all(r[k] is not None for k in keys))
 
     return {
-        "runs": rows, "count": len(rows), "models": sorted({r["model"] for r in rows}),
-        "collapsed": len(told), "near_miss": NEAR_MISS,
+        "runs": rows, "count": sum(r["repeats"] is None for r in rows),
+        "repeated": sum(r["repeats"] is not None for r in rows),
+        "models": sorted({r["model"] for r in rows}),
+        "collapsed": len(told), "near_miss": NEAR_MISS, "after": len(after),
         "rnn_10": sum(r["model"] == "rnn" and r["input_length"] == 10 for r in told),
-        "spiked": count(lambda r: r["peak_grad"] > max(r["max_norm"], r["held_peak"] or 0), "peak_grad"),
+        "spiked": count(lambda r: r["peak_grad"] > max(r["max_norm"], r["held_peak"] or 0), told,
+                        "peak_grad"),
         # a rise counts above 5 points of saturation, or 5 % of the spectral norm
-        "saturated_more": count(lambda r: r["sat_final"] > r["sat_held"] + 0.05, "sat_held", "sat_final"),
-        "norm_grew": count(lambda r: r["w_final"] > 1.05 * r["w_held"], "w_held", "w_final"),
-        "grad_fell": count(lambda r: r["after_grad"] < r["held_grad"], "after_grad", "held_grad"),
+        "saturated_more": count(lambda r: r["sat_final"] > r["sat_held"] + 0.05, after,
+                                "sat_held", "sat_final"),
+        "norm_grew": count(lambda r: r["w_final"] > 1.05 * r["w_held"], after, "w_held", "w_final"),
+        "grad_fell": count(lambda r: r["after_grad"] < r["held_grad"], after, "after_grad", "held_grad"),
         # ends where a uniform guess over the digits would: within 1 % of its loss
-        "uniform": count(lambda r: abs(r["final_loss"] - CHANCE_LOSS) < 0.01 * CHANCE_LOSS, "final_loss"),
+        "uniform": count(lambda r: abs(r["final_loss"] - CHANCE_LOSS) < 0.01 * CHANCE_LOSS, after,
+                         "final_loss"),
         "chance_loss": CHANCE_LOSS, "chance_accuracy": CHANCE_ACCURACY,
-        "median": {k: median(k) for k in ("peak_grad", "held_peak", "held_grad", "after_grad",
-                                          "sat_held", "sat_final", "w_held", "w_final", "final",
-                                          "final_loss")}}
+        "median": {k: median(k, told) for k in ("peak_grad", "held_peak", "held_grad", "final")},
+        "median_after": {k: median(k, after) for k in ("held_grad", "after_grad", "sat_held", "sat_final",
+                                                        "w_held", "w_final", "final_loss")}}
 
 
 # where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies
@@ -409,6 +449,10 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
                            "caption": raw(FIGURES[name]["caption"])} for name in figures},
         "missing_figures": [name for name in FIGURES if name not in figures],
         "studies": studies, "outcomes": outcomes,
+        # the palindrome table: every study but the initialisation studies, which have tables
+        # of their own (the init table and the learning-rate table)
+        "table_studies": {name: rows for name, rows in studies.items()
+                          if name not in (INIT_STUDY, INIT_LR_STUDY)},
         "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
         "claim_rows": {r["claim"]: r for r in scorecard},
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},

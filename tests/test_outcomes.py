@@ -23,11 +23,13 @@ def _run(accuracies, every=100, grads=None, saturation=None, norms=None):
 def test_a_run_that_never_reaches_the_criterion():
     row = O.classify(*_run([0.1, 0.5, 0.98, 0.97]), 0.99)
     assert row["outcome"] == "never" and row["reached_step"] is None and row["lost_step"] is None
+    assert row["falls"] is None
 
 
 def test_a_run_that_dips_and_comes_back_kept_it():
-    row = O.classify(*_run([0.1, 0.995, 0.5, 1.0]), 0.99)
+    row = O.classify(*_run([0.1, 0.995, 0.5, 1.0, 0.9, 0.8, 1.0]), 0.99)
     assert row["outcome"] == "kept" and row["reached_step"] == 100 and row["lost_step"] is None
+    assert row["falls"] == 2  # below at 200 and again from 400: both recovered
 
 
 def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
@@ -37,6 +39,7 @@ def test_a_lost_run_names_where_it_was_lost_and_what_happened_there():
     row = O.classify(evals, metrics, 0.99)
     assert row["outcome"] == "lost"
     assert (row["reached_step"], row["last_held_step"], row["lost_step"]) == (100, 200, 300)
+    assert row["falls"] == 1
     assert row["peak_grad_norm"] == 900.0  # the largest norm in (200, 300]
     assert row["held_grad_norm"] == 2.0  # the median while held: (100, 200]
     # the yardstick for the peak: each held interval's largest norm, here (100, 200] only

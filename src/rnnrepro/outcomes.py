@@ -39,7 +39,7 @@ BOOTSTRAP = 10_000  # resamples of a paired bootstrap
 BOOTSTRAP_SEED = 0  # fixed: the same tables give the same interval
 
 # the columns `classify` adds to a run's row in runs.csv
-COLUMNS = ("outcome", "reached_step", "last_held_step", "lost_step", "held_grad_norm",
+COLUMNS = ("outcome", "reached_step", "falls", "last_held_step", "lost_step", "held_grad_norm",
            "held_peak_grad_norm", "peak_grad_norm", "after_grad_norm", "saturation_held",
            "saturation_final", "w_h_norm_held", "w_h_norm_final")
 
@@ -48,7 +48,9 @@ def classify(evals, metrics, threshold):
     """A run's outcome from its eval.csv and metrics.csv rows (DataFrames sorted by step):
     a dict of COLUMNS (None where a column does not apply to the outcome).
 
-    For a lost run: `peak_grad_norm` is the largest gradient norm (before clipping) between
+    `falls`: how often a run that reached the criterion fell below it again, at one evaluation
+    after another at or above it (a kept run came back from each; a lost run's last fall is its
+    loss). For a lost run: `peak_grad_norm` is the largest gradient norm (before clipping) between
     the last evaluation at the criterion and the first below it; `held_peak_grad_norm` the
     same maximum taken over each evaluation interval while the criterion held, as a median
     over those intervals (what a window of that length typically peaks at while the task is
@@ -62,6 +64,9 @@ def classify(evals, metrics, threshold):
         row["outcome"] = "never"
         return row
     row["reached_step"] = int(steps[held[0]])
+    # how often it fell below the criterion once it had reached it (a lost run's last fall too)
+    above = acc[held[0]:] >= threshold
+    row["falls"] = int(np.sum(above[:-1] & ~above[1:]))
     last = held[-1]
     if last == len(acc) - 1:
         row["outcome"] = "kept"

@@ -498,23 +498,26 @@ def draw_collapse(fig, tables, smoothing, threshold):
     rows = math.ceil(len(settings) / cols)
     fig.set_figheight(min(fig.get_figheight(), 0.6 + 2.3 * rows))  # the registry's height: at most
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
-    colors = sns.color_palette("colorblind", 10)
+    colors = sns.color_palette("colorblind", 10)  # a seed has one colour in every panel
     for ax in axes[len(settings):]:
         ax.set_visible(False)
+    legend = {}
     for ax, (_, group) in zip(axes, settings):
         grad_ax = ax.twinx()
-        for i, r in enumerate(group.sort_values("seed").itertuples()):
-            c = colors[(i + 2) % len(colors)]
+        for r in group.sort_values("seed").itertuples():
+            c = colors[int(r.seed) % len(colors)]
             e = evals[evals["run_id"] == r.run_id]
             g = curves[curves["run_id"] == r.run_id]
             if len(g) > 4000:  # thinned, the spikes kept: the max of each stretch
                 g = g.groupby(g["step"] // math.ceil(g["step"].max() / 2000)).agg(
                     step=("step", "max"), grad_norm=("grad_norm", "max"))
             grad_ax.plot(g["step"], g["grad_norm"], color=c, lw=0.4, alpha=0.55)
-            ax.plot(e["step"], e["accuracy"], color=c, lw=1.3, label=f"seed {int(r.seed)}")
+            legend[f"seed {int(r.seed)}"] = ax.plot(e["step"], e["accuracy"], color=c, lw=1.3)[0]
             at = e[e["step"] == r.lost_step]["accuracy"]
             ax.plot([r.lost_step], at, marker="x", color="k", ms=6, mew=1.5, ls="none")
-        grad_ax.axhline(group["max_norm"].iloc[0], color="0.3", ls="--", lw=0.9)
+        clip = group["max_norm"].iloc[0]
+        legend[f"clipping threshold {clip:g} (right axis)"] = grad_ax.axhline(
+            clip, color="0.3", ls="--", lw=0.9)
         grad_ax.set_yscale("log")
         grad_ax.set_ylabel("gradient norm", fontsize=7.5)
         grad_ax.tick_params(labelsize=7)
@@ -525,10 +528,13 @@ def draw_collapse(fig, tables, smoothing, threshold):
         ax.set_ylabel("held-out accuracy")
         ax.set_title(_setting(group.iloc[0]), fontsize=7.5)
         _steps_axis(ax)
-        handles, _ = ax.get_legend_handles_labels()
-        clip = Line2D([], [], color="0.3", ls="--", lw=0.9,
-                      label=f"clipping threshold {group['max_norm'].iloc[0]:g} (right axis)")
-        ax.legend(handles=handles + [clip], fontsize=7, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()  # the convergence threshold
+    legend.update(zip(labels, handles))
+    legend["where the run was lost"] = Line2D([], [], marker="x", color="k", ms=6, mew=1.5, ls="none")
+    seeds = sorted((k for k in legend if k.startswith("seed ")), key=lambda k: int(k.split()[1]))
+    order = seeds + [k for k in legend if not k.startswith("seed ")]
+    fig.legend([legend[k] for k in order], order, loc="outside lower center", ncol=min(len(order), 4),
+               fontsize=7)
 
 
 def draw_text_overfit(fig, tables, smoothing, threshold):
@@ -548,8 +554,8 @@ def draw_text_overfit(fig, tables, smoothing, threshold):
                     ms=2.5)
             ax.axvline(r.eval_lowest_loss_step, color="0.3", ls=":", lw=1.0)
             ax.annotate(f"lowest {r.eval_lowest_loss:.2f}\nat {int(r.eval_lowest_loss_step):,}",
-                        (r.eval_lowest_loss_step, r.eval_lowest_loss), xytext=(-4, 14),
-                        textcoords="offset points", fontsize=6.5, color="0.25", ha="right")
+                        (r.eval_lowest_loss_step, r.eval_lowest_loss), xytext=(4, 16),
+                        textcoords="offset points", fontsize=6.5, color="0.25", ha="left")
         ax.set_title(f"$T$ = {T:g}", fontsize=8)
         _steps_axis(ax)
     axes[0].set_ylabel("loss (nats)")

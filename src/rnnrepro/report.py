@@ -6,6 +6,7 @@ the templates hold the prose, and sentences that state a result test it first.
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -103,6 +104,24 @@ def _field_text(field, row):
     return f"{field.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{field} {value}"
 
 
+def _falls(runs):
+    """How often the runs that reached the criterion fell below it again (outcomes.classify's
+    `falls`), and how many of them did not come back, in all and per optimizer. A run whose
+    setting and seed were also trained for longer is left out: the longer run repeats its
+    steps, falls included."""
+    if runs.empty:
+        return None
+    same = [f for f in SETTING_FIELDS if f != "steps"] + ["input_length", "seed"]
+    longest = runs.groupby(same, dropna=False)["steps"].transform("max")
+    reached = runs[(runs["steps"] == longest) & runs["outcome"].isin(["kept", "lost"])]
+
+    def count(df):
+        return {"reached": len(df), "fell": int((df["falls"] > 0).sum()), "falls": int(df["falls"].sum()),
+                "lost": int((df["outcome"] == "lost").sum())}
+
+    return count(reached) | {"by_optimizer": {o: count(g) for o, g in reached.groupby("optimizer")}}
+
+
 def collapses(t, studies):
     """Every palindrome run of `studies` that reached the criterion and lost it, once each
     (studies share runs), with what outcomes.classify measured around the loss. A lost run
@@ -110,8 +129,9 @@ def collapses(t, studies):
     just below it. The counts and medians describe the collapsed runs: a loss comes with a
     spike when its peak gradient norm tops both the clipping threshold and what an evaluation
     interval typically peaked at while the task was held."""
-    frames = [r[r["outcome"] == "lost"] for s in studies if (r := t.study(s)) is not None]
-    lost = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
+    frames = [r for s in studies if (r := t.study(s)) is not None]
+    every = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
+    lost = every[every["outcome"] == "lost"] if len(every) else every
     rows = []
     for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"]).itertuples() \
             if len(lost) else []:
@@ -127,8 +147,9 @@ def collapses(t, studies):
                 ("peak_grad", "peak_grad_norm"), ("after_grad", "after_grad_norm"),
                 ("sat_held", "saturation_held"), ("sat_final", "saturation_final"),
                 ("w_held", "w_h_norm_held"), ("w_final", "w_h_norm_final"))}})
+    falls = _falls(every)
     if not rows:
-        return {"runs": [], "count": 0, "collapsed": 0}
+        return {"runs": [], "count": 0, "collapsed": 0, "falls": falls}
     # A longer run of the same setting and seed repeats the shorter one's steps: where both
     # lost the task at the same evaluation with the same spike, it is one collapse seen twice,
     # counted once (the table marks the longer run's row).
@@ -149,7 +170,7 @@ def collapses(t, studies):
         return sum(test(r) for r in runs if all(r[k] is not None for k in keys))
 
     return {
-        "runs": rows, "count": sum(r["repeats"] is None for r in rows),
+        "runs": rows, "count": sum(r["repeats"] is None for r in rows), "falls": falls,
         "repeated": sum(r["repeats"] is not None for r in rows),
         "models": sorted({r["model"] for r in rows}),
         "collapsed": len(told), "near_miss": NEAR_MISS, "after": len(after),
@@ -292,9 +313,13 @@ def text_context(t, study):
                                   "final_step": int(r["steps"]),
                                   "best": pick(best), "final": pick(last)})
     targets = [{"label": label, "steps": steps} for label, steps in steps_to_targets(evals, ref)]
+    # how far apart neighbouring temperatures met each target (T ascending), where both did
+    gaps = [b - a for row in targets for a, b in itertools.pairwise(
+        [row["steps"][T] for T in sorted(row["steps"])]) if a is not None and b is not None]
     return {
         "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
         "best_vs_final": best_vs_final, "targets": targets,
+        "gaps": {"min": min(gaps), "max": max(gaps)} if gaps else None,
         "overfit": [r for r in by_T if r["rise"] > OVERFIT_RISE], "overfit_rise": OVERFIT_RISE,
         "sampling_only": sampling_only,
         "sample_temperatures": sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),

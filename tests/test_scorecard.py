@@ -214,3 +214,31 @@ def test_claim_9_is_unresolved_when_the_targets_disagree(tmp_path):
                            2.0: [0.0, 0.30, 0.50, 0.62]})
     per_seed, _, row = temperature_claim(Tables(tmp_path, 0.99))
     assert row["verdict"] == "unresolved" and per_seed == {0: False}
+
+
+def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):
+    """The 40k-step run of a seed repeats its 20k-step run's steps: where both lost the task at
+    the same evaluation, one collapse; a run lost at its last evaluation says nothing about
+    coming back; falls are counted on the longest run of a setting and seed only."""
+    from rnnrepro.report import collapses
+
+    def lost(seed, steps, lost_step, peak, final=0.2, after=1.0, falls=1, final_loss=2.0):
+        return run("rnn", 10, seed, final, outcome="lost", optimizer="adam", lr=1e-3, steps=steps,
+                   max_norm=10.0, reached_step=500, last_held_step=lost_step - 100, falls=falls,
+                   held_grad_norm=2e-4, held_peak_grad_norm=1e-3, peak_grad_norm=peak,
+                   after_grad_norm=after, saturation_held=0.4, saturation_final=0.8,
+                   w_h_norm_held=5.0, w_h_norm_final=8.0, eval_final_loss=final_loss) | {
+            "lost_step": lost_step, "run_id": f"rnn-{seed}-{steps}"}
+
+    write_study(tmp_path, "rnn_adam_long", [lost(2, 20_000, 16_900, 1742.0),
+                                            lost(1, 20_000, 20_000, 50.0, after=None)])
+    write_study(tmp_path, "rnn_adam_40k", [lost(2, 40_000, 16_900, 1742.0, falls=1, final_loss=2.303),
+                                           run("rnn", 10, 1, 1.0, optimizer="adam", lr=1e-3,
+                                               steps=40_000, max_norm=10.0, falls=3)])
+    col = collapses(Tables(tmp_path, 0.99), ["rnn_adam_long", "rnn_adam_40k"])
+    assert (col["count"], col["repeated"], col["collapsed"], col["after"]) == (2, 1, 2, 1)
+    assert [r["repeats"] for r in col["runs"]] == [None, None, 20_000]
+    assert col["spiked"] == 2 and col["uniform"] == 0  # the twin's uniform end is not counted
+    # falls: seed 2 and seed 1 from their 40k runs (1 and 3), not again from the 20k ones
+    assert col["falls"] | {"by_optimizer": None} == {"reached": 2, "fell": 2, "falls": 4, "lost": 1,
+                                                     "by_optimizer": None}

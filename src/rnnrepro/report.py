@@ -111,7 +111,7 @@ def _falls(runs):
     steps, falls included."""
     if runs.empty:
         return None
-    same = [f for f in SETTING_FIELDS if f != "steps"] + ["input_length", "seed"]
+    same = [f for f in SETTING_FIELDS if f != "steps" and f in runs] + ["input_length", "seed"]
     longest = runs.groupby(same, dropna=False)["steps"].transform("max")
     reached = runs[(runs["steps"] == longest) & runs["outcome"].isin(["kept", "lost"])]
 

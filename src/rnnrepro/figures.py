@@ -20,10 +20,12 @@ REPORT_STUDIES = {
     TEXT_STUDY: "text",
 }
 
-# The studies whose runs that reached the criterion and lost it the collapse figure and the
+# The initialisation studies, which the report treats in a section of their own; the main
+# palindrome studies are the others, and their lost runs are what the collapse figure and the
 # report's collapse table show (the initialisation studies' default runs are among them).
-COLLAPSE_STUDIES = ["rnn_rmsprop", "rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_rmsprop",
-                    "lstm_adam", "lstm_adam_lr01"]
+INIT_STUDIES = (INIT_STUDY, INIT_LR_STUDY)
+COLLAPSE_STUDIES = [s for s, kind in REPORT_STUDIES.items()
+                    if kind == "palindrome" and s not in INIT_STUDIES]
 
 # name -> drawing, height (inches), studies, tables (beside the studies' own),
 # caption (LaTeX-safe prose; values that come from results are added by the report)

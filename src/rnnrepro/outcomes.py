@@ -19,11 +19,6 @@ import math
 
 import numpy as np
 
-OUTCOMES = {
-    "never": "never reached the criterion",
-    "kept": "reached the criterion and ended at or above it",
-    "lost": "reached the criterion and ended below it",
-}
 # A lost run that ends within this much held-out accuracy of the criterion dipped below it
 # late; one that ends further below collapsed. The report tells the two apart.
 NEAR_MISS = 0.05
@@ -97,6 +92,15 @@ def classify(evals, metrics, threshold):
         "w_h_norm_final": float(final["w_h_norm"]),
     })
     return row
+
+
+def tally(outcomes):
+    """Seeds, and how many of them converged (kept), lost it or never reached it, with the
+    Wilson interval of the share converged: for the `outcome` column of some runs."""
+    counts = outcomes.value_counts()
+    kept, lost = int(counts.get("kept", 0)), int(counts.get("lost", 0))
+    return {"seeds": len(outcomes), "converged": kept, "lost": lost,
+            "never": len(outcomes) - kept - lost, "interval": wilson(kept, len(outcomes))}
 
 
 def wilson(k, n, z=Z95):

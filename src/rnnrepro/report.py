@@ -21,11 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import SAMPLE_CHECKPOINTS
-from .figures import BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
+from .figures import (BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDIES, INIT_STUDY,
+                      TEXT_STUDY)
 from .io import read_json, read_jsonl, read_table
 from .latex import raw
 from .outcomes import (ALPHA, CHANCE_ACCURACY, CHANCE_LOSS, MIN_PAIRS, NEAR_MISS, VERDICTS,
-                       fisher_exact, wilson)
+                       fisher_exact, tally)
 from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from .spec import SPECS, PalindromeSpec
 
@@ -73,9 +74,6 @@ def palindrome_rows(t, study):
     rows = []
     for key, g in runs.groupby(["input_length", *varied], sort=True):
         length = key[0] if isinstance(key, tuple) else key
-        counts = g["outcome"].value_counts()
-        kept, lost = int(counts.get("kept", 0)), int(counts.get("lost", 0))
-        lo, hi = wilson(kept, len(g))
         steps = first.reindex(g["run_id"]).dropna()
         final, final_sd = _mean_sd(g["eval_final_accuracy"].tolist())
         best, _ = _mean_sd(g["eval_best_accuracy"].tolist())
@@ -86,8 +84,7 @@ def palindrome_rows(t, study):
             "variant": ", ".join(_field_text(f, r) for f in varied
                                  if not (f == "init_std" and "init" in varied)),
             "optimizer": r["optimizer"], "lr": float(r["lr"]),
-            "steps": int(r["steps"]), "seeds": len(g), "converged": kept,
-            "lost": lost, "never": len(g) - kept - lost, "interval": (lo, hi),
+            "steps": int(r["steps"]), **tally(g["outcome"]),
             "final": final, "final_sd": final_sd, "best": best,
             "steps_to": float(steps.median()) if len(steps) else None,
         })
@@ -218,11 +215,8 @@ def lr_by_init(t):
                                  key=lambda kv: (kv[0][0] != "default", kv[0][0], -(kv[0][1] or 0))):
         cells = {}
         for lr, c in g.groupby("lr"):
-            kept, lost = int((c["outcome"] == "kept").sum()), int((c["outcome"] == "lost").sum())
             reached = c["reached_step"].dropna()
-            cells[float(lr)] = {"seeds": len(c), "converged": kept, "lost": lost,
-                                "never": len(c) - kept - lost, "interval": wilson(kept, len(c)),
-                                "final": float(c["eval_final_accuracy"].mean()),
+            cells[float(lr)] = {**tally(c["outcome"]), "final": float(c["eval_final_accuracy"].mean()),
                                 "reached": float(reached.median()) if len(reached) else None}
         rows.append({"label": init_label(init, std), "init": init, "cells": cells})
     for r in rows:  # the smallest rate against the largest: Fisher's exact test, and which of
@@ -477,7 +471,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         # the palindrome table: every study but the initialisation studies, which have tables
         # of their own (the init table and the learning-rate table)
         "table_studies": {name: rows for name, rows in studies.items()
-                          if name not in (INIT_STUDY, INIT_LR_STUDY)},
+                          if name not in INIT_STUDIES},
         "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
         "claim_rows": {r["claim"]: r for r in scorecard},
         "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},

@@ -37,14 +37,17 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path
         time.sleep(0.1)
     (resume,) = runs.glob("*/resume.pt")
     run_id = resume.parent.name
+    training = ["-f", f"rnnrepro train palindrome .*{run_id}"]
+    # hold the training process where it is (SIGSTOP), so that the first Snakemake is surely
+    # still running however long the second takes to start, on however fast a machine
+    subprocess.run(["pkill", "-STOP", *training], check=True)
 
     # a second Snakemake in the same folder is refused while the first runs
     second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
 
     # kill the training process itself, as a cluster time limit or the OOM killer would
-    time.sleep(0.5)
-    subprocess.run(["pkill", "-KILL", "-f", f"rnnrepro train palindrome .*{run_id}"], check=True)
+    subprocess.run(["pkill", "-KILL", *training], check=True)
     out, _ = first.communicate(timeout=120)
     assert first.returncode != 0, out
     assert resume.exists(), "Snakemake's cleanup must not delete the checkpoint"

@@ -38,8 +38,24 @@ def snakemake(workdir, *args, config="test.yaml", check=True, timeout=1800, env=
     res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and res.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n"
-                             f"{res.stdout[-6000:]}\n{res.stderr[-6000:]}")
+                             f"{res.stdout[-6000:]}\n{res.stderr[-6000:]}"
+                             f"{failed_job_logs(workdir, res.stdout + res.stderr)}")
     return res
+
+
+def failed_job_logs(workdir, out, lines=15):
+    """The last lines of the logs of the jobs that failed (SLURM job logs included): what a
+    failure on a machine whose temporary folders are gone leaves to read."""
+    named = re.findall(r"log: (\S+) \(check log file", out)
+    named += [str(p.relative_to(workdir)) for p in Path(workdir, ".snakemake", "slurm_logs").rglob("*.log")
+              if "Error in rule" in p.read_text(errors="replace")]
+    tails = []
+    for name in dict.fromkeys(named):
+        path = Path(workdir, name)
+        if path.is_file():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            tails.append(f"\n--- {name} (last {lines} lines):\n" + "\n".join(tail))
+    return "".join(tails)
 
 
 def planned_jobs(workdir, *args, config="test.yaml"):

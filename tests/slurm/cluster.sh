@@ -51,12 +51,12 @@ ensure_installed() {
 }
 
 # ---- process bookkeeping: pids live in STATE/run/NAME.pid (the daemons write them) ----
-pidfile() { echo "$STATE/run/$1.pid"; }
+pidfile() { echo "${2:-$STATE}/run/$1.pid"; } # NAME [STATE_DIR]
 alive() { grep -q '^State:[[:space:]]*[^Z]' "/proc/$1/status" 2>/dev/null; } # zombies are dead
 any_alive() { local p; for p; do alive "$p" && return 0; done; return 1; }
-live_pid() { # prints the recorded pid of daemon $1 if that process is alive and is $1
+live_pid() { # NAME [STATE_DIR]: prints the recorded pid of daemon NAME if it is alive and is NAME
   local pid
-  pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
+  pid=$(cat "$(pidfile "$1" "${2:-}")" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] && alive "$pid" && echo "$pid"
 }
 node_state() { timeout 10 sinfo -h -n "$NODE" -o %t 2>/dev/null | head -n1; }
@@ -106,10 +106,22 @@ down() {
 # from the environment of the `srun` it runs inside each job, so that srun reads the
 # default /etc/slurm/slurm.conf (or a configless cache under /run/slurm, which in turn
 # needs munged on /run/munge). Hence the symlink, unless someone else's config is there.
+# A link left by a cluster of this script that was never taken down (its process killed
+# before `down`) is stale once none of that cluster's daemons is alive: it is replaced.
+stale_link() { # TARGET: a slurm.conf of this script's making whose daemons are all gone
+  local dir=${1%/slurm.conf} d
+  [[ $1 == */slurm.conf && -d $dir/run && -d $dir/munge ]] || return 1
+  for d in "${DAEMONS[@]}"; do live_pid "$d" "$dir" >/dev/null && return 1; done
+  return 0
+}
 link_etc_conf() {
   local cur
   cur=$(readlink "$ETC_CONF") || cur=
-  if [[ ! -e $ETC_CONF && ! -L $ETC_CONF ]] || [[ -n $cur && ($cur == "$CONF" || ! -e $cur) ]]; then
+  if [[ -n $cur && $cur != "$CONF" ]] && stale_link "$cur"; then
+    log "replacing $ETC_CONF -> $cur (a cluster that is no longer up)"
+  fi
+  if [[ ! -e $ETC_CONF && ! -L $ETC_CONF ]] ||
+    [[ -n $cur && ($cur == "$CONF" || ! -e $cur) ]] || stale_link "$cur"; then
     mkdir -p "${ETC_CONF%/*}" && ln -sfn "$CONF" "$ETC_CONF"
   else
     log "warning: $ETC_CONF is not ours; srun inside Snakemake jobs will read it, not $CONF"

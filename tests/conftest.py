@@ -10,6 +10,17 @@ SHARED_CORPUS = ROOT.parent / "shared" / "data" / "grimms_fairy_tales.txt"
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_dead_slurm_config():
+    """A killed earlier session's SLURM config link would add ~9 s to every Snakemake start
+    in this one (tests/slurm_utils.py): it goes first."""
+    from .slurm_utils import clear_dead_link
+
+    gone = clear_dead_link()
+    if gone:
+        print(f"removed /etc/slurm/slurm.conf -> {gone}: a test cluster that is no longer up")
+
+
 @pytest.fixture(scope="session")
 def corpus_path():
     path = Path(os.environ.get("RNNREPRO_CORPUS", SHARED_CORPUS))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .slurm_utils import ETC_CONF, plant_dead_link
 from .workflow_utils import ROOT, make_workdir, snakemake
 
 pytestmark = pytest.mark.slow
@@ -24,48 +25,10 @@ LOCAL_RULES = ("download_corpus", "corpus_stats", "aggregate_study", "compute_ta
                "complete_text")
 
 
-ETC_CONF = Path("/etc/slurm/slurm.conf")
-
-
-def dead_cluster(conf):
-    """Whether conf is the slurm.conf of a cluster.sh state dir none of whose daemons lives."""
-    state = conf.parent
-    if not ((state / "run").is_dir() and (state / "munge").is_dir()):
-        return False
-    for pidfile in (state / "run").glob("*.pid"):
-        comm = Path(f"/proc/{pidfile.read_text().strip()}/comm")
-        if comm.exists() and comm.read_text().strip() == pidfile.stem:
-            return False
-    return True
-
-
-def plant_stale_link(tmp):
-    """Leave /etc/slurm/slurm.conf as a cluster killed before `cluster.sh down` leaves it: a
-    link to a state dir whose daemons are gone (srun inside jobs reads that file). Only where
-    no live config of anyone's is there; returns whether it planted one."""
-    if os.geteuid() != 0:
-        return False
-    if ETC_CONF.is_symlink():
-        current = Path(os.readlink(ETC_CONF))
-        if current.exists() and not dead_cluster(current):
-            return False
-    elif ETC_CONF.exists():
-        return False
-    old = Path(tempfile.mkdtemp(prefix="stale-", dir=tmp))
-    for sub in ("run", "munge"):
-        (old / sub).mkdir()
-    (old / "slurm.conf").write_text("# the config of a cluster that is gone\n")
-    (old / "run" / "slurmctld.pid").write_text("999999999\n")  # beyond pid_max: never alive
-    ETC_CONF.parent.mkdir(parents=True, exist_ok=True)
-    ETC_CONF.unlink(missing_ok=True)
-    ETC_CONF.symlink_to(old / "slurm.conf")
-    return True
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     state = Path(tempfile.mkdtemp(prefix="rnnrepro-slurm-", dir="/tmp"))
-    planted = plant_stale_link(tmp_path_factory.mktemp("stale"))
+    planted = plant_dead_link(tmp_path_factory.mktemp("stale"))
     up = subprocess.run(["bash", str(CLUSTER), "up", str(state)], capture_output=True, text=True,
                         timeout=600)
     if up.returncode == 3:

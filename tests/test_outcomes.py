@@ -105,20 +105,35 @@ def test_fisher_exact_test_has_the_textbook_values(k1, n1, k2, n2, p):
     assert O.fisher_exact(k2, n2, k1, n1) == pytest.approx(p, abs=1e-4)  # symmetric
 
 
-def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():
+def expand_with_profile(profile):
+    """The default config's runs per study, alone and with a profile (config/*.yaml) on top,
+    as Snakemake merges two --configfile files; the merged config passes the checks."""
     from snakemake.utils import update_config
 
     from rnnrepro import studies as S
 
     base = yaml.safe_load(open("config/config.yaml"))
     merged = yaml.safe_load(open("config/config.yaml"))
-    update_config(merged, yaml.safe_load(open("config/ten_seeds.yaml")))
+    update_config(merged, yaml.safe_load(open(profile)))
     S.check_config(merged)
-    runs, by_study = S.expand(base)
-    more, more_by_study = S.expand(merged)
+    (runs, by_study), (more, more_by_study) = S.expand(base), S.expand(merged)
     assert set(runs) < set(more)  # the default config's runs keep their ids
-    assert len(more) - len(runs) == 7 * (6 + 3 + 1 + 6 + 1)
+    return len(more) - len(runs), by_study, more_by_study
+
+
+def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():
+    added, by_study, more_by_study = expand_with_profile("config/ten_seeds.yaml")
+    assert added == 7 * (6 + 3 + 1 + 6 + 1)
     for name in ("rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_adam", "lstm_adam_lr01"):
         assert len(more_by_study[name]) == 10 * len(by_study[name]) // 3
     for name in ("rnn_rmsprop", "lstm_rmsprop", "init_study", "text_temperature"):
         assert more_by_study[name] == by_study[name]
+
+
+def test_the_text_seed_profile_adds_six_seeds_per_temperature_to_the_text_study_only():
+    from rnnrepro.outcomes import MIN_PAIRS
+
+    added, by_study, more_by_study = expand_with_profile("config/text_seeds.yaml")
+    assert added == 3 * (MIN_PAIRS - 1)
+    assert len(more_by_study.pop("text_temperature")) == 3 * MIN_PAIRS
+    assert more_by_study == {k: v for k, v in by_study.items() if k != "text_temperature"}

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from rnnrepro.outcomes import MIN_PAIRS
 from rnnrepro.scorecard import Tables, init_scorecard, scorecard, temperature_claim, verdict
 
 
@@ -180,17 +181,19 @@ def test_a_curve_meets_a_target_between_evaluations():
     assert crossing_step(e, "accuracy", 0.0) == 0.0 and crossing_step(e, "accuracy", 0.7) is None
 
 
-def _text_study(root, curves):
+def _text_study(root, curves, by_seed=None):
     """Text runs, one per temperature, with held-out accuracy curves `curves` {T: [acc...]}
-    evaluated every 500 steps (loss falls as accuracy rises)."""
+    evaluated every 500 steps (loss falls as accuracy rises); or several seeds, `by_seed`
+    {seed: {T: [acc...]}}."""
     rows, evals = [], []
-    for T, accs in curves.items():
-        rid = f"text-T{T}"
-        rows.append({"run_id": rid, "temperature": T, "seed": 0, "steps": 500 * (len(accs) - 1),
-                     "eval_final_accuracy": accs[-1], "eval_lowest_loss": 4 - 4 * max(accs),
-                     "eval_lowest_loss_step": 500 * (len(accs) - 1)})
-        evals += [{"run_id": rid, "temperature": T, "seed": 0, "step": 500 * i, "accuracy": a,
-                   "loss": 4 - 4 * a} for i, a in enumerate(accs)]
+    for seed, seed_curves in (by_seed or {0: curves}).items():
+        for T, accs in seed_curves.items():
+            rid = f"text-T{T}-seed{seed}"
+            rows.append({"run_id": rid, "temperature": T, "seed": seed, "steps": 500 * (len(accs) - 1),
+                         "eval_final_accuracy": accs[-1], "eval_lowest_loss": 4 - 4 * max(accs),
+                         "eval_lowest_loss_step": 500 * (len(accs) - 1)})
+            evals += [{"run_id": rid, "temperature": T, "seed": seed, "step": 500 * i, "accuracy": a,
+                       "loss": 4 - 4 * a} for i, a in enumerate(accs)]
     d = root / "studies" / "text_temperature"
     d.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(d / "runs.csv", index=False)
@@ -214,6 +217,31 @@ def test_claim_9_is_unresolved_when_the_targets_disagree(tmp_path):
                            2.0: [0.0, 0.30, 0.50, 0.62]})
     per_seed, _, row = temperature_claim(Tables(tmp_path, 0.99))
     assert row["verdict"] == "unresolved" and per_seed == {0: False}
+
+
+ORDERED = {0.5: [0.0, 0.40, 0.62, 0.62], 1.0: [0.0, 0.35, 0.62, 0.62], 2.0: [0.0, 0.30, 0.62, 0.62]}
+REVERSED = {0.5: [0.0, 0.30, 0.62, 0.62], 1.0: [0.0, 0.35, 0.62, 0.62], 2.0: [0.0, 0.40, 0.62, 0.62]}
+
+
+@pytest.mark.parametrize("seeds,expect", [
+    ({s: ORDERED for s in range(6)}, "held"),
+    ({s: REVERSED for s in range(6)}, "not held"),
+    ({s: ORDERED if s % 2 else REVERSED for s in range(6)}, "unresolved"),
+    ({s: ORDERED for s in range(3)}, "unresolved"),  # fewer than MIN_PAIRS seeds decide nothing
+])
+def test_claim_9_over_seeds_is_judged_by_the_interval_of_each_seeds_lead(tmp_path, seeds, expect):
+    """With several seeds per temperature, each seed's smaller lead in steps (T = 0.5 over 1,
+    1 over 2, averaged over the targets) is one paired difference; its bootstrap interval
+    decides, as for claims 3 and 6."""
+    _text_study(tmp_path, None, by_seed=seeds)
+    per_seed, measured, row = temperature_claim(Tables(tmp_path, 0.99))
+    assert row["verdict"] == expect, measured
+    assert row["interval_of"] == "seeds' lead in steps" and row["pairs"] == len(seeds)
+    assert per_seed == {s: c is ORDERED for s, c in seeds.items()}
+    if len(seeds) >= MIN_PAIRS:
+        assert (row["interval_lo"] > 0) == (expect == "held")
+        assert (row["interval_hi"] < 0) == (expect == "not held")
+    assert f"seed 0 of {len(seeds)} per temperature" in measured and f"Over {len(seeds)} seeds" in measured
 
 
 def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):

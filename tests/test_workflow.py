@@ -225,6 +225,29 @@ def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
         "render_report", "compile_report", "all"]), out
 
 
+def test_more_text_seeds_train_only_their_runs_and_give_claim_9_an_interval(done, tmp_path):
+    """A second seed per temperature (config/text_seeds.yaml gives six): only its three runs
+    train, and claim 9 is judged over seeds, by the interval of each seed's lead in steps."""
+    work = tmp_path / "copy"
+    shutil.copytree(done, work, symlinks=True)
+    config = yaml.safe_load((work / "test.yaml").read_text())
+    config["studies"]["text_temperature"]["seeds"] = [0, 1]
+    write_config(work / "seeds.yaml", config)
+    res = snakemake(work, config="seeds.yaml")
+    trained = re.findall(r"rule train_(\w+):", res.stdout + res.stderr)
+    assert trained == ["text"] * 3, trained
+    card = pd.read_csv(work / "results" / "tables" / "scorecard.csv").set_index("claim")
+    row = card.loc[9]
+    assert row["interval_of"] == "seeds' lead in steps" and row["pairs"] == 2
+    assert row["verdict"] == "unresolved"  # two seeds are fewer than outcomes.MIN_PAIRS
+    assert row["interval_lo"] <= row["interval_hi"] and "Over 2 seeds" in row["measured"]
+    tex = (work / "results" / "report" / "report.tex").read_text()
+    assert "Over the 2 seeds of each" in tex and "seeds in order at every target" in tex
+    assert "The table gives the runs of seed 0." in tex
+    assert (work / "results" / "report" / "report.pdf").stat().st_mtime > \
+        (done / "results" / "report" / "report.pdf").stat().st_mtime
+
+
 @pytest.mark.parametrize("key,value", [
     ("device", "auto"), ("threads", 2), ("checkpoint_every", 7), ("impl", "loop"),
     ("jobs_per_gpu", 3), ("runs_per_job", 5), ("mem_mb", 3000), ("deterministic", True),

@@ -103,7 +103,9 @@ FIGURES = {
         "studies": [TEXT_STUDY],
         "caption": "Training loss (training batches, smoothed) and held-out loss (the tales' end) "
                    "of every text run on one axis, one panel per training temperature; the "
-                   "dotted line marks the evaluation with the lowest held-out loss.",
+                   "dotted line marks the evaluation with the lowest held-out loss. Where a "
+                   "temperature has several seeds, the first is marked and the others are drawn "
+                   "fainter.",
     },
     "fig11_init_study": {
         "drawing": "init_study", "height": 5.6,

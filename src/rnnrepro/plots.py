@@ -538,7 +538,9 @@ def draw_collapse(fig, tables, smoothing, threshold):
 
 
 def draw_text_overfit(fig, tables, smoothing, threshold):
-    """Training and held-out loss of every text run on one axis, a panel per temperature."""
+    """Training and held-out loss of every text run on one axis, a panel per temperature; the
+    lowest held-out loss marked on each temperature's first seed (the report's run), other
+    seeds drawn fainter."""
     curves, evals, runs = (tables(TEXT_STUDY, t) for t in ("curves", "evals", "runs"))
     if runs.empty:
         ax = fig.subplots()
@@ -546,16 +548,21 @@ def draw_text_overfit(fig, tables, smoothing, threshold):
     temps = sorted(runs["temperature"].unique())
     axes = fig.subplots(1, len(temps), sharey=True, squeeze=False).ravel()
     for ax, T in zip(axes, temps):
-        for r in runs[runs["temperature"] == T].sort_values("seed").itertuples():
+        for i, r in enumerate(runs[runs["temperature"] == T].sort_values("seed").itertuples()):
             train = smooth(curves[curves["run_id"] == r.run_id], "loss", smoothing)
             held = evals[evals["run_id"] == r.run_id]
-            ax.plot(train["step"], train["loss"], color=SPLIT_COLORS["train"], lw=1.0)
+            alpha = 1.0 if i == 0 else 0.35
+            ax.plot(train["step"], train["loss"], color=SPLIT_COLORS["train"], lw=1.0, alpha=alpha)
             ax.plot(held["step"], held["loss"], color=SPLIT_COLORS["held-out"], lw=1.2, marker="o",
-                    ms=2.5)
+                    ms=2.5, alpha=alpha)
+            if i:
+                continue
             ax.axvline(r.eval_lowest_loss_step, color="0.3", ls=":", lw=1.0)
+            left = r.eval_lowest_loss_step > 0.6 * r.steps  # keep the label inside the panel
             ax.annotate(f"lowest {r.eval_lowest_loss:.2f}\nat {int(r.eval_lowest_loss_step):,}",
-                        (r.eval_lowest_loss_step, r.eval_lowest_loss), xytext=(4, 16),
-                        textcoords="offset points", fontsize=6.5, color="0.25", ha="left")
+                        (r.eval_lowest_loss_step, r.eval_lowest_loss), xytext=(-4 if left else 4, 16),
+                        textcoords="offset points", fontsize=6.5, color="0.25",
+                        ha="right" if left else "left")
         ax.set_title(f"$T$ = {T:g}", fontsize=8)
         _steps_axis(ax)
     axes[0].set_ylabel("loss (nats)")

@@ -313,6 +313,7 @@ def text_context(t, study):
     return {
         "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
         "best_vs_final": best_vs_final, "targets": targets,
+        "seeds": int(runs.groupby("temperature")["seed"].nunique().min()),  # per temperature
         "gaps": {"min": min(gaps), "max": max(gaps)} if gaps else None,
         "overfit": [r for r in by_T if r["rise"] > OVERFIT_RISE], "overfit_rise": OVERFIT_RISE,
         "sampling_only": sampling_only,
@@ -452,7 +453,8 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     studies = {name: palindrome_rows(t, name) for name in config["studies"]
                if config["studies"][name]["kind"] == "palindrome"}
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
-    scorecard = read_table(Path(tables_dir) / "scorecard.csv", "scorecard").to_dict("records")
+    scorecard = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                 for r in read_table(Path(tables_dir) / "scorecard.csv", "scorecard").to_dict("records")]
     lstm_runs = [r for s in ("lstm_adam", "lstm_rmsprop") if (r := t.study(s)) is not None]
     lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})

@@ -246,9 +246,10 @@ def crossing_step(e, column, target):
     return float(x[i - 1] + (goal - v[i - 1]) / (v[i] - v[i - 1]) * (x[i] - x[i - 1]))
 
 
-def steps_to_targets(evals, ref):
+def steps_to_targets(evals, ref, seed=None):
     """Per target (label, {T: the step its held-out curve met the target (crossing_step, to
-    the nearest step), or None}) for the lowest seed of each training temperature in `evals`."""
+    the nearest step), or None}) for one seed of each training temperature in `evals`: the
+    lowest, or `seed`."""
     targets = [(f"accuracy {f:.0%} of T = 1's final ({f * ref['eval_final_accuracy']:.3f})",
                 "accuracy", f * ref["eval_final_accuracy"]) for f in ACCURACY_TARGETS]
     targets.append((f"loss within {LOSS_TARGET - 1:.0%} of T = 1's lowest "
@@ -258,36 +259,74 @@ def steps_to_targets(evals, ref):
     for label, column, target in targets:
         steps = {}
         for T, e in evals.groupby("temperature"):
-            at = crossing_step(e[e["seed"] == e["seed"].min()], column, target)
+            e = e[e["seed"] == (e["seed"].min() if seed is None else seed)]
+            at = crossing_step(e, column, target) if len(e) else None
             steps[float(T)] = None if at is None else round(at)
         rows.append((label, steps))
     return rows
 
 
+CLAIM_9_TEMPERATURES = (0.5, 1.0, 2.0)
+
+
+def _ordered(steps, last):
+    """Whether T = 0.5 met a target before T = 1 and T = 2 after, and by how many steps:
+    (held, T = 1's step minus T = 0.5's, T = 2's minus T = 1's). A run that never met it
+    counts as meeting it at its last evaluation (`last`), which can only shrink its lag."""
+    lo, mid, hi = (steps[T] if steps.get(T) is not None else last[T] + 1
+                   for T in CLAIM_9_TEMPERATURES)
+    return lo < mid < hi, mid - lo, hi - mid
+
+
 def temperature_claim(t):
-    """Claim 9 at every target of steps_to_targets: it holds at a target when T = 0.5 met it
-    before T = 1 and T = 2 after; held at every target, not held at none, else unresolved."""
+    """Claim 9 at every target of steps_to_targets, on the reference seed: it holds at a
+    target when T = 0.5 met it before T = 1 and T = 2 after. With one seed per temperature
+    the targets decide it (held at every target, not held at none, else unresolved). With
+    several, each seed's smaller lead (T = 0.5's over T = 1, or T = 1's over T = 2, in steps,
+    averaged over the targets) is a paired difference across seeds, judged by its bootstrap
+    interval like claims 3 and 6."""
     runs, evals, _ = text_runs(t)
     if runs is None:
         return {}, "no runs"
-    if not {0.5, 1.0, 2.0} <= set(runs["temperature"]):
+    if not set(CLAIM_9_TEMPERATURES) <= set(runs["temperature"]):
         return {}, "needs runs at temperatures 0.5, 1 and 2"
-    inf = float("inf")
-    held, parts, faster, slower = [], [], 0, 0
-    for label, steps in steps_to_targets(evals, reference_text_run(runs)):
-        s = {T: (steps[T] if steps[T] is not None else inf) for T in (0.5, 1.0, 2.0)}
-        faster += s[0.5] < s[1.0]
-        slower += s[2.0] > s[1.0]
-        held.append(s[0.5] < s[1.0] < s[2.0])
-        parts.append(f"{label}: " + ", ".join(
-            f"T={T:g} {f'{v:,.0f}' if v is not None else 'never'}" for T, v in steps.items()
-            if T in (0.5, 1.0, 2.0)))
-    word = "held" if all(held) else "not held" if not any(held) else "unresolved"
+    ref = reference_text_run(runs)
+    seeds = sorted(set.intersection(*(set(runs[runs["temperature"] == T]["seed"])
+                                      for T in CLAIM_9_TEMPERATURES)))
+    if ref["seed"] not in seeds:
+        return {}, "no seed has runs at all of temperatures 0.5, 1 and 2"
+    checks = {}  # per seed, per target: (held, T = 0.5's lead over 1, T = 1's over 2)
+    for seed in seeds:
+        e = evals[evals["seed"] == seed]
+        last = e.groupby("temperature")["step"].max().to_dict()
+        checks[seed] = [_ordered(steps, last) for _, steps in steps_to_targets(e, ref)]
+    per_seed = {seed: all(held for held, _, _ in c) for seed, c in checks.items()}
+    held = [h for h, _, _ in checks[ref["seed"]]]
+    faster = sum(a > 0 for _, a, _ in checks[ref["seed"]])
+    slower = sum(b > 0 for _, _, b in checks[ref["seed"]])
+    rows = steps_to_targets(evals[evals["seed"] == ref["seed"]], ref)
+    parts = [f"{label}: " + ", ".join(
+        f"T={T:g} {f'{v:,.0f}' if v is not None else 'never'}" for T, v in steps.items()
+        if T in CLAIM_9_TEMPERATURES) for label, steps in rows]
+    where = ("one seed per temperature" if len(seeds) == 1
+             else f"seed {int(ref['seed'])} of {len(seeds)} per temperature")
     measured = (f"step at which each held-out curve met each target (interpolated between "
-                f"evaluations), one seed per temperature: T=0.5 before T=1 at {faster} and T=2 "
-                f"after T=1 at {slower} of {len(held)} targets; " + "; ".join(parts))
-    return {0: all(held)}, measured, {"verdict": word, "interval_of": "targets",
-                                      "pairs": len(held)}
+                f"evaluations), {where}: T=0.5 before T=1 at {faster} and T=2 after T=1 at "
+                f"{slower} of {len(held)} targets; " + "; ".join(parts))
+    if len(seeds) == 1:
+        word = "held" if all(held) else "not held" if not any(held) else "unresolved"
+        return ({seeds[0]: all(held)}, measured,
+                {"verdict": word, "interval_of": "targets", "pairs": len(held)})
+    leads = [min(np.mean([a for _, a, _ in c]), np.mean([b for _, _, b in c]))
+             for c in checks.values()]
+    mean, lo, hi = paired_interval(leads)
+    measured += (f". Over {len(seeds)} seeds, the smaller lead (T=0.5 over T=1, T=1 over T=2, "
+                 f"mean over the targets) averages {mean:+,.0f} steps (95% bootstrap interval "
+                 f"{lo:+,.0f} to {hi:+,.0f}); the order held at every target for "
+                 f"{sum(per_seed.values())} of {len(seeds)} seeds")
+    return per_seed, measured, {"verdict": difference_verdict(lo, hi, len(seeds)),
+                                "interval_lo": lo, "interval_hi": hi,
+                                "interval_of": "seeds' lead in steps", "pairs": len(seeds)}
 
 
 def early_samples_claim(t):

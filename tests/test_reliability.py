@@ -2,7 +2,9 @@
 whether a second run from scratch gives the same tables. All through the real workflow."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,28 @@ def only(studies):
     return edit
 
 
+def training_pids(root, run_id):
+    """The `rnnrepro train` processes of run_id among the descendants of pid `root`."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            ppid = int(stat.read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"train" in argv and run_id.encode() in b" ".join(argv):  # not the shell around it
+            found.append(pid)
+    return found
+
+
 def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path):
     long = {"kind": "palindrome", "grid": {"model": ["lstm"], "optimizer": ["adam"], "input_length": [8]},
             "set": {"steps": 3000, "hidden": 48, "eval_every": 500}, "seeds": [0]}
@@ -37,17 +61,21 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, corpus_path
         time.sleep(0.1)
     (resume,) = runs.glob("*/resume.pt")
     run_id = resume.parent.name
-    training = ["-f", f"rnnrepro train palindrome .*{run_id}"]
-    # hold the training process where it is (SIGSTOP), so that the first Snakemake is surely
-    # still running however long the second takes to start, on however fast a machine
-    subprocess.run(["pkill", "-STOP", *training], check=True)
-
-    # a second Snakemake in the same folder is refused while the first runs
-    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-
-    # kill the training process itself, as a cluster time limit or the OOM killer would
-    subprocess.run(["pkill", "-KILL", *training], check=True)
+    training = training_pids(first.pid, run_id)  # this Snakemake's, not another session's
+    assert training, f"no training process of {run_id} under Snakemake's pid {first.pid}"
+    try:
+        # hold the training where it is (SIGSTOP), so that the first Snakemake is surely still
+        # running however long the second takes to start, on however fast a machine
+        for pid in training:
+            os.kill(pid, signal.SIGSTOP)
+        # a second Snakemake in the same folder is refused while the first runs
+        second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+        assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    finally:
+        # kill the training process itself, as a cluster time limit or the OOM killer would
+        # (and never leave it stopped, holding the first Snakemake and its lock)
+        for pid in training:
+            os.kill(pid, signal.SIGKILL)
     out, _ = first.communicate(timeout=120)
     assert first.returncode != 0, out
     assert resume.exists(), "Snakemake's cleanup must not delete the checkpoint"

@@ -242,6 +242,14 @@ def test_claim_9_over_seeds_is_judged_by_the_interval_of_each_seeds_lead(tmp_pat
         assert (row["interval_lo"] > 0) == (expect == "held")
         assert (row["interval_hi"] < 0) == (expect == "not held")
     assert f"seed 0 of {len(seeds)} per temperature" in measured and f"Over {len(seeds)} seeds" in measured
+    assert "T=0.5 over T=1 is" in measured and "T=1 over T=2 is" in measured
+    assert row["weaker_lead"] in ("T=0.5 over T=1", "T=1 over T=2")
+
+
+def test_claim_9_names_a_reference_seed_that_lacks_a_temperature(tmp_path):
+    _text_study(tmp_path, None, by_seed={0: {0.5: ORDERED[0.5], 1.0: ORDERED[1.0]}, 1: ORDERED})
+    assert temperature_claim(Tables(tmp_path, 0.99)) == (
+        {}, "seed 0, the reference run's, lacks an evaluated run at one of temperatures 0.5, 1 and 2")
 
 
 def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):

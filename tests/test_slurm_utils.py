@@ -2,6 +2,7 @@
 dead cluster is removed at the start of a session; anything else is left alone."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def state_dir(tmp_path, name, pids):
     state = tmp_path / name
     (state / "run").mkdir(parents=True)
     (state / "munge").mkdir()
-    (state / "slurm.conf").write_text("ClusterName=x\n")
+    (state / "slurm.conf").write_text(f"{slurm_utils.HEADER}: a single-node test cluster.\n")
     for daemon, pid in pids.items():
         (state / "run" / f"{daemon}.pid").write_text(f"{pid}\n")
     return state / "slurm.conf"
@@ -53,9 +54,27 @@ def test_a_live_cluster_a_site_config_and_foreign_links_stay(tmp_path, etc):
     assert slurm_utils.clear_dead_link() is None and etc.read_text() == "ClusterName=site\n"
 
 
+def test_a_cluster_coming_up_and_a_foreign_config_are_not_dead(tmp_path, etc):
+    young = state_dir(tmp_path, "rnnrepro-slurm-c", {})  # linked, no daemon has written its pid yet
+    assert not slurm_utils.dead_cluster(young)
+    old = time.time() - 2 * slurm_utils.YOUNG_S
+    os.utime(young, (old, old))
+    assert slurm_utils.dead_cluster(young)
+    site = state_dir(tmp_path, "rnnrepro-slurm-d", {"slurmctld": 999999999})
+    site.write_text("ClusterName=site\n")  # run/ and munge/, but not cluster.sh's config
+    etc.symlink_to(site)
+    assert not slurm_utils.dead_cluster(site) and slurm_utils.clear_dead_link() is None
+    assert etc.is_symlink()
+
+
 def test_a_dead_link_is_planted_only_where_nothing_live_is(tmp_path, etc):
     assert slurm_utils.plant_dead_link(tmp_path)
     assert slurm_utils.dead_cluster(os.readlink(etc))
+    etc.unlink()
+    comm = Path("/proc/self/comm").read_text().strip()
+    live = state_dir(tmp_path, "rnnrepro-slurm-e", {comm: os.getpid()})
+    etc.symlink_to(live)
+    assert not slurm_utils.plant_dead_link(tmp_path) and Path(os.readlink(etc)) == live
     etc.unlink()
     etc.write_text("ClusterName=site\n")
     assert not slurm_utils.plant_dead_link(tmp_path) and etc.read_text() == "ClusterName=site\n"

@@ -551,10 +551,10 @@ def draw_text_overfit(fig, tables, smoothing, threshold):
         for i, r in enumerate(runs[runs["temperature"] == T].sort_values("seed").itertuples()):
             train = smooth(curves[curves["run_id"] == r.run_id], "loss", smoothing)
             held = evals[evals["run_id"] == r.run_id]
-            alpha = 1.0 if i == 0 else 0.35
-            ax.plot(train["step"], train["loss"], color=SPLIT_COLORS["train"], lw=1.0, alpha=alpha)
+            faint = {"alpha": 0.35, "zorder": 1} if i else {"zorder": 3}  # the first on top
+            ax.plot(train["step"], train["loss"], color=SPLIT_COLORS["train"], lw=1.0, **faint)
             ax.plot(held["step"], held["loss"], color=SPLIT_COLORS["held-out"], lw=1.2, marker="o",
-                    ms=2.5, alpha=alpha)
+                    ms=2.5, **faint)
             if i:
                 continue
             ax.axvline(r.eval_lowest_loss_step, color="0.3", ls=":", lw=1.0)

@@ -306,14 +306,14 @@ def text_context(t, study):
                                   "best_step": int(r["eval_lowest_loss_step"]),
                                   "final_step": int(r["steps"]),
                                   "best": pick(best), "final": pick(last)})
-    targets = [{"label": label, "steps": steps} for label, steps in steps_to_targets(evals, ref)]
+    targets = [{"label": label, "steps": steps}
+               for label, steps in steps_to_targets(evals, ref, ref["seed"])]
     # how far apart neighbouring temperatures met each target (T ascending), where both did
     gaps = [b - a for row in targets for a, b in itertools.pairwise(
         [row["steps"][T] for T in sorted(row["steps"])]) if a is not None and b is not None]
     return {
         "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
         "best_vs_final": best_vs_final, "targets": targets,
-        "seeds": int(runs.groupby("temperature")["seed"].nunique().min()),  # per temperature
         "gaps": {"min": min(gaps), "max": max(gaps)} if gaps else None,
         "overfit": [r for r in by_T if r["rise"] > OVERFIT_RISE], "overfit_rise": OVERFIT_RISE,
         "sampling_only": sampling_only,

@@ -246,10 +246,9 @@ def crossing_step(e, column, target):
     return float(x[i - 1] + (goal - v[i - 1]) / (v[i] - v[i - 1]) * (x[i] - x[i - 1]))
 
 
-def steps_to_targets(evals, ref, seed=None):
+def steps_to_targets(evals, ref, seed):
     """Per target (label, {T: the step its held-out curve met the target (crossing_step, to
-    the nearest step), or None}) for one seed of each training temperature in `evals`: the
-    lowest, or `seed`."""
+    the nearest step), or None}) for the run of `seed` at each training temperature in `evals`."""
     targets = [(f"accuracy {f:.0%} of T = 1's final ({f * ref['eval_final_accuracy']:.3f})",
                 "accuracy", f * ref["eval_final_accuracy"]) for f in ACCURACY_TARGETS]
     targets.append((f"loss within {LOSS_TARGET - 1:.0%} of T = 1's lowest "
@@ -259,7 +258,7 @@ def steps_to_targets(evals, ref, seed=None):
     for label, column, target in targets:
         steps = {}
         for T, e in evals.groupby("temperature"):
-            e = e[e["seed"] == (e["seed"].min() if seed is None else seed)]
+            e = e[e["seed"] == seed]
             at = crossing_step(e, column, target) if len(e) else None
             steps[float(T)] = None if at is None else round(at)
         rows.append((label, steps))
@@ -297,18 +296,19 @@ def temperature_claim(t):
     if ref["seed"] not in seeds:
         return {}, (f"seed {int(ref['seed'])}, the reference run's, lacks an evaluated run at one "
                     "of temperatures 0.5, 1 and 2")
-    checks = {}  # per seed, per target: (held, T = 0.5's lead over 1, T = 1's over 2)
+    # per seed, per target: the steps it was met at, and (held, T = 0.5's lead over 1, 1's over 2)
+    targets, checks = {}, {}
     for seed in seeds:
-        e = evals[evals["seed"] == seed]
-        last = e.groupby("temperature")["step"].max().to_dict()
-        checks[seed] = [_ordered(steps, last) for _, steps in steps_to_targets(e, ref, seed)]
+        targets[seed] = steps_to_targets(evals, ref, seed)
+        last = evals[evals["seed"] == seed].groupby("temperature")["step"].max().to_dict()
+        checks[seed] = [_ordered(steps, last) for _, steps in targets[seed]]
     per_seed = {seed: all(held for held, _, _ in c) for seed, c in checks.items()}
     held = [h for h, _, _ in checks[ref["seed"]]]
     faster = sum(a > 0 for _, a, _ in checks[ref["seed"]])
     slower = sum(b > 0 for _, _, b in checks[ref["seed"]])
     parts = [f"{label}: " + ", ".join(
         f"T={T:g} {f'{v:,.0f}' if v is not None else 'never'}" for T, v in steps.items()
-        if T in CLAIM_9_TEMPERATURES) for label, steps in steps_to_targets(evals, ref, ref["seed"])]
+        if T in CLAIM_9_TEMPERATURES) for label, steps in targets[ref["seed"]]]
     where = ("one seed per temperature" if len(seeds) == 1
              else f"seed {int(ref['seed'])} of {len(seeds)} per temperature")
     measured = (f"step at which each held-out curve met each target (interpolated between "

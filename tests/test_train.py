@@ -92,6 +92,52 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_the_same(kind, tmp_path
     assert not (killed / "resume.pt").exists()
 
 
+# Every optimizer and every field of its schedule, for each kind: a run stopped right after
+# a checkpoint and continued ends byte for byte where an uninterrupted one does.
+TINY_PAL = dict(input_length=4, steps=60, hidden=12, batch=16, eval_every=20, eval_size=100)
+TINY_TXT = dict(steps=60, hidden=16, batch=8, seq_length=12, eval_every=20, sample_every=20,
+                sample_first=10, samples_per_step=1)
+RESUME_CASES = {
+    "rnn-rmsprop-momentum": PalindromeSpec(model="rnn", optimizer="rmsprop", momentum=0.5, **TINY_PAL),
+    "rnn-sgd-momentum": PalindromeSpec(model="rnn", optimizer="sgd", momentum=0.9, lr=0.05, **TINY_PAL),
+    "lstm-adam": PalindromeSpec(model="lstm", optimizer="adam", **TINY_PAL),
+    "lstm-sgd": PalindromeSpec(model="lstm", optimizer="sgd", lr=0.1, **TINY_PAL),
+    "text-rmsprop-decay": TextSpec(optimizer="rmsprop", lr_decay=0.5, lr_step=15, **TINY_TXT),
+    "text-adam-decay": TextSpec(optimizer="adam", lr_decay=0.7, lr_step=25, **TINY_TXT),
+    "text-sgd-momentum-decay": TextSpec(optimizer="sgd", momentum=0.9, lr=0.5, lr_decay=0.5,
+                                        lr_step=10, **TINY_TXT),
+    "text-dropout-decay": TextSpec(layers=2, dropout=0.3, lr_decay=0.5, lr_step=15, **TINY_TXT),
+}
+
+
+@pytest.mark.parametrize("stop_at", [1, 2])
+@pytest.mark.parametrize("case", RESUME_CASES)
+def test_a_run_continued_from_any_checkpoint_ends_as_if_never_stopped(case, stop_at, tmp_path,
+                                                                     monkeypatch, corpus):
+    from .train_utils import interrupted
+
+    spec = RESUME_CASES[case]
+    execution = Execution(device="cpu", checkpoint_every=15)
+
+    def run(out):
+        if spec.kind == "text":
+            return _train_text(spec, corpus, out, execution)
+        return _train_palindrome(spec, out, execution)
+
+    run(tmp_path / "clean")
+    with interrupted(monkeypatch, after_checkpoints=stop_at):
+        run(tmp_path / "stopped")
+    assert (tmp_path / "stopped" / "resume.pt").exists()
+    summary = run(tmp_path / "stopped")
+    assert summary["resumed_from"] == [15 * stop_at]
+    names = ["metrics.csv", "eval.csv"]
+    names += ["samples.jsonl", "best_samples.jsonl"] if spec.kind == "text" else []
+    for name in names:
+        assert (tmp_path / "clean" / name).read_bytes() == (tmp_path / "stopped" / name).read_bytes(), name
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("clean", "stopped"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_nan_loss_stops_the_run_naming_run_and_step(tmp_path):
     spec = PalindromeSpec(model="rnn", input_length=5, steps=100, **FAST)
     with pytest.raises(Diverged, match=rf"run {spec.run_id()}: loss is nan at step 37"):

@@ -67,10 +67,13 @@ def _build_spec(cls, args, fields=None):
 
 
 def cmd_train(args):
-    from .jobs import train_job
-
     spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec))
     execution = _build_spec(Execution, args)
+    from .numerics import set_environment
+
+    set_environment(execution.numerics)  # before torch loads (jobs imports it)
+    from .jobs import train_job
+
     _outputs(args.out, folder=True)
     summary = train_job(spec, args.out, execution, corpus=getattr(args, "corpus", None),
                         run_table=args.run_table, inject_nan_at=args.inject_nan_at)

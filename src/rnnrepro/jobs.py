@@ -53,10 +53,11 @@ from .spec import SPECS
 log = logging.getLogger("rnnrepro")
 
 # The modules that decide a run's results: the training loop (train.py, stack.py) and all
-# that it imports, less its progress bar and its live curves. The workflow's training rules
-# declare them as inputs (so editing one retrains every run) and a run's fingerprint hashes
-# them. Where a run trains and who trains it (jobs.py, gpus.py) is not among them.
-TRAINING_MODULES = tuple(sources.closure("train", "stack", exclude=("progress", "events")))
+# that it imports, less its progress bar, its live curves and the numerics mode (how the CPU
+# computes, an execution setting like the device). The workflow's training rules declare
+# them as inputs (so editing one retrains every run) and a run's fingerprint hashes them.
+# Where a run trains and who trains it (jobs.py, gpus.py) is not among them.
+TRAINING_MODULES = tuple(sources.closure("train", "stack", exclude=("progress", "events", "numerics")))
 RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
 STAGED = ".staged"
 CLAIM = ".claim"

@@ -23,9 +23,12 @@ ENCODINGS = ("scalar", "onehot")
 # graph (CUDA only: elsewhere it runs as auto).
 IMPLS = ("auto", "fused", "loop", "bptt", "graph")
 INITS = ("default", "normal", "xavier", "orthogonal")
+# how a CPU run's floats are computed: as the CPU offers, or alike on every x86-64 CPU
+# (numerics.py)
+NUMERICS = ("native", "portable")
 # the fields that take one of a few words, and those words (config/README.md lists them)
 CHOICES = {"model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "impl": IMPLS,
-           "input_encoding": ENCODINGS, "init": INITS}
+           "input_encoding": ENCODINGS, "init": INITS, "numerics": NUMERICS}
 
 
 class SpecError(ValueError):
@@ -120,7 +123,8 @@ class Execution(_Fields):
     algorithms, no cuDNN autotuning, a fixed cuBLAS workspace); the CPU is deterministic
     anyway. Each summary.json records the precision settings a run trained with.
     tensorboard: a folder for live TensorBoard curves, one subfolder per run id (events.py);
-    empty: none.
+    empty: none. numerics: native (the CPU's fastest kernels) or portable (the same bytes on
+    every x86-64 CPU, slower: numerics.py).
     """
 
     device: str = "auto"
@@ -131,6 +135,7 @@ class Execution(_Fields):
     runs_per_job: int = 0
     deterministic: bool = False
     tensorboard: str = ""
+    numerics: str = "native"
 
     RUNS_PER_JOB_CUDA = 64
 
@@ -141,6 +146,7 @@ class Execution(_Fields):
         _check(self.runs_per_job >= 0, "runs_per_job", "must be ≥ 0 (0: auto)", self.runs_per_job)
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}", self.device)
         _check(self.impl in IMPLS, "impl", f"must be one of {IMPLS}", self.impl)
+        _check(self.numerics in NUMERICS, "numerics", f"must be one of {NUMERICS}", self.numerics)
 
     def runs_cap(self, device_type, in_cluster_job=False):
         """The most runs one job trains on a device of this type ('cpu' or 'cuda')."""

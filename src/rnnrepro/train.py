@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import torch
 
 from . import data as D
-from . import events
+from . import events, numerics
 from .fastpath import (GraphStep, flat_parameters, keep_freed_memory, make_optimizer,
                        optimizer_step, poison_mask, stack_update, zero_grads)
 from .io import (CheckpointError, describe_device, load_checkpoint, METRICS, TIMING, precision,
@@ -79,6 +79,7 @@ def prepare(specs, make_task, execution=Execution()):
     them). One run's task draws its weights from the global seed set here; a stack seeds
     each run's weights itself."""
     device = resolve_device(execution.device)
+    numerics.configure(execution.numerics)
     if execution.deterministic:
         make_deterministic()
     keep_freed_memory()
@@ -162,9 +163,18 @@ def _state_vectors(sd, row=None):
     return out
 
 
-def _state_dict_for(opt, vectors, shapes):
-    """A state_dict for `opt` (its own group settings), whose parameters have `shapes`."""
+# how an optimizer keeps its state (changes with impl); every other key of a parameter group
+# is a hyperparameter the run trained with (lr as a schedule left it, initial_lr, betas, ...)
+LAYOUT_KEYS = ("params", "capturable", "foreach", "fused", "differentiable")
+
+
+def _state_dict_for(opt, vectors, shapes, saved_group=None):
+    """A state_dict for `opt` whose parameters have `shapes`: `opt`'s own layout settings,
+    and the hyperparameters of `saved_group` (the group a checkpoint saved: its learning
+    rate is where the schedule had taken it) where one is given."""
     (group,) = opt.state_dict()["param_groups"]
+    if saved_group is not None:
+        group = {**group, **{k: v for k, v in saved_group.items() if k not in LAYOUT_KEYS}}
     on_device = group.get("capturable") or group.get("fused")
     sizes = [math.prod(shape) for shape in shapes]
     state = {}
@@ -194,12 +204,14 @@ def stacked_optimizer_state(opt, states):
     # vectors become rows; step counters are one: the runs of a stack are at one step
     stacked = {k: torch.stack([row[k] for row in rows]) if torch.is_tensor(v) and v.dim() else v
                for k, v in rows[0].items()}
-    return _state_dict_for(opt, stacked, [opt.param_groups[0]["params"][0].shape])
+    return _state_dict_for(opt, stacked, [opt.param_groups[0]["params"][0].shape],
+                           states[0]["param_groups"][0])
 
 
 def load_optimizer_state(opt, saved, params):
     """`saved` (a run's, in any layout) into a one-run optimizer over `params`."""
-    opt.load_state_dict(_state_dict_for(opt, _state_vectors(saved), [p.shape for p in params]))
+    opt.load_state_dict(_state_dict_for(opt, _state_vectors(saved), [p.shape for p in params],
+                                        saved["param_groups"][0]))
 
 
 # --- the training loop ------------------------------------------------------------------------
@@ -331,6 +343,12 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             log.info("starting %s on %s", i, describe_device(device))
     if task.stacked:
         log.info("%d runs in one batched step (impl %s): %s", S, task.impl, ", ".join(ids))
+    # how each stretch of a run was computed: a resumed run may continue under another impl,
+    # thread count or numerics mode, and its summary names every one
+    segment = {"impl": task.impl, "device": describe_device(device), "threads": execution.threads,
+               "numerics": execution.numerics, **numerics.in_force()}
+    for st in states:
+        st.setdefault("segments", []).append({"from_step": st["step"], **segment})
     # live curves: a view of the rows below as they are flushed, never a change to them
     live = [events.EventLog(execution.tensorboard, ids[r], bool(checkpoints[r])) for r in range(S)
             ] if execution.tensorboard else []
@@ -436,7 +454,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
 
     results = [(None, e) for e in errors]
     elapsed = elapsed0 + time.perf_counter() - started
-    info = {"impl": task.impl, "threads": execution.threads,
+    info = {"impl": task.impl, "threads": execution.threads, "numerics": execution.numerics,
             "deterministic": execution.deterministic,
             "checkpoint_every": execution.checkpoint_every, "runs_in_step": S,
             "stacked_with": [], **(extra or {})}
@@ -447,7 +465,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
         torch_save(task.checkpoint_extra(r) | {"step": step, "model": task.member_state(r)},
                    outs[r] / "model.pt")
         summary = make_summary(specs[r], task.metadata(r), st, device,
-                               {**info, "stacked_with": [i for i in ids if i != ids[r]]})
+                               {**info, "stacked_with": [i for i in ids if i != ids[r]],
+                                "segments": st["segments"]})
         summary.update(tags[r] if tags else {})
         write_json(outs[r] / "summary.json", summary)
         (outs[r] / "resume.pt").unlink(missing_ok=True)
@@ -481,6 +500,6 @@ def make_summary(spec, meta, st, device, execution):
         "device": describe_device(device),
         "threads": execution["threads"],
         "execution": execution,
-        "precision": precision(),
+        "precision": {**precision(), **numerics.in_force()},
         **versions(),
     }

@@ -10,8 +10,9 @@ import unicodedata
 import jinja2
 import pytest
 
-from rnnrepro.latex import (LIGATURES, LINE, PASS, Latex, LatexError, compile_pdf, environment,
-                            escape, escape_sample, num, pct)
+from rnnrepro.latex import (LIGATURES, LINE, LONG_WORD, PASS, Latex, LatexError, compile_pdf,
+                            environment, escape, escape_sample, num, pct, sample_cell, table_row,
+                            text_cell, tt)
 
 needs_tex = pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdftotext")),
                                reason="needs latexmk and pdftotext (texlive, poppler-utils)")
@@ -115,6 +116,36 @@ def test_escape_sample_keeps_whitespace_visible():
     assert escape_sample("a\nb", breaks=True) == r"a\textparagraph{}\newline b"
     assert escape_sample(None) == ""
     assert escape_sample("’x_ 中") == r"\textquoteright{}x\_\ " + box("中")
+
+
+def test_a_long_word_may_break_anywhere_and_best_at_a_seam():
+    word = "x" * LONG_WORD
+    assert escape(word) == word and escape(f"{word} {word}") == f"{word} {word}"
+    assert escape("abc" * 7) == r"\penalty200{}".join("abc" * 7)
+    path = "results/tables/a_file_name_of_its_own.csv"
+    out = escape(path)
+    assert out.startswith(r"r\penalty200{}e") and r"/\allowbreak{}t" in out
+    assert r"\_\allowbreak{}f" in out and out.endswith(r"s\penalty200{}v")
+    assert escape("-" * 22) == r"-\kern0pt \allowbreak{}" * 21 + "-"  # ligatures kept apart too
+
+
+def test_tt_breaks_names_after_their_seams():
+    assert tt("lstm_adam_lr01") == r"\texttt{lstm\_\allowbreak{}adam\_\allowbreak{}lr01}"
+    assert tt("a/b.py") == r"\texttt{a/\allowbreak{}b.\allowbreak{}py}"
+    assert tt("50%") == r"\texttt{50\%}" and tt(None) == r"\texttt{}"
+    assert tt(Latex(r"\emph{x}")) == r"\texttt{\emph{x}}"
+
+
+def test_a_long_cell_is_cut_into_rows_of_whole_lines():
+    assert table_row([1, "a&b", sample_cell("xy z", 10)]) == r"1 & a\&b & x\allowbreak{}y" \
+        r"\allowbreak{}\textvisiblespace{}\allowbreak{}z \\"
+    rows = table_row([7, sample_cell("a" * 25, 4), sample_cell(None, 4)], lines=3).split("\n")
+    assert len(rows) == 3  # 12 + 12 + 1 characters: whole lines of 4 in every row but the last
+    assert rows[0].startswith("7 & a\\allowbreak{}a") and rows[0].endswith(" &  \\\\")
+    assert rows[1] == " & " + r"\allowbreak{}".join("a" * 12) + r" &  \\" and rows[2] == r" & a &  \\"
+    prose = table_row([text_cell("the quick brown fox jumps", 6), "x"], lines=2).split("\n")
+    assert prose == [r"the quick & x \\", r"brown fox &  \\", r"jumps &  \\"]  # cut after spaces
+    assert table_row([text_cell("y" * 9, 2)], lines=2).split("\n") == ["yyyy \\\\", "yyyy \\\\", "y \\\\"]
 
 
 # -- num, pct -----------------------------------------------------------------------------

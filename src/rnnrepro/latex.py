@@ -9,14 +9,19 @@ PREAMBLE (T1 + TS1 fonts, pdflatex or lualatex):
   * typographic quotes, dashes, Latin letters with one accent, etc. become T1/TS1 commands;
   * a newline prints as a pilcrow, a tab as an arrow;
   * everything the fonts cannot print (Cyrillic, CJK, emoji, control characters, the BOM)
-    becomes a placeholder: U+4E2D between angle brackets, in typewriter type.
+    becomes a placeholder: U+4E2D between angle brackets, in typewriter type;
+  * a word longer than LONG_WORD characters (a run without spaces: a path, a prompt of one
+    long word) may break after any character, preferably after ``/ _ . -`` and the like, so
+    that text from the config or the corpus never runs past the margin, whatever its length.
 
 Templates use ((( value ))), ((* statement *)) and ((= comment =)); a value is escaped unless
-it is Latex (filters num, pct, sample, latex, path; macros and ((* set *)) blocks); the
-global ((( preamble ))) holds PREAMBLE.
+it is Latex (filters num, pct, sample, tt, latex, path; macros and ((* set *)) blocks); the
+global ((( preamble ))) holds PREAMBLE, and table_row() writes a table row whose long cells
+(filters sample_cell, text_cell) are cut into several rows so that a page can break inside.
 """
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -47,6 +52,10 @@ PASS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 LIGATURES = {"--", "–-", ",,", "<<", ">>", "‘‘", "’’", "!‘", "?‘"}
 _LIGATURE_BREAK = r"\kern0pt "
 LINE = 500  # long output is split into source lines of about this length, by "%" + newline
+LONG_WORD = 20  # a run of more characters without a space may break after any of them
+BREAK_AFTER = frozenset("/_.,:;-+=@|&)]}\\")  # where a break inside a word reads as a seam
+_BREAK = r"\allowbreak{}"
+_BREAK_INSIDE = r"\penalty200{}"  # allowed, but TeX prefers a break after BREAK_AFTER
 
 TABLE = {
     # LaTeX specials and ASCII characters whose T1 glyph or catcode is not the character
@@ -122,8 +131,24 @@ def _char(ch):
     return placeholder(ch)
 
 
-def _translate(text, space):
+def _word_breaks(text, seams=False):
+    """{index: LaTeX} of the line breaks allowed after a character inside a word (a run
+    without spaces): after every character of a word longer than LONG_WORD, and with `seams`
+    after each BREAK_AFTER character of any word (names and paths in typewriter type)."""
+    breaks = {}
+    for word in re.finditer(r"[^ ]+", text):
+        long = word.end() - word.start() > LONG_WORD
+        for i in range(word.start(), word.end() - 1):
+            if text[i] in BREAK_AFTER and (long or seams):
+                breaks[i] = _BREAK
+            elif long:
+                breaks[i] = _BREAK_INSIDE
+    return breaks
+
+
+def _translate(text, space, seams=False):
     out, width = [], 0
+    breaks = _word_breaks(text, seams)
     for i, ch in enumerate(text):
         piece = space if ch == " " else _char(ch)
         if width >= LINE and not piece.startswith(" "):
@@ -134,6 +159,9 @@ def _translate(text, space):
         if text[i:i + 2] in LIGATURES:
             out.append(_LIGATURE_BREAK)
             width += len(_LIGATURE_BREAK)
+        if i in breaks:
+            out.append(breaks[i])
+            width += len(breaks[i])
     return "".join(out)
 
 
@@ -156,6 +184,68 @@ def escape_sample(text, breaks=False, visible_spaces=False):
         return r"\allowbreak{}".join(_translate(ch, r"\textvisiblespace{}") for ch in str(text))
     out = _translate(str(text), "\\ ")
     return out.replace(TABLE["\n"], TABLE["\n"] + r"\newline ") if breaks else out
+
+
+def tt(value):
+    """A name or path in typewriter type (\\texttt) that may break after / _ . - and the like,
+    and anywhere in a word longer than LONG_WORD: a study name or a file name from the config
+    fits any column it is set in."""
+    if value is None or hasattr(value, "__html__"):
+        return rf"\texttt{{{escape(value)}}}"
+    return rf"\texttt{{{_translate(str(value), ' ', seams=True)}}}"
+
+
+ROW_LINES = 20  # the most lines a long cell puts in one table row
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """A table cell that table_row may cut across several rows, for a column of `chars`
+    characters a line: generated text (`sample`: typewriter type, every character visible,
+    cut at whole lines) or prose (escaped, cut after a space where there is one)."""
+
+    text: str
+    chars: int
+    sample: bool
+
+    def pieces(self, lines):
+        size = max(1, lines * self.chars)
+        text, out = self.text or "", []
+        while len(text) > size:
+            cut = size if self.sample else (text.rfind(" ", 1, size + 1) + 1 or size)
+            out.append(text[:cut])
+            text = text[cut:]
+        return [*out, text]
+
+    def latex(self, piece):
+        return escape_sample(piece, visible_spaces=True) if self.sample else escape(piece.strip())
+
+
+def sample_cell(text, chars):
+    """Generated text for table_row, in a column `chars` typewriter characters wide."""
+    return Cell(text, chars, True)
+
+
+def text_cell(text, chars):
+    """Prose for table_row, in a column of about `chars` characters a line."""
+    return Cell(text, chars, False)
+
+
+def table_row(cells, lines=ROW_LINES):
+    """One row of a longtable (cells joined by &, ended by \\\\), cut into several rows where a
+    Cell holds more than `lines` lines: longtable breaks a page only between rows, so one row
+    taller than the page would run past its bottom. The other cells fill the first row."""
+    parts = [c.pieces(lines) if isinstance(c, Cell) else [c] for c in cells]
+    rows = []
+    for k in range(max(map(len, parts))):
+        row = []
+        for c, p in zip(cells, parts):
+            if k >= len(p):
+                row.append("")
+            else:
+                row.append(c.latex(p[k]) if isinstance(c, Cell) else escape(p[k]))
+        rows.append(" & ".join(row) + r" \\")
+    return Latex("\n".join(rows))
 
 
 def raw(value):
@@ -269,9 +359,9 @@ def environment(template_dir):
     env.concat = lambda parts: Latex("".join(parts))
     env.template_class = _Template
     env.filters.update(escape=_filter(escape), e=_filter(escape), sample=_filter(escape_sample),
-                       num=_filter(num), pct=_filter(pct), path=_filter(path), latex=raw,
-                       join=join)
-    env.globals["preamble"] = Latex(PREAMBLE)
+                       num=_filter(num), pct=_filter(pct), path=_filter(path), tt=_filter(tt),
+                       latex=raw, join=join, sample_cell=sample_cell, text_cell=text_cell)
+    env.globals.update(preamble=Latex(PREAMBLE), table_row=table_row)
     return env
 
 
@@ -333,6 +423,29 @@ def _first_error(log, tex):
     return msg
 
 
+_OVERFULL = re.compile(r"^Overfull \\([hv]box) \((\d+(?:\.\d*)?)pt too (?:wide|high)\).*$", re.M)
+OVERFULL_TOLERANCE = 3.0  # points an hbox may stick out unseen (TeX's own \hfuzz is 0.1 pt)
+
+
+def overfull_boxes(log, tolerance=OVERFULL_TOLERANCE):
+    """What in a TeX log ran past the margins: each Overfull \\hbox wider than `tolerance`
+    points, and every Overfull \\vbox (a page filled past its bottom), each with the start of
+    the next log line (the box's text). A longtable row taller than the page runs off it
+    without a word in the log: table_row keeps rows short."""
+    found = []
+    for m in _OVERFULL.finditer(log):
+        if m[1] == "vbox" or float(m[2]) > tolerance:
+            context = log[m.end() + 1:].split("\n", 1)[0].strip()
+            found.append(f"{m[0]}: {context[:150]}" if context else m[0])
+    return found
+
+
+def build_log(tex_path, build_dir=None):
+    """The log of compile_pdf's build of `tex_path` (in `build_dir`, default build/ beside it)."""
+    tex = Path(tex_path).resolve()
+    return (Path(build_dir).resolve() if build_dir else tex.parent / "build") / f"{tex.stem}.log"
+
+
 def compile_pdf(tex_path, pdf_out, build_dir=None, engine=None, timeout=300):
     """Build `tex_path` with `engine` (default: tex_engine()) in `build_dir` (default: build/
     beside the tex), from a clean state, and copy the PDF atomically to `pdf_out`. On failure
@@ -341,7 +454,7 @@ def compile_pdf(tex_path, pdf_out, build_dir=None, engine=None, timeout=300):
     if engine is None:
         raise LatexError(NO_TEX)
     tex, pdf_out = Path(tex_path).resolve(), Path(pdf_out).resolve()
-    build = Path(build_dir).resolve() if build_dir else tex.parent / "build"
+    build = build_log(tex, build_dir).parent
     built = build / f"{tex.stem}.pdf"
     if built == pdf_out:
         raise ValueError(f"pdf_out {pdf_out} must not be the build directory's own PDF")
@@ -367,7 +480,7 @@ def compile_pdf(tex_path, pdf_out, build_dir=None, engine=None, timeout=300):
             os.killpg(proc.pid, signal.SIGKILL)  # latexmk and the TeX run it started
         proc.communicate()
         raise LatexError(f"{engine} on {tex} timed out after {timeout} s") from None
-    log_path = build / f"{tex.stem}.log"
+    log_path = build_log(tex, build)
     log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     if proc.returncode != 0 or not built.exists():
         # a fatal error can be missing from the log but is always on the terminal

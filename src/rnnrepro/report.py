@@ -511,10 +511,15 @@ def build(tables_dir, figures_dir, figures, config, tex_out, bench=None, templat
 
 
 def compile_report(tex, pdf_out):
-    """The PDF of a rendered report (latex.compile_pdf), and a copy kept as the last good one."""
-    from .latex import compile_pdf
+    """The PDF of a rendered report (latex.compile_pdf), and a copy kept as the last good one;
+    text that runs past a margin is named in the output (the rule's log)."""
+    from .latex import build_log, compile_pdf, overfull_boxes
 
     pdf = compile_pdf(Path(tex), Path(pdf_out))
+    log = build_log(tex)
+    for box in overfull_boxes(log.read_text(encoding="utf-8", errors="replace")
+                              if log.exists() else ""):
+        print(f"warning: {tex}: {box}")
     # Snakemake removes a job's outputs before it reruns it; this copy, which no rule
     # declares, keeps the last good PDF through a failed rebuild.
     keep = pdf.parent / "last-good" / pdf.name

@@ -54,7 +54,9 @@ if not workflow.overwrite_configfiles:
 # the schema's defaults filled in; the runs it expands into are the DAG's.
 try:
     RUNS, STUDY_RUNS, EXEC = S.check_config(
-        config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+        config,
+        f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+        overrides=workflow.config_settings.config,  # --config key=value, read as their types
     )
 except SpecError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
@@ -71,11 +73,17 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        REPORT_TARGET,  # the PDF, or where there is no TeX, its LaTeX
-        # and what the report is made from: Snakemake keeps a present, up-to-date report
-        # whose inputs were deleted ("Nothing to be done"); asked for here, a deleted run
-        # folder, summary.json, table or figure is made again, and the report after it
-        rules.render_report.input,
+        all_inputs,
+
+
+localrules:
+    runs,
+
+
+rule runs:
+    """Every training run and nothing after it: the rule to split the training by, e.g.
+    `snakemake --batch runs=1/3 runs`, then 2/3 and 3/3, then `snakemake` for the rest."""
+    input:
         [run_file(r, "summary.json") for r in RUNS],
 
 

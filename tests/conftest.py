@@ -40,11 +40,13 @@ def corpus(corpus_path):
 def finished_workflow(tmp_path_factory, corpus_path):
     """One complete run of config/test.yaml in a private copy of the workflow, shared by the
     end-to-end tests (they only read it or ask Snakemake for dry runs). The copy's path has
-    spaces, a quote and a non-ASCII letter: any checkout path must work."""
+    spaces, a quote, a non-ASCII letter, a command substitution and a variable: any checkout
+    path must work, as data (the rules' shell runs nothing it spells)."""
     from .workflow_utils import make_workdir, snakemake
 
-    workdir = tmp_path_factory.mktemp("workflow") / "a checkout's path, Märchen"
+    workdir = tmp_path_factory.mktemp("workflow") / "a checkout's path $(touch ran) $HOME, Märchen"
     workdir.mkdir()
     workdir = make_workdir(workdir, corpus_path)
     snakemake(workdir)
+    assert not list(workdir.parent.rglob("ran")), "a rule's shell ran a command from the checkout path"
     return workdir

@@ -365,14 +365,47 @@ def test_without_file_locks_a_job_trains_its_own_run_only(tmp_path, monkeypatch)
     assert not list((tmp_path / "runs").glob("*/.staged"))
 
 
-def test_one_run_per_job_takes_no_claim(tmp_path, monkeypatch):
-    import fcntl
+def test_one_run_per_job_claims_its_own_run_only(tmp_path, monkeypatch):
+    claimed, take = [], jobs.Claim.take
 
-    monkeypatch.setattr(fcntl, "flock", lambda fd, op: pytest.fail("a claim was taken"))
-    spec = _specs()[0]
-    _table(tmp_path, [spec])
-    jobs.train_job(spec, tmp_path / "runs" / spec.run_id(), dataclasses.replace(CPU, runs_per_job=1),
+    def record(claim, wait=False):
+        claimed.append(claim.path.parent.name)
+        return take(claim, wait)
+
+    monkeypatch.setattr(jobs.Claim, "take", record)
+    specs = _specs()
+    _table(tmp_path, specs)
+    jobs.train_job(specs[0], tmp_path / "runs" / specs[0].run_id(), dataclasses.replace(CPU, runs_per_job=1),
                    run_table=tmp_path / "table.json")
+    assert claimed == [specs[0].run_id()]
+
+
+def test_two_commands_with_one_output_folder_train_the_run_once(tmp_path):
+    """By hand, outside the workflow: the second waits for the first's claim, then finds the
+    run complete; nothing is trained twice or written by two processes at once."""
+    spec = PalindromeSpec(**{**BASE, "steps": 400, "eval_every": 100})
+    cmd = [sys.executable, "-m", "rnnrepro", "train", "palindrome", *cli_args(spec), "--device", "cpu",
+           "--out", str(tmp_path / "run")]
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    claim = tmp_path / "run" / ".claim"
+    while not (claim.exists() and claim.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.02)
+    log = tmp_path / "second.log"
+    try:
+        first.send_signal(signal.SIGSTOP)  # it holds the claim: the second must wait for it
+        with open(log, "w") as err:
+            second = subprocess.Popen(cmd, stderr=err, text=True)
+            while "waiting for it" not in log.read_text() and second.poll() is None \
+                    and time.time() < deadline + 60:
+                time.sleep(0.05)
+            assert "waiting for it" in log.read_text(), log.read_text()[-2000:]
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_err = first.communicate(timeout=300)
+    assert second.wait(timeout=300) == 0 and first.returncode == 0, log.read_text()[-2000:]
+    assert f"starting {spec.run_id()}" in first_err and "is already complete" in log.read_text()
+    assert "starting" not in log.read_text()
 
 
 def test_the_run_table_lists_planned_runs_or_those_without_results(tmp_path):

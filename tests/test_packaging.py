@@ -4,6 +4,7 @@ import ast
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,22 @@ def test_rules_run_the_checkouts_code_with_the_python_of_their_environment(tmp_p
     out = subprocess.run([BASH, "-c", cmd], env={"PATH": "/nonexistent"}, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "config/test.yaml: valid" in out.stdout, out.stderr
+
+
+def test_a_checkout_path_reaches_the_shell_as_data(tmp_path):
+    """A checkout path holding $(...), `...`, a set $VAR, quotes and spaces: the prefix runs
+    that checkout's package and nothing the path spells."""
+    hostile = tmp_path / "a $(touch ran-dollar) `touch ran-tick` $HOME 'q' \"d\" x"
+    hostile.mkdir()
+    shutil.copytree(ROOT / "src", hostile / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = ' -c "import rnnrepro; print(rnnrepro.__file__)"'
+    cmd = S.shell_prefix(hostile / "src", sys.executable) + "rnnrepro --help >/dev/null && " \
+        + shlex.quote(sys.executable) + probe
+    out = subprocess.run([BASH, "-c", cmd], env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == hostile / "src" / "rnnrepro" / "__init__.py"
+    assert not list(tmp_path.glob("ran-*")), "the path ran a command"
 
 
 def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):

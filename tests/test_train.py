@@ -194,7 +194,7 @@ def test_text_training_temperature_divides_the_logits():
     ("model", "gru", "model must be one of"),
     ("optimizer", "adagrad", "optimizer must be one of"),
     ("lr", 0.0, "lr must be a positive number"),
-    ("batch", "64", "batch must be int"),
+    ("batch", "64", "batch must be a whole number, got .64."),
     ("init", "zeros", "init must be one of"),
 ])
 def test_bad_palindrome_spec_names_the_field(field, value, match):
@@ -229,7 +229,7 @@ def test_run_id_covers_results_not_execution():
     ("impl", "cudagraph", "impl must be one of"),
     ("jobs_per_gpu", 0, "jobs_per_gpu must be ≥ 1"),
     ("runs_per_job", -1, "runs_per_job must be ≥ 0"),
-    ("checkpoint_every", 1.5, "checkpoint_every must be int"),
+    ("checkpoint_every", 1.5, "checkpoint_every must be a whole number, got 1.5"),
 ])
 def test_bad_execution_names_the_field(field, value, match):
     with pytest.raises(SpecError, match=match):

@@ -8,6 +8,7 @@ checkpoint of lowest held-out loss: column `checkpoint`). Every row carries the 
 hyperparameters as columns, and run_id joins it to runs.csv for the rest.
 """
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,9 @@ import pandas as pd
 from . import outcomes
 from .io import (EVALS, METRICS, SAMPLE_KEYS, SUMMARY_KEYS, BadFile, read_json, read_jsonl,
                  read_table, write_table)
+from .spec import SPECS, SpecError
+
+log = logging.getLogger("rnnrepro")
 
 KEYS = {
     "palindrome": ["model", "optimizer", "input_length", "lr", "steps", "init", "init_std", "seed"],
@@ -103,28 +107,71 @@ def read_summary(path):
     return summary
 
 
+def _rows_problem(steps, expected):
+    """How a run file's steps depart from the rows the run writes (`expected`, in order):
+    rows missing, repeated or out of order; None where they are the same."""
+    steps = [int(s) for s in steps]
+    if steps == expected:
+        return None
+    seen, repeated = set(), []
+    for step in steps:
+        (repeated.append if step in seen else seen.add)(step)
+    missing = sorted(set(expected) - seen)
+    unexpected = sorted(seen - set(expected))
+
+    def few(values):
+        return ", ".join(map(str, values[:3])) + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+
+    parts = [f"{label} step{'s' * (len(v) > 1)} {few(v)}" for label, v in (
+        ("no row for", missing), ("a row repeated for", repeated), ("a row for no logged", unexpected))
+        if v] or ["its rows out of order"]
+    return f"{len(steps)} rows where the run writes {len(expected)}: {'; '.join(parts)}"
+
+
 def read_run(run_dir):
-    """A finished run's summary and tables, each checked as it is read."""
+    """A finished run's summary and files, each checked whole as it is read: every row the
+    run writes (by its spec: spec.logs, spec.evaluates, spec.sample_steps) is there, once,
+    in order, every line complete."""
     d = Path(run_dir)
     summary = read_summary(d / "summary.json")
     kind = summary["kind"]
     if kind not in EVALS:
         raise BadFile(f"{d / 'summary.json'}: run kind {kind!r} is not one of {', '.join(EVALS)}")
-    metrics = read_table(d / "metrics.csv", "run's step metrics", METRICS, METRICS, rows=True)
-    evals = read_table(d / "eval.csv", "run's held-out evaluations", EVALS[kind], EVALS[kind], rows=True)
-    steps = summary["spec"].get("steps")
-    for name, table in (("metrics.csv", metrics), ("eval.csv", evals)):
+    try:
+        spec = SPECS[kind].from_dict(summary["spec"])
+    except (SpecError, TypeError, AttributeError) as err:
+        raise BadFile(f"{d / 'summary.json'}: its spec cannot be read ({err}); delete the run's "
+                      "folder to train it again") from None
+    metrics = read_table(d / "metrics.csv", "run's step metrics", METRICS, METRICS, rows=True, whole=True)
+    evals = read_table(d / "eval.csv", "run's held-out evaluations", EVALS[kind], EVALS[kind],
+                       rows=True, whole=True)
+    for name, table, expected in (
+            ("metrics.csv", metrics, [s for s in range(1, spec.steps + 1) if spec.logs(s)]),
+            ("eval.csv", evals, [s for s in range(spec.steps + 1) if spec.evaluates(s)])):
         last = table["step"].max()
-        if steps is not None and last != steps:
-            raise BadFile(f"{d / name} ends at step {last:g}, and the run trained {steps} steps "
+        if last != spec.steps:
+            raise BadFile(f"{d / name} ends at step {last:g}, and the run trained {spec.steps} steps "
                           "(summary.json): the file is cut short; delete the run's folder to "
                           "train it again")
+        problem = _rows_problem(table["step"], expected)
+        if problem:
+            raise BadFile(f"{d / name} has {problem}: it is not the file the run wrote; delete "
+                          "the run's folder to train it again")
     samples = None
     if kind == "text":
-        samples = [{**r, "checkpoint": SAMPLE_CHECKPOINTS[0]}
-                   for r in read_jsonl(d / "samples.jsonl", "run's samples", SAMPLE_KEYS)]
-        samples += [{**r, "checkpoint": SAMPLE_CHECKPOINTS[1]}
-                    for r in read_jsonl(d / "best_samples.jsonl", "run's samples", SAMPLE_KEYS)]
+        samples = []
+        per_step = spec.samples_per_step * (1 + len(spec.sampling_temperatures()))
+        best = summary.get("eval_lowest_loss", {}).get("step")
+        for name, checkpoint, steps in (("samples.jsonl", SAMPLE_CHECKPOINTS[0], spec.sample_steps()),
+                                        ("best_samples.jsonl", SAMPLE_CHECKPOINTS[1], [best])):
+            rows = read_jsonl(d / name, "run's samples", SAMPLE_KEYS)
+            if [r["step"] for r in rows] != [s for s in steps for _ in range(per_step)]:
+                raise BadFile(f"{d / name} holds {len(rows)} sample{'s' * (len(rows) != 1)}, and the "
+                              f"run writes {per_step} at "
+                              f"each of the steps {', '.join(map(str, steps))} ({len(steps) * per_step} "
+                              "in all): it is not the file the run wrote; delete the run's folder "
+                              "to train it again")
+            samples += [{**r, "checkpoint": checkpoint} for r in rows]
     return summary, metrics, evals, samples
 
 
@@ -182,17 +229,23 @@ def compute_table(benchmarks, summaries, out):
     A run trained in another run's job (jobs.py) shows that job in `trained_in_job_of`, its
     own job's few seconds in job_seconds (the other job's job_seconds include it), and as
     train_seconds its share of the step it was trained in (the step's wall time over the runs
-    in it)."""
+    in it). A job whose benchmark file is gone (deleted by hand: Snakemake writes one with
+    every training job) keeps its row, with its job time and memory left empty."""
     rows = []
     for tsv, summary_path in zip(benchmarks, summaries):
-        bench = read_table(tsv, "Snakemake benchmark", BENCHMARK, ("s",), rows=True, sep="\t").iloc[0]
+        if Path(tsv).exists():
+            bench = read_table(tsv, "Snakemake benchmark", BENCHMARK, ("s",), rows=True, sep="\t").iloc[0]
+        else:
+            log.warning(
+                "%s is missing: that job's time and memory are left out of the table", tsv)
+            bench = {"s": None, "max_rss": None, "cpu_time": None}
         summary = read_summary(summary_path)
         execution = summary.get("execution", {})
         runs_in_step = execution.get("runs_in_step", 1)
         job = execution.get("job", summary["run_id"])
         rows.append({
             "run_id": summary["run_id"], "kind": summary["kind"],
-            "steps": summary["spec"]["steps"], "job_seconds": float(bench["s"]),
+            "steps": summary["spec"]["steps"], "job_seconds": _number(bench["s"]),
             "train_seconds": summary["wall_seconds"] / runs_in_step,
             "runs_in_step": runs_in_step,
             "trained_in_job_of": "" if job == summary["run_id"] else job,
@@ -206,6 +259,6 @@ def compute_table(benchmarks, summaries, out):
 def _number(value):
     """A benchmark cell: Snakemake writes "-" (or NA) where it could not measure."""
     try:
-        return float(value) if str(value) not in ("-", "nan", "NA") else None
+        return float(value) if value is not None and str(value) not in ("-", "nan", "NA") else None
     except ValueError:
         return None

@@ -13,33 +13,28 @@ import re
 import sys
 from pathlib import Path
 
-from .spec import INITS, MODELS, SPECS, Execution, SpecError
+from .spec import INITS, MODELS, SPECS, Execution, SpecError, TextSpec
 
 
 def _spec_arguments(parser, cls, title=None):
+    """A flag per field of `cls`, taken as text: `_fields` reads it as the schema's type and
+    `studies.check_fields` checks it as the config's value of that field is checked."""
     group = parser.add_argument_group(
         title or f"{cls.kind} run spec (defaults: the course's train.py, held by rnnrepro.spec)")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, type=_bool, default=None, metavar="{true,false}",
+            group.add_argument(flag, dest=f.name, default=None, metavar="{true,false}",
                                help=f"default: {str(default).lower()}")
         elif isinstance(default, tuple):
-            group.add_argument(flag, dest=f.name, type=float, nargs="*", default=None,
+            group.add_argument(flag, dest=f.name, nargs="*", default=None,
                                help=f"default: {list(default)}")
         else:
-            group.add_argument(flag, dest=f.name, type=type(default), default=None,
+            group.add_argument(flag, dest=f.name, default=None, metavar=type(default).__name__.upper(),
                                help=f"default: {default}")
     if cls is not Execution:
         parser.add_argument("--spec", type=Path, help="JSON file of spec fields (flags override it)")
-
-
-def _bool(text):
-    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"true or false is wanted, got {text!r}")
-    return value
 
 
 def _read_spec(path):
@@ -57,17 +52,31 @@ def _read_spec(path):
     return fields
 
 
-def _build_spec(cls, args, fields=None):
-    fields = dict(fields or {})
+def _build_spec(cls, args, fields=None, source=None):
+    """`cls` from `fields` (a --spec file's, named `source`) and the flags given, checked by
+    the config's rules (and a run spec against this machine's memory, as the config's are
+    against execution.mem_mb); an error names the flag, or the file, that gave the value."""
+    from .checks import coerce, machine_memory_mb, memory_problem
+    from .studies import check_fields, field_schema
+
+    fields, flags = dict(fields or {}), set()
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name)
         if value is not None:
-            fields[f.name] = value
-    return cls.from_dict(fields)
+            fields[f.name] = coerce(value, field_schema(cls, f.name))
+            flags.add(f.name)
 
+    def where(key):
+        return f"--{key.replace('_', '-')}" if key in flags else (source or "the command line")
 
+    built = check_fields(cls, fields, where)
+    budget = machine_memory_mb() if cls is not Execution else None
+    problem = budget and memory_problem(built, budget, "this machine's memory")
+    if problem:
+        raise SpecError(f"{where(problem.field)}: {problem}", problem.field)
+    return built
 def cmd_train(args):
-    spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec))
+    spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec), args.spec and f"--spec {args.spec}")
     execution = _build_spec(Execution, args)
     from .numerics import set_environment
 
@@ -86,6 +95,8 @@ def cmd_sample(args):
     from .io import write_jsonl
     from .train import resolve_device
 
+    args.length = args.length or TextSpec.sample_length  # a text run's own sampling settings
+    args.n = args.n or TextSpec.samples_per_step
     _outputs(args.out, inputs=args.checkpoint)
     write_jsonl(args.out, resample(args.checkpoint, args.temperatures, args.n, args.length,
                                    args.seed, resolve_device(args.device)))
@@ -98,7 +109,7 @@ def cmd_complete(args):
 
     _from_schema(args, length="completion_length")
     _outputs(args.out, inputs=[args.checkpoint])
-    write_jsonl(args.out, complete(args.checkpoint, args.prompt, args.length, args.methods,
+    write_jsonl(args.out, complete(args.checkpoint, args.prompts, args.length, args.methods,
                                    args.temperature, args.seed, args.chunk,
                                    resolve_device(args.device)))
 
@@ -144,11 +155,27 @@ def cmd_config_reference(args):
         sys.stdout.write(text)
 
 
+def cmd_save_config(args):
+    from .io import atomic_write
+
+    try:
+        config = json.loads(args.config)
+    except ValueError as err:
+        raise SpecError(f"the config is not JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise SpecError(f"the config must be a JSON object, got a {type(config).__name__}")
+    _outputs(args.out)
+    atomic_write(args.out, lambda f: f.write(json.dumps(config, sort_keys=True) + "\n"))
+
+
 def cmd_download(args):
     from .download import download
 
+    _from_schema(args, "corpus", retries="retries", timeout="timeout", backoff="backoff",
+                 max_mb="max_mb")
     _outputs(args.out)
-    download(args.url, args.sha256, args.out, args.retries, args.timeout, args.backoff)
+    download(args.url, args.sha256, args.out, args.retries, args.timeout, args.backoff,
+             args.max_mb)
 
 
 def cmd_corpus_stats(args):
@@ -157,7 +184,7 @@ def cmd_corpus_stats(args):
 
     _outputs(args.out, inputs=[args.corpus])
     corpus = Corpus.from_file(args.corpus, args.val_fraction)
-    corpus.check_prompts(args.prompt or [])  # the report's prompts, checked before training
+    corpus.check_prompts(args.prompts)  # the report's prompts, checked before training
     write_json(args.out, corpus.stats())
 
 
@@ -188,13 +215,13 @@ def cmd_compute_table(args):
     compute_table(args.benchmarks, args.summaries, args.out)
 
 
-def _from_schema(args, **keys):
-    """Flags not given take the config schema's default of report.<key> (one owner)."""
+def _from_schema(args, section="report", **keys):
+    """Flags not given take the config schema's default of <section>.<key> (one owner)."""
     from .studies import schema_default
 
     for attr, key in keys.items():
         if getattr(args, attr) is None:
-            setattr(args, attr, schema_default("report", key))
+            setattr(args, attr, schema_default(section, key))
 
 
 def cmd_scorecard(args):
@@ -273,11 +300,34 @@ def _count(least):
     return parse
 
 
-def _seed(text):
-    n = _count(0)(text)
-    if n >= 2 ** 63:
-        raise argparse.ArgumentTypeError(f"a seed must be below 2**63, got {n}")
-    return n
+def _config_type(section, key, item=False):
+    """An argparse type for a value of config key <section>.<key> (an item of its list with
+    `item`): read and checked as the config's value is (studies.check_config_value)."""
+    def parse(text):
+        from .studies import check_config_value
+
+        try:
+            return check_config_value(section, key, text, item)
+        except SpecError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
+
+
+def _spec_type(cls, field, item=False):
+    """An argparse type for a value of a spec field (an item of a list field with `item`),
+    checked as the field's value in a config is (studies.check_fields)."""
+    def parse(text):
+        from .checks import coerce
+        from .studies import check_fields, field_schema
+
+        prop = field_schema(cls, field)
+        value = coerce([text] if item else text, prop)
+        try:
+            checked = getattr(check_fields(cls, {field: value}), field)
+        except SpecError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return checked[0] if item else checked
+    return parse
 
 
 def _number(low=None, high=None, low_open=False, high_open=False):
@@ -300,20 +350,10 @@ def _number(low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
-_threshold = _number(0, 1, low_open=True)  # held-out accuracy that counts as converged
-_fraction = _number(0, 1, low_open=True, high_open=True)
-
-
 def _device(text):
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"one of auto, cpu, cuda, cuda:N is wanted, got {text!r}")
     return text
-
-
-def _sha256(text):
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise argparse.ArgumentTypeError(f"64 hexadecimal digits are wanted, got {text!r}")
-    return text.lower()
 
 
 def _outputs(*outs, inputs=(), folder=False):
@@ -334,21 +374,6 @@ def _outputs(*outs, inputs=(), folder=False):
             if (parent / "summary.json").is_file() and (parent / "metrics.csv").is_file():
                 raise SpecError(f"{out} is inside the run folder {parent}, which only its training "
                                 "writes: write the output elsewhere")
-
-
-def _prompt(text):
-    if not text:
-        raise argparse.ArgumentTypeError("a prompt must not be empty")
-    return text
-
-
-def _temperature(text):
-    from .spec import check_temperature
-
-    try:
-        return check_temperature(text)
-    except SpecError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser():
@@ -376,24 +401,30 @@ def build_parser():
         """sample and complete: a trained text model's checkpoint(s) in, JSON lines out."""
         p = sub.add_parser(name, help=help)
         p.add_argument("--checkpoint", type=Path, nargs=checkpoints, required=True)
-        p.add_argument("--length", type=_count(1), default=length, help=length_help)
-        p.add_argument("--seed", type=_seed, default=0)
+        p.add_argument("--length", type=length, help=length_help)
+        p.add_argument("--seed", type=_spec_type(TextSpec, "seed"), default=0)
         p.add_argument("--device", type=_device, default="cpu")
         p.add_argument("--out", type=Path, required=True, help="JSON-lines file")
         p.set_defaults(func=func)
         return p
 
-    s = text_model_command("sample", "greedy and random samples from text checkpoints", "+", 30,
-                           "characters, the first included", cmd_sample)
-    s.add_argument("--temperatures", type=_temperature, nargs="+", default=[0.5, 1.0, 2.0])
-    s.add_argument("--n", type=_count(1), default=3, help="samples per checkpoint and method")
+    s = text_model_command("sample", "greedy and random samples from text checkpoints", "+",
+                           _spec_type(TextSpec, "sample_length"),
+                           "characters, the first included (default: a text run's sample_length)",
+                           cmd_sample)
+    s.add_argument("--temperatures", type=_spec_type(TextSpec, "sample_temperatures", item=True),
+                   nargs="+", default=[0.5, 1.0, 2.0])
+    s.add_argument("--n", type=_spec_type(TextSpec, "samples_per_step"),
+                   help="samples per checkpoint and method (default: a text run's samples_per_step)")
 
-    c = text_model_command("complete", "continue prompts, carrying the LSTM state", None, None,
+    c = text_model_command("complete", "continue prompts, carrying the LSTM state", None,
+                           _config_type("report", "completion_length"),
                            "characters after the prompt (default: the schema's "
                            "report.completion_length)", cmd_complete)
-    c.add_argument("--prompt", nargs="+", required=True, type=_prompt)
+    c.add_argument("prompts", nargs="+", metavar="PROMPT", type=_config_type("report", "prompts", item=True),
+                   help="the prompts, after the options (after -- where one starts with -)")
     c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
-    c.add_argument("--temperature", type=_temperature, default=1.0,
+    c.add_argument("--temperature", type=_spec_type(TextSpec, "temperature"), default=1.0,
                    help="for --methods random (finite, > 0)")
     c.add_argument("--chunk", type=_count(1), default=30, help="prompt steps per forward pass")
 
@@ -429,26 +460,37 @@ def build_parser():
     cr.add_argument("--out", type=Path, help="write it here (default: print it)")
     cr.set_defaults(func=cmd_config_reference)
 
+    sv = sub.add_parser("save-config", help="write the workflow's resolved config (JSON, given "
+                        "after --) for the report's provenance")
+    sv.add_argument("config", help="the config as a JSON object")
+    sv.add_argument("--out", type=Path, required=True)
+    sv.set_defaults(func=cmd_save_config)
+
     d = sub.add_parser("download", help="fetch a file, verify its sha256, write it atomically")
-    d.add_argument("--url", nargs="+", required=True, help="tried in order (http, https, file)")
-    d.add_argument("--sha256", type=_sha256, required=True)
+    d.add_argument("--url", nargs="+", required=True, type=_config_type("corpus", "urls", item=True),
+                   help="tried in order (http, https, file)")
+    d.add_argument("--sha256", type=_config_type("corpus", "sha256"), required=True)
     d.add_argument("--out", type=Path, required=True)
-    d.add_argument("--retries", type=_count(1), default=3, help="attempts per URL")
-    d.add_argument("--timeout", type=_number(0, low_open=True), default=60.0, help="seconds per attempt")
-    d.add_argument("--backoff", type=_number(0), default=2.0,
-                   help="seconds before the first retry, doubling (at most 60)")
+    for key, text in (("retries", "attempts per URL"), ("timeout", "seconds per attempt"),
+                      ("backoff", "seconds before the first retry, doubling (at most 60)"),
+                      ("max_mb", "the largest file accepted, in MB")):
+        d.add_argument("--" + key.replace("_", "-"), type=_config_type("corpus", key),
+                       help=f"{text} (default: the schema's corpus.{key})")
     d.set_defaults(func=cmd_download)
 
     cs = sub.add_parser("corpus-stats", help="characters, vocabulary, book and validation bounds")
     cs.add_argument("--corpus", type=Path, required=True)
-    cs.add_argument("--val-fraction", type=_fraction, default=0.05)
-    cs.add_argument("--prompt", nargs="*", default=[], help="prompts that must be in its vocabulary")
+    cs.add_argument("--val-fraction", type=_spec_type(TextSpec, "val_fraction"),
+                    default=TextSpec.val_fraction)
+    cs.add_argument("prompts", nargs="*", metavar="PROMPT", type=_config_type("report", "prompts", item=True),
+                    help="prompts that must be in its vocabulary (after -- where one starts with -)")
     cs.add_argument("--out", type=Path, required=True)
     cs.set_defaults(func=cmd_corpus_stats)
 
     g = sub.add_parser("grad-probe", help="‖∂L/∂h_k‖ against k for freshly initialised models")
     g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    g.add_argument("--input-length", type=_count(2), help="default: report.probe_length")
+    g.add_argument("--input-length", type=_config_type("report", "probe_length"),
+                   help="default: report.probe_length")
     g.add_argument("--hidden", type=_count(1), default=128)
     g.add_argument("--batch", type=_count(1), default=256)
     g.add_argument("--init", choices=INITS, default="default")
@@ -460,7 +502,8 @@ def build_parser():
     a.add_argument("--study", required=True)
     a.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
     a.add_argument("--out-dir", type=Path, required=True)
-    a.add_argument("--threshold", type=_threshold, help="a palindrome run's outcome (never, kept, "
+    a.add_argument("--threshold", type=_config_type("report", "convergence_threshold"),
+                   help="a palindrome run's outcome (never, kept, "
                    "lost) is read against this held-out accuracy (default: the config schema's "
                    "report.convergence_threshold)")
     a.set_defaults(func=cmd_aggregate)
@@ -472,17 +515,19 @@ def build_parser():
     ct.set_defaults(func=cmd_compute_table)
     sc = sub.add_parser("scorecard", help="the original's claims against this run's tables")
     sc.add_argument("--tables-dir", type=Path, required=True)
-    sc.add_argument("--threshold", type=_threshold, help="converged: final accuracy ≥ this "
-                    "(default: the config schema's report.convergence_threshold)")
+    sc.add_argument("--threshold", type=_config_type("report", "convergence_threshold"),
+                    help="converged: final accuracy ≥ this (default: the config schema's "
+                    "report.convergence_threshold)")
     sc.add_argument("--out", type=Path, required=True)
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
     sc.set_defaults(func=cmd_scorecard)
     f = sub.add_parser("figure", help="draw one of the report's figures from the tables")
     f.add_argument("name", help="a figure of the report (figures.FIGURES), e.g. fig01_rnn_rmsprop_loss")
     f.add_argument("--tables", type=Path, required=True, help="results/tables")
-    f.add_argument("--smoothing", type=_count(1), help="rolling-mean window (steps; default: "
-                   "the schema's report.smoothing_window)")
-    f.add_argument("--threshold", type=_threshold, help="default: report.convergence_threshold")
+    f.add_argument("--smoothing", type=_config_type("report", "smoothing_window"),
+                   help="rolling-mean window (steps; default: the schema's report.smoothing_window)")
+    f.add_argument("--threshold", type=_config_type("report", "convergence_threshold"),
+                   help="default: report.convergence_threshold")
     f.add_argument("--out", type=Path, nargs="+", required=True, help="e.g. fig.pdf fig.png")
     f.set_defaults(func=cmd_figure)
     r = sub.add_parser("report", help="render the report's LaTeX from the tables and figures")

@@ -33,14 +33,31 @@ def sha256_of(path):
     return h.hexdigest()
 
 
-def _fetch(url, dest, timeout):
+class TooLarge(DownloadError):
+    """A file larger than the download accepts (asking again will not make it smaller)."""
+
+
+def _fetch(url, dest, timeout, max_mb):
+    """`url`'s bytes into `dest`, refused (TooLarge) once more than `max_mb` MB are announced
+    or have arrived: a wrong URL cannot fill the disk."""
+    limit = int(max_mb * 2 ** 20)
     with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
+        announced = response.headers.get("Content-Length") if response.headers else None
+        if announced and announced.isdigit() and int(announced) > limit:
+            raise TooLarge(f"{url}: {int(announced) / 2 ** 20:.1f} MB announced, more than "
+                           f"corpus.max_mb ({max_mb:g} MB) accepts")
+        got = 0
         while block := response.read(1 << 16):
+            got += len(block)
+            if got > limit:
+                raise TooLarge(f"{url}: more than corpus.max_mb ({max_mb:g} MB) arrived; stopped "
+                               "there")
             f.write(block)
 
 
-def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
-    """Try each URL in turn, `retries` attempts each, waiting backoff, 2·backoff, … between."""
+def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0, max_mb=100.0):
+    """Try each URL in turn, `retries` attempts each, waiting backoff, 2·backoff, … between;
+    a file larger than `max_mb` is refused as it arrives."""
     out, sha256 = Path(out), sha256.lower()
     for url in urls:
         if url.startswith("file://") and not url.startswith("file:///"):
@@ -57,7 +74,7 @@ def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
             os.close(fd)
             try:
                 log.info("downloading %s (attempt %d/%d)", url, attempt, retries)
-                _fetch(url, tmp, timeout)
+                _fetch(url, tmp, timeout, max_mb)
                 actual = sha256_of(tmp)
                 if actual != sha256:
                     # a wrong file will not become right by asking again: next URL
@@ -67,6 +84,9 @@ def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0):
                 os.replace(tmp, out)
                 log.info("saved %s (sha256 %s)", out, actual)
                 return out
+            except TooLarge as err:  # a file too large stays too large: next URL
+                errors.append(str(err))
+                break
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
                 errors.append(f"{url} (attempt {attempt}): {err}")
                 if url.startswith("file:") and not Path(urllib.request.url2pathname(

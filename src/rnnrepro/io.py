@@ -143,7 +143,9 @@ def read_json(path, what="JSON file", keys=()):
 
 
 def read_jsonl(path, what="JSON-lines file", keys=()):
-    """One JSON object per line, checked line by line; the error names the line."""
+    """One JSON object per line, checked line by line (and whole: check_whole); the error
+    names the line."""
+    check_whole(path, what)
     rows = []
     for n, line in enumerate(_read_text(path, what).splitlines(), 1):
         if not line.strip():
@@ -159,13 +161,34 @@ def read_jsonl(path, what="JSON-lines file", keys=()):
     return rows
 
 
-def read_table(path, what="table", columns=(), numeric=(), rows=False, sep=","):
+def check_whole(path, what, sep=None):
+    """A file the pipeline wrote line by line, whole: it ends with a line break (a file cut
+    mid-line does not: its last value may read as another number), and, for a table (`sep`),
+    no cell of it is empty."""
+    with _reading(path, what):
+        data = Path(path).read_bytes()
+    if data and not data.endswith(b"\n"):
+        last = data.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+        raise BadFile(f"{path}: the {what} is cut mid-line (its last line {last[:60]!r} has no "
+                      "line break)")
+    if sep:
+        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            cells = line.split(sep)
+            if "" in cells:
+                column = cells.index("")
+                raise BadFile(f"{path}, line {n}: the {what} has an empty cell (column {column + 1})")
+
+
+def read_table(path, what="table", columns=(), numeric=(), rows=False, sep=",", whole=False):
     """A CSV (or TSV) the pipeline wrote, as a DataFrame, checked: it parses, holds `columns`,
-    the `numeric` ones hold numbers (or nothing), and with `rows` at least one row. The one
-    reader of tables in the project: every error names the file and what is wrong."""
+    the `numeric` ones hold numbers (or nothing), and with `rows` at least one row; `whole`:
+    also that it is whole (check_whole). The one reader of tables in the project: every error
+    names the file and what is wrong."""
     import pandas as pd
 
     path = Path(path)
+    if whole:
+        check_whole(path, what, sep)
     with _reading(path, what):
         try:
             df = pd.read_csv(path, sep=sep, encoding="utf-8")

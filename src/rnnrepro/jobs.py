@@ -33,7 +33,7 @@ rules that keep jobs apart:
   so that a job killed while it trains others' runs loses nothing of its own.
 
 Claims need flock on the results' filesystem; where it has none (some cluster mounts), a job
-trains its own run only, with a warning. With one run per job no claim is taken at all.
+trains its own run only, with a warning. With one run per job a job claims its own run only.
 """
 
 import errno
@@ -146,24 +146,34 @@ class Claim:
     def __init__(self, run_dir):
         self.path = Path(run_dir) / CLAIM
         self.fd = None
+        self.made_dir = False
 
     def take(self, wait=False):
         import fcntl
 
         if self.fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.made_dir = True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except OSError as err:
+                os.close(fd)
+                if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise NoLocks(err.errno, f"no file locks on {self.path.parent} ({err.strerror})")
+                raise
+            try:  # a holder removes the file as it lets go: a lock on a removed file is no claim
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            return False
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise NoLocks(err.errno, f"no file locks on {self.path.parent} ({err.strerror})")
-            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
@@ -175,10 +185,20 @@ class Claim:
         except OSError:
             return "another process"
 
-    def release(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+    def release(self, remove=False):
+        """Let go of the claim; with `remove`, leave no trace of it: its file, and the run's
+        folder where taking the claim made it and nothing else is in it."""
+        if self.fd is None:
+            return
+        if remove:
+            self.path.unlink(missing_ok=True)  # while held: a waiter sees it gone and retries
+            if self.made_dir:
+                try:
+                    self.path.parent.rmdir()
+                except OSError:
+                    pass  # the run wrote files there: they stay
+        os.close(self.fd)
+        self.fd = None
 
 
 def _read_json(path):
@@ -440,19 +460,31 @@ def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=N
     own = Entry(spec, Path(out), Path(corpus) if corpus else None)
     table = read_run_table(run_table) if execution.runs_per_job != 1 else []
     job = Job(own, execution, table, {own.run_id: inject_nan_at} if inject_nan_at else None)
-    claim = None
-    if table:  # other jobs may take this run on: claims keep them apart
-        try:
-            claim = Claim(own.dir)
-            if not claim.take():
-                log.info("%s is being trained by another job (%s)", own.run_id, claim.holder())
+    # The run's claim, also by hand: two commands with one --out (or another job that took
+    # this run on) never train it side by side; the second waits, then finds it done.
+    claim = Claim(own.dir)
+    try:
+        if not claim.take():
+            log.info("%s is being trained by another job (%s); waiting for it", own.run_id,
+                     claim.holder())
+            if table:
                 job.place()
                 if job.cap > 1:
                     job.drain([own])  # meanwhile, train what nobody else is training
-                claim.take(wait=True)
-        except NoLocks as err:
-            log.warning("%s: this job trains its own run only", err)
-            job.table, claim = [], None
+            claim.take(wait=True)
+    except NoLocks as err:
+        log.warning("%s: this job trains its own run only, and nothing keeps a second job off "
+                    "it", err)
+        job.table, claim = [], None
+    try:
+        return _train_own(job, own, claim)
+    finally:
+        if claim:
+            claim.release(remove=True)
+
+
+def _train_own(job, own, claim):
+    """The rest of `train_job`, under the run's claim."""
     done = job.finish_staged()
     if done:
         return done

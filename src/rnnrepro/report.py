@@ -376,6 +376,7 @@ def compute_context(tables_dir):
                       "max_rss_mb": g["max_rss_mb"].max()})
     shared = df["trained_in_job_of"].fillna("").astype(str) if "trained_in_job_of" in df else None
     return {"kinds": kinds, "jobs": len(df), "job_seconds": df["job_seconds"].sum(),
+            "unmeasured": int(df["job_seconds"].isna().sum()),
             "devices": sorted(df["device"].unique()),
             "shared": int((shared != "").sum()) if shared is not None else 0,
             "stacked": int((df["runs_in_step"] > 1).sum()) if "runs_in_step" in df else 0}

@@ -32,7 +32,17 @@ CHOICES = {"model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "impl": 
 
 
 class SpecError(ValueError):
-    pass
+    """A value refused, naming it; `field`: the spec or config key it is about, where one is."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+# what the types of values are called in messages (checks.py says the schema's types alike)
+TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "true or false",
+              "string": "text", "array": "a list", "object": "a mapping"}
+_PY_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string", tuple: "array"}
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # parameters and rates live in float32 tensors
@@ -42,25 +52,27 @@ SEED_LIMIT = 2 ** 63  # torch generators take a signed 64-bit seed
 def check_seed(seed, name="seed"):
     """A seed torch can take: a whole number in [0, 2**63)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
-        raise SpecError(f"{name} must be a whole number in [0, 2**63), got {seed!r}")
+        raise SpecError(f"{name} must be a whole number in [0, 2**63), got {seed!r}", name)
     return seed
 
 
 def _check(cond, name, msg, value):
     if not cond:
-        raise SpecError(f"{name} {msg}, got {value!r}")
+        raise SpecError(f"{name} {msg}, got {value!r}", name)
 
 
 def check_temperature(t, name="a temperature"):
     """`t` as a float, if it is a temperature (finite, > 0); else a SpecError naming it.
     T -> 0 is greedy sampling, asked for by name (sampling.py), never by a temperature 0."""
+    if isinstance(t, bool):
+        raise SpecError(f"{name} must be a number, got {t!r}", name)
     try:
         t = float(t)
     except (TypeError, ValueError):
-        raise SpecError(f"{name} must be a number, got {t!r}") from None
+        raise SpecError(f"{name} must be a number, got {t!r}", name) from None
     if not (math.isfinite(t) and t > 0):
         raise SpecError(f"{name} must be finite and > 0, got {t!r} (for greedy sampling ask "
-                        "for the method greedy)")
+                        "for the method greedy)", name)
     return t
 
 
@@ -71,8 +83,8 @@ def _check_types(obj):
         want = type(f.default) if f.default is not dataclasses.MISSING else None
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             object.__setattr__(obj, f.name, float(value))
-        elif want is not None and not isinstance(value, want):
-            raise SpecError(f"{f.name} must be {want.__name__}, got {value!r}")
+        elif want is not None and (not isinstance(value, want) or want is int and isinstance(value, bool)):
+            raise SpecError(f"{f.name} must be {TYPE_WORDS[_PY_TYPES[want]]}, got {value!r}", f.name)
 
 
 RUN_ID = r"[A-Za-z0-9._-]+"  # what a run id is made of (the workflow's wildcard too)
@@ -203,6 +215,16 @@ class Common(_Fields):
                 parts.append(key.replace("_", "") + _word(value))
         return "-".join(parts)
 
+    # The rows a run writes (train.py writes them, aggregate.py checks a run's files whole)
+    def logs(self, step):
+        """Whether metrics.csv has a row for `step` (from 1): every log_every-th, and the last."""
+        return step % self.log_every == 0 or step == self.steps
+
+    def evaluates(self, step):
+        """Whether eval.csv has a row for `step`: 0 (before training), every eval_every-th,
+        and the last."""
+        return step % self.eval_every == 0 or step == self.steps
+
     def run_id(self):
         """`<readable prefix>-<hash of every field>`."""
         digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -282,7 +304,7 @@ class TextSpec(Common):
     BASE = ("optimizer", "temperature", "seed")
 
     def base(self):
-        return f"text-{self.optimizer}-T{self.temperature:g}-seed{self.seed}"
+        return f"text-{self.optimizer}-T{_word(self.temperature)}-seed{self.seed}"
 
     def sampling_temperatures(self):
         return self.sample_temperatures or (self.temperature,)

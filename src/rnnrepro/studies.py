@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import coerce, describe, memory_problem, name_at, walk_problems
 from .spec import SPECS, Execution, SpecError, check_seed
 
 
@@ -214,18 +215,37 @@ def schema_default(section, key, schema_path=SCHEMA):
     return load_schema(schema_path)["properties"][section]["properties"][key]["default"]
 
 
-def schema_problem(config, schema_path=SCHEMA):
-    """The config's first departure from the schema, in one line that names the key (and a
-    YAML pitfall where one explains it), or None. Snakemake's own message prints the schema."""
+def _best_error(schema, instance):
     import jsonschema
 
-    schema = load_schema(schema_path)
-    error = jsonschema.exceptions.best_match(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
+    return jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(instance))
+
+
+def schema_problem(config, schema_path=SCHEMA, overrides=None):
+    """The config's first departure from the schema, in one line that names the key (and a
+    YAML pitfall, or the --config form that works, where one explains it), or None.
+    Snakemake's own message prints the schema."""
+    error = _best_error(load_schema(schema_path), config)
     if error is None:
         return None
-    where = ".".join(map(str, error.absolute_path)) or "the top level"
-    return f"at {where}: {error.message}{_yaml_hint(error.instance)}{_key_hint(error)}"
+    path = list(error.absolute_path)
+    hint = _yaml_hint(error.instance) + _key_hint(error) + _override_hint(error, overrides)
+    described = describe(error)
+    if described:  # `config <where the key is>: <key> must be ...`, as rnnrepro.spec says it
+        return f"{name_at(path, 'config')[0]}: {described}{hint}"
+    where = ".".join(map(str, path)) or "the top level"
+    return f"at {where}: {error.message}{hint}"
+
+
+def _override_hint(error, overrides):
+    """For a value given with --config that has the wrong shape: the form that works."""
+    path = list(error.absolute_path)
+    if not overrides or not path or path[0] not in overrides or error.validator != "type":
+        return ""
+    example = {"array": "[a, b]", "object": "{key: value}"}.get(error.validator_value)
+    return (f" (with --config, write {path[0]}={example}, e.g. --config 'seeds=[0, 1]')"
+            if example and len(path) == 1 else "")
 
 
 # config keys that existed once, and where their meaning went
@@ -265,23 +285,155 @@ def _yaml_hint(value):
     return ""
 
 
-def check_config(config, schema_path=SCHEMA):
+def check_config(config, schema_path=SCHEMA, overrides=None):
     """Every check of a config before the first job, the Snakefile's and check-config's: the
-    schema (then its defaults, filled in place), the studies' runs, the execution settings,
-    the report's study roles and the corpus. Returns (runs, study runs, execution)."""
+    values given with --config (`overrides`) read as the schema's types, the schema (then its
+    defaults, filled in place), numbers and text, the studies' runs and the memory each
+    needs, the execution settings, where the workflow writes, the report's study roles and
+    the corpus. Returns (runs, study runs, execution)."""
     from snakemake.utils import validate
 
-    problem = schema_problem(config, schema_path)
+    if overrides:
+        take_overrides(config, overrides, load_schema(schema_path))
+    problem = schema_problem(config, schema_path, overrides) or walk_problems(config, "config")
     if problem:
         raise SpecError(problem)
     validate(config, str(schema_path))
     runs, study_runs = expand(config)
     settings = execution(config)
+    problem = memory_problems(config, runs) or outside_problem(config)
+    if problem:
+        raise SpecError(problem)
     check_report_studies(config)
     problem = corpus_problem(config)
     if problem:
         raise SpecError(problem)
     return runs, study_runs, settings
+
+
+def take_overrides(config, overrides, schema):
+    """Values given with Snakemake's --config (it hands list and mapping items over as text)
+    read as the types the schema wants where the text spells one: seeds=[0, 5] gives the
+    numbers 0 and 5. Only those values: a YAML file's text stays text, for the check to name."""
+    def walk(target, given, props, kind=None):
+        for key, value in given.items():
+            if key not in target:
+                continue
+            prop = _resolve(props.get(key, {}), schema)
+            if key in ("set", "grid", "palindrome", "text") and kind:
+                prop = _fields_schema(kind, schema, grid=key == "grid")
+            if isinstance(value, dict) and isinstance(target[key], dict):
+                sub = prop.get("properties") or {}
+                extra = prop.get("additionalProperties")
+                if not sub and isinstance(extra, dict):  # studies: each a study of its kind
+                    for name, study in value.items():
+                        if isinstance(study, dict) and isinstance(target[key].get(name), dict):
+                            walk(target[key][name], study, _resolve(extra, schema).get("properties", {}),
+                                 target[key][name].get("kind"))
+                    continue
+                walk(target[key], value, sub, key if key in SPECS else kind)
+            else:
+                target[key] = coerce(target[key], prop)
+    walk(config, overrides, schema["properties"])
+
+
+def _resolve(prop, schema):
+    while isinstance(prop, dict) and "$ref" in prop:
+        prop = {**schema["$defs"][prop["$ref"].rsplit("/", 1)[-1]],
+                **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _fields_schema(kind, schema, grid=False):
+    """The schema of a kind's spec fields (a grid's: each a list of such values)."""
+    fields = _resolve({"$ref": f"#/$defs/{kind}_fields"}, schema)
+    if not grid:
+        return fields
+    return {"type": "object", "properties": {k: {"type": "array", "items": v}
+                                             for k, v in fields["properties"].items()}}
+
+
+def check_config_value(section, key, value, item=False, schema_path=SCHEMA):
+    """One value of config key <section>.<key> (an item of its list with `item`), given on a
+    command line: read as the schema's type and checked by the schema's rule and the rules
+    of every config value. Returns it; a SpecError says `<key> must be <rule>, got <value>`."""
+    schema = load_schema(schema_path)
+    prop = _resolve(schema["properties"][section]["properties"][key], schema)
+    if item:
+        prop = _resolve(prop["items"], schema)
+    value = coerce(value, prop)
+    error = _best_error(prop, value)
+    if error is not None:
+        raise SpecError(describe(error, key) or f"{key}: {error.message}", key)
+    problem = walk_problems({key: value})
+    if problem:
+        raise SpecError(problem, key)
+    return value
+
+
+def field_schema(cls, field, schema_path=SCHEMA):
+    """The schema of one spec or Execution field."""
+    schema = load_schema(schema_path)
+    props = (schema["properties"]["execution"] if cls is Execution
+             else _fields_schema(cls.kind, schema))["properties"]
+    return _resolve(props.get(field, {}), schema)
+
+
+def check_fields(cls, fields, where=None, schema_path=SCHEMA):
+    """`fields` (a spec's or an Execution's, from a --spec file or the command line) as an
+    instance of `cls`, checked by the rules the config's are: the schema's types, finite
+    numbers and carriable text, then rnnrepro.spec's values. A SpecError starts with
+    `where(key)`, where the offending key was given (where `where` is given)."""
+    def at(key, message):
+        return SpecError(f"{where(key)}: {message}" if where else message, key)
+
+    schema = load_schema(schema_path)
+    props = (schema["properties"]["execution"] if cls is Execution
+             else _fields_schema(cls.kind, schema))
+    props = {**props, "properties": {k: v for k, v in props["properties"].items() if k != "mem_mb"},
+             "additionalProperties": True}  # unknown keys: from_dict names them, with a hint
+    error = _best_error(props, fields)
+    if error is not None:
+        key = next((p for p in reversed(list(error.absolute_path)) if isinstance(p, str)), None)
+        raise at(key, f"{describe(error) or error.message}{_yaml_hint(error.instance)}")
+    for key, value in fields.items():
+        problem = walk_problems({key: value})
+        if problem:
+            raise at(key, problem)
+    try:
+        return cls.from_dict(fields)
+    except SpecError as err:
+        raise at(err.field, str(err)) from None
+
+
+def memory_problems(config, runs):
+    """A run that cannot fit in the memory a training job asks for (execution.mem_mb), named
+    with its first study and the key that asks the most."""
+    budget = config["execution"]["mem_mb"]
+    for run in runs.values():
+        problem = memory_problem(run.spec, budget, "execution.mem_mb")
+        if problem:
+            return f"config studies.{run.studies[0]}: {problem}"
+    return None
+
+
+def outside_problem(config):
+    """A path where the workflow writes that lies outside its checkout (the working
+    directory), unless the config says write_outside_checkout: true. Read as written (a
+    link inside the checkout that points elsewhere was put there by its user)."""
+    if config.get("write_outside_checkout"):
+        return None
+    here = Path.cwd()
+    for key, value in (("corpus.path", config["corpus"]["path"]),
+                       ("execution.tensorboard", config["execution"].get("tensorboard", ""))):
+        if not value:
+            continue
+        full = Path(os.path.normpath(here / value))
+        if not full.is_relative_to(here):
+            return (f"config {key} {value} is outside the workflow's folder {here}: the workflow "
+                    "writes only under its own folder unless the config says otherwise "
+                    "(write_outside_checkout: true)")
+    return None
 
 
 def check_config_file(path, schema_path=SCHEMA):
@@ -297,16 +449,17 @@ def check_config_file(path, schema_path=SCHEMA):
 
 def cli_args(spec, skip=()):
     """A spec (or an Execution) as `rnnrepro train` arguments (a list: shlex.join it for a
-    shell), in field order."""
+    shell), in field order; each value joined to its flag (`--tensorboard=-x`), so that no
+    value is ever read as a flag of its own."""
     args = []
     for key, value in spec.to_dict().items():
         if key in skip:
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (list, tuple)):  # numbers, each > 0: none looks like a flag
             args += [flag, *map(repr, value)] if value else []
         else:
-            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+            args.append(f"{flag}={repr(value) if isinstance(value, float) else value}")
     return args
 
 
@@ -314,10 +467,13 @@ def shell_prefix(src, python):
     """The bash the workflow puts before every rule's command: `rnnrepro` is the package in
     `src` (a checkout's src/, whatever is installed) run by `python` (a path, or "python" for
     the one on PATH: the rule's conda environment)."""
-    py = python if python == "python" else f'"{python}"'
+    import shlex
+
+    # both paths as data: a checkout path holding $(...), `...` or $VAR runs nothing and
+    # names no other folder (single quotes: bash expands nothing in them)
     return ("set -euo pipefail; "
-            f'export PYTHONPATH="{src}${{PYTHONPATH:+:$PYTHONPATH}}"; '
-            f'rnnrepro() {{ {py} -m rnnrepro "$@"; }}; ')
+            f'export PYTHONPATH={shlex.quote(str(src))}${{PYTHONPATH:+:$PYTHONPATH}}; '
+            f'rnnrepro() {{ {shlex.quote(str(python))} -m rnnrepro "$@"; }}; ')
 
 
 def cuda_visible():

@@ -404,7 +404,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             buf[len(pending)] = train_step(gens, poison=poisons.get(step + 1, ()))
             step += 1
             pending.append(step)
-            boundary = (step == spec.steps or step % spec.eval_every == 0
+            boundary = (spec.evaluates(step)
                         or step % execution.checkpoint_every == 0 or task.wants(step))
             if len(pending) < FLUSH and not boundary:
                 continue
@@ -420,7 +420,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
                                      f"the last checkpoint (if any) is kept in {outs[r]}")
                         alive.remove(r)
                         break
-                    if s % spec.log_every == 0 or s == spec.steps:
+                    if spec.logs(s):
                         metrics.append({"step": s, "loss": loss, "accuracy": a, "grad_norm": g})
             if not alive:
                 break
@@ -434,7 +434,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
             bar.update(len(pending))
             pending = []
-            if step % spec.eval_every == 0 or step == spec.steps:
+            if spec.evaluates(step):
                 evaluate(step)
             show(alive)
             if not task.stacked:

@@ -26,23 +26,27 @@ rule aggregate_study:
     conda:
         ENV
     shell:
-        "rnnrepro aggregate --study {wildcards.study} --runs {params.runs:q}"
-        " --out-dir {params.out:q} --threshold {params.threshold} > {log:q} 2>&1"
+        "rnnrepro aggregate --study={wildcards.study} --runs {params.runs:q}"
+        " --out-dir={params.out:q} --threshold={params.threshold} > {log:q} 2>&1"
 
 
 rule compute_table:
     input:
-        benchmarks=[f"results/compute/{RUNS[r].kind}/{r}.tsv" for r in RUNS],
         summaries=[run_file(r, "summary.json") for r in RUNS],
+        code=command_code("compute-table"),
     output:
         "results/tables/compute.csv",
+    params:
+        # Snakemake's benchmark file of each training job, read where present: not an input,
+        # so that a deleted one retrains nothing (the table leaves that job's time out)
+        benchmarks=[f"results/compute/{RUNS[r].kind}/{r}.tsv" for r in RUNS],
     log:
         "logs/compute_table.log",
     conda:
         ENV
     shell:
-        "rnnrepro compute-table --benchmarks {input.benchmarks:q} --summaries {input.summaries:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "rnnrepro compute-table --benchmarks {params.benchmarks:q} --summaries {input.summaries:q}"
+        " --out={output:q} > {log:q} 2>&1"
 
 
 rule grad_probe:
@@ -58,8 +62,8 @@ rule grad_probe:
     conda:
         ENV
     shell:
-        "rnnrepro grad-probe --models rnn lstm --input-length {params.length}"
-        " --out {output:q} > {log:q} 2>&1"
+        "rnnrepro grad-probe --models rnn lstm --input-length={params.length}"
+        " --out={output:q} > {log:q} 2>&1"
 
 
 rule figure:
@@ -83,8 +87,8 @@ rule figure:
         ENV
     shell:
         "rnnrepro figure {wildcards.figure} --tables results/tables"
-        " --smoothing {params.smoothing}"
-        " --threshold {params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"
+        " --smoothing={params.smoothing}"
+        " --threshold={params.threshold} --out {output.pdf:q} {output.png:q} > {log:q} 2>&1"
 
 
 rule bench:
@@ -106,5 +110,5 @@ rule bench:
     conda:
         ENV
     shell:
-        "rnnrepro bench --corpus {input.corpus:q} --baseline {input.baseline:q}"
+        "rnnrepro bench --corpus={input.corpus:q} --baseline={input.baseline:q}"
         " --threads {params.threads} {params.quick} --out {output:q} > {log:q} 2>&1"

@@ -1,5 +1,4 @@
 # The run table: studies in the config -> one training run per distinct spec.
-import hashlib
 import json
 import shlex
 import sys
@@ -12,7 +11,6 @@ from rnnrepro import sources
 from rnnrepro import studies as S
 from rnnrepro.aggregate import study_table_path
 from rnnrepro.figures import FIGURES, TEXT_STUDY, rst_caption
-from rnnrepro.io import atomic_write
 from rnnrepro.latex import NO_TEX, tex_engine
 from rnnrepro.spec import RUN_ID, reference_order
 
@@ -39,6 +37,15 @@ GPU = int(S.uses_gpu(EXEC.device))
 # through `params:` (a rerun trigger): changing a device, a thread count or the GPU sharing
 # must not retrain a run that is complete. Each run's summary.json records what it ran with.
 EXEC_ARGS = shlex.join(S.cli_args(EXEC, skip=("threads",)) + ["--run-table", J.RUN_TABLE])
+# How the corpus is fetched (where from, how often, how long) is a resource too: changing it
+# neither deletes a verified corpus nor reruns anything; its sha256 (what it is) is a param.
+FETCH_ARGS = shlex.join(
+    ["--url", *config["corpus"]["urls"]]
+    + [
+        f"--{k.replace('_', '-')}={config['corpus'][k]}"
+        for k in ("retries", "timeout", "backoff", "max_mb")
+    ]
+)
 REPORT = config["report"]
 HAS_TEXT = TEXT_STUDY in STUDY_RUNS  # without it the report skips part 3
 
@@ -223,3 +230,20 @@ def report_missing_runs():
         "--keep-going lets the other jobs finish meanwhile."
     )
     print("\n".join(lines), file=sys.stderr)
+
+
+def all_inputs(wildcards):
+    """The report (the PDF, or where there is no TeX, its LaTeX) and what it is made from:
+    Snakemake keeps a present, up-to-date report whose inputs were deleted ("Nothing to be
+    done"); asked for here, a deleted run folder, summary.json, table or figure is made again,
+    and the report after it. Snakemake's --batch splits the sorted inputs of one rule, and
+    the report, one of these, needs every run: `--batch all=…` is refused for the form that
+    splits the training."""
+    batch = workflow.dag_settings.batch
+    if batch is not None and batch.rulename == "all":
+        raise WorkflowError(
+            f"--batch all={batch.idx}/{batch.batches} cannot split the work: the report, one "
+            "of all's inputs, needs every run. Split the training with --batch runs=1/3 runs "
+            "(then 2/3 and 3/3), then run snakemake for the rest"
+        )
+    return [REPORT_TARGET, *rules.render_report.input, *(run_file(r, "summary.json") for r in RUNS)]

@@ -9,18 +9,15 @@ rule download_corpus:
     output:
         config["corpus"]["path"],
     params:
-        urls=config["corpus"]["urls"],
-        sha256=config["corpus"]["sha256"],
-        retries=config["corpus"]["retries"],
-        timeout=config["corpus"]["timeout"],
-        backoff=config["corpus"]["backoff"],
+        sha256=config["corpus"]["sha256"],  # what the file is: a new one is downloaded
     log:
         "logs/download_corpus.log",
+    resources:
+        fetch=FETCH_ARGS,  # how it is fetched (urls, retries, ...): changing it reruns nothing
     conda:
         ENV
     shell:
-        "rnnrepro download --url {params.urls:q} --sha256 {params.sha256} --out {output:q}"
-        " --retries {params.retries} --timeout {params.timeout} --backoff {params.backoff}"
+        "rnnrepro download --sha256={params.sha256} --out={output:q} {resources.fetch}"
         " > {log:q} 2>&1"
 
 
@@ -41,5 +38,5 @@ rule corpus_stats:
     conda:
         ENV
     shell:
-        "rnnrepro corpus-stats --corpus {input:q} --prompt {params.prompts:q} --out {output:q}"
+        "rnnrepro corpus-stats --corpus={input:q} --out={output:q} -- {params.prompts:q}"
         " > {log:q} 2>&1"

@@ -25,4 +25,4 @@ rule train_palindrome:
     shell:
         # resume.pt, left beside the outputs by an interrupted attempt, is picked up here
         "rnnrepro train palindrome {params.args} {resources.execution} --threads {threads}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --out={params.out:q} > {log:q} 2>&1"

@@ -10,15 +10,19 @@ localrules:
 
 rule save_config:
     """The resolved config (defaults filled in) for the report's provenance; rewritten when
-    any value changes (the params trigger compares its hash)."""
+    any value changes (a params trigger). A shell rule, not a run: block: Snakemake runs a
+    run: block through a second Snakemake whose Snakefile path it quotes for the shell with
+    Python's repr, which a checkout path holding a quote and a $ breaks (snakemake#2981)."""
     output:
         "results/report/config.json",
     params:
-        sha256=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        config=json.dumps(config, sort_keys=True),
     log:
         "logs/save_config.log",
-    run:
-        atomic_write(output[0], lambda f: f.write(json.dumps(config, sort_keys=True) + "\n"))
+    conda:
+        ENV
+    shell:
+        "rnnrepro save-config --out={output:q} -- {params.config:q} > {log:q} 2>&1"
 
 
 rule scorecard:
@@ -40,7 +44,7 @@ rule scorecard:
     conda:
         ENV
     shell:
-        "rnnrepro scorecard --tables-dir results/tables --threshold {params.threshold}"
+        "rnnrepro scorecard --tables-dir results/tables --threshold={params.threshold}"
         " --out {output.main:q} --init-out {output.init:q}"
         " > {log:q} 2>&1"
 

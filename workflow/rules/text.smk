@@ -30,7 +30,7 @@ rule train_text:
     shell:
         # checkpoints/ (weights at every sample step, and best.pt at the lowest held-out loss) stays beside the outputs for re-sampling
         "rnnrepro train text {params.args} {resources.execution} --threads {threads}"
-        " --corpus {input.corpus:q} --out {params.out:q}"
+        " --corpus={input.corpus:q} --out={params.out:q}"
         " > {log:q} 2>&1"
 
 
@@ -53,6 +53,6 @@ rule complete_text:
     conda:
         ENV
     shell:
-        "rnnrepro complete --checkpoint {input.model:q} --prompt {params.prompts:q}"
-        " --length {params.length} --methods greedy random --temperature 1.0 --out {output:q}"
+        "rnnrepro complete --checkpoint={input.model:q} --length={params.length}"
+        " --methods greedy random --temperature=1.0 --out={output:q} -- {params.prompts:q}"
         " > {log:q} 2>&1"

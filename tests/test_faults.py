@@ -105,6 +105,27 @@ def test_the_text_model_still_samples_and_completes(tmp_path, text_model):
     assert all(len(r["completion"]) == 5 for r in rows)
 
 
+def test_prompts_that_look_like_options_are_completed_as_prompts(tmp_path, text_model):
+    """The workflow passes the prompts after --: one that looks like a flag is a prompt too,
+    and none before it is lost."""
+    res = _cli("complete", "--checkpoint", str(text_model), "--length", "3", "--out",
+               str(tmp_path / "c.jsonl"), "--", "Once", "--length 9", "-x")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["Once", "--length 9", "-x"]
+    assert all(len(r["completion"]) == 3 for r in rows)
+
+
+def test_a_value_that_looks_like_a_flag_reaches_training_as_a_value():
+    """A spec's and an execution's values reach `rnnrepro train` joined to their flags."""
+    from rnnrepro.cli import build_parser
+    from rnnrepro.studies import cli_args
+
+    execution = Execution(tensorboard="-results/tb")
+    args = build_parser().parse_args(["train", "palindrome", *cli_args(execution), "--out", "o"])
+    assert args.tensorboard == "-results/tb" and args.numerics == "native"
+
+
 def test_one_character_samples(tmp_path, corpus_path):
     spec = TextSpec(steps=10, hidden=8, eval_every=10, sample_every=10, sample_first=0,
                     samples_per_step=2, sample_length=1)

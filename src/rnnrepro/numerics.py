@@ -12,7 +12,7 @@ side of a threshold.
   (ATEN_CPU_CAPABILITY=default), MKL's conditional numerical reproducibility on its
   SSE2 path (MKL_CBWR=COMPATIBLE,STRICT) and no oneDNN (torch's own LSTM on MKL's
   products). A run's metrics.csv is then byte-identical on any x86-64 CPU at the same
-  `threads`; measured about 2.3-2.6 times slower (benchmarks/README.md, "Numerics").
+  `threads`; measured 2.0-2.5 times slower (benchmarks/README.md, "Numerics").
 
 ATen and MKL read their variables once, when torch loads, so `set_environment` runs before
 torch is imported in every training process (`rnnrepro train`); `configure` then checks

@@ -6,9 +6,17 @@ import threading
 
 import pytest
 
-from rnnrepro.download import DownloadError, download
+from rnnrepro import download as D
+from rnnrepro.download import DownloadError
+from rnnrepro.studies import schema_default
 
 DATA = b"Once upon a time\n" * 1000
+
+
+def download(urls, sha256, out, **settings):
+    """The download with the config schema's corpus settings, `settings` over them."""
+    keys = ("retries", "timeout", "backoff", "max_mb")
+    return D.download(urls, sha256, out, **{**{k: schema_default("corpus", k) for k in keys}, **settings})
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
@@ -24,9 +32,10 @@ def server():
                 self.send_error(500)
                 return
             self.send_response(200)
-            self.send_header("Content-Length", str(len(DATA)))
+            if self.path != "/nolength":  # /nolength: DATA, its size unannounced
+                self.send_header("Content-Length", str(len(DATA)))
             self.end_headers()
-            self.wfile.write(DATA if self.path == "/ok" else DATA[: len(DATA) // 2])
+            self.wfile.write(DATA if self.path in ("/ok", "/nolength") else DATA[: len(DATA) // 2])
 
         def log_message(self, *args):
             pass
@@ -81,3 +90,15 @@ def test_a_cut_transfer_leaves_nothing_and_the_next_url_is_tried(tmp_path, serve
     download([f"{base}/cut", f"{base}/ok"], SHA, out, retries=2, backoff=0.01, timeout=5)
     assert out.read_bytes() == DATA and leftovers(out.parent) == ["book.txt"]
     assert hits[-1] == "/ok" and "/cut" in hits
+
+
+def test_a_file_larger_than_max_mb_is_refused_as_it_arrives(server, tmp_path):
+    """Announced (/ok, a file:// source) or counted as it arrives (/nolength)."""
+    base, _ = server
+    src = tmp_path / "big.txt"
+    src.write_bytes(DATA)
+    limit = len(DATA) / 2 ** 20 / 2  # half the file
+    for url in (f"{base}/ok", src.as_uri(), f"{base}/nolength"):
+        with pytest.raises(DownloadError, match=r"more than corpus.max_mb"):
+            download([url], SHA, tmp_path / "out.txt", max_mb=limit, backoff=0)
+        assert not list(tmp_path.glob("out.txt*")) and not list(tmp_path.glob(".out.txt*"))

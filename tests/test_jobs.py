@@ -383,13 +383,20 @@ def test_one_run_per_job_claims_its_own_run_only(tmp_path, monkeypatch):
 def test_two_commands_with_one_output_folder_train_the_run_once(tmp_path):
     """By hand, outside the workflow: the second waits for the first's claim, then finds the
     run complete; nothing is trained twice or written by two processes at once."""
-    spec = PalindromeSpec(**{**BASE, "steps": 400, "eval_every": 100})
+    spec = PalindromeSpec(**{**BASE, "steps": 2000, "eval_every": 500})
     cmd = [sys.executable, "-m", "rnnrepro", "train", "palindrome", *cli_args(spec), "--device", "cpu",
            "--out", str(tmp_path / "run")]
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     claim = tmp_path / "run" / ".claim"
-    while not (claim.exists() and claim.read_text().strip()) and time.time() < deadline:
+
+    def held():  # its holder's pid written in it
+        try:
+            return bool(claim.read_text().strip())
+        except FileNotFoundError:
+            return False
+
+    while not held() and time.time() < deadline:
         time.sleep(0.02)
     log = tmp_path / "second.log"
     try:

@@ -386,7 +386,7 @@ def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(
 # A few of the config checks through Snakemake itself; tests/test_bad_inputs.py holds the
 # rest, through `rnnrepro check-config`, which makes the same checks (studies.py).
 @pytest.mark.parametrize("override,expect", [
-    ({"bogus": 1}, "'bogus' was unexpected"),
+    ({"bogus": 1}, "config: bogus is not one of its keys"),
     ({"execution": {"device": "tpu"}}, "device must be one of ('auto', 'cpu', 'cuda'), got 'tpu'"),
     ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "results/c.txt"}},
      "corpus.path results/c.txt is inside results/"),
@@ -396,7 +396,7 @@ def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(
     ({"studies": {"text_temprature": {"kind": "text"}, "rnn_adam": {"kind": "palindrome"}}},
      "studies.text_temprature: not a study the report reads; did you mean text_temperature?"),
     ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "../elsewhere/corpus.txt"}},
-     "config corpus.path ../elsewhere/corpus.txt is outside the workflow's folder"),
+     "config corpus: path must lie in the workflow's folder"),
     ({"report": {"convergence_threshold": float("nan")}},
      "config report: convergence_threshold must be a finite number, got nan"),
 ])

@@ -130,8 +130,8 @@ def _rows_problem(steps, expected):
 
 def read_run(run_dir):
     """A finished run's summary and files, each checked whole as it is read: every row the
-    run writes (by its spec: spec.logs, spec.evaluates, spec.sample_steps) is there, once,
-    in order, every line complete."""
+    run writes (by its spec: logged_steps, eval_steps, sample_steps) is there, once, in
+    order, every line complete."""
     d = Path(run_dir)
     summary = read_summary(d / "summary.json")
     kind = summary["kind"]
@@ -146,8 +146,7 @@ def read_run(run_dir):
     evals = read_table(d / "eval.csv", "run's held-out evaluations", EVALS[kind], EVALS[kind],
                        rows=True, whole=True)
     for name, table, expected in (
-            ("metrics.csv", metrics, [s for s in range(1, spec.steps + 1) if spec.logs(s)]),
-            ("eval.csv", evals, [s for s in range(spec.steps + 1) if spec.evaluates(s)])):
+            ("metrics.csv", metrics, spec.logged_steps()), ("eval.csv", evals, spec.eval_steps())):
         last = table["step"].max()
         if last != spec.steps:
             raise BadFile(f"{d / name} ends at step {last:g}, and the run trained {spec.steps} steps "

@@ -19,12 +19,7 @@ import math
 import os
 import re
 
-from .spec import SpecError
-
-
-# what the schema's types are called in messages (and rnnrepro.spec's, for the same types)
-TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "true or false",
-              "string": "text", "array": "a list", "object": "a mapping"}
+from .spec import TYPE_WORDS, Common, SpecError
 
 
 def describe(error, key=None):
@@ -48,18 +43,27 @@ def describe(error, key=None):
         "minProperties": lambda: f"a mapping of at least {schema['minProperties']} key"
                                  + ("s" if schema["minProperties"] > 1 else ""),
         "uniqueItems": lambda: "a list without repeats",
+        "required": lambda: "given",
+        "additionalProperties": lambda: "a key of this mapping",
     }.get(v)
     if rule is None:
         return None
     path = list(error.absolute_path)
+    if v == "required":  # the key that is missing, where it is missing
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        return f"{missing.group(1) if missing else 'a key'} must be given"
+    if v == "additionalProperties":
+        unknown = sorted(set(value) - set(schema.get("properties", {})))
+        verb = "is not one of its keys" if len(unknown) == 1 else "are not among its keys"
+        return f"{', '.join(unknown)} {verb}"
     name = name_at(path)[1] if any(isinstance(p, str) for p in path) else (key or "the value")
     return f"{name} must be {rule()}, got {value!r}"
 
 
 # --- text typed where the schema wants another type -------------------------------------------
 
-_INT = re.compile(r"[-+]?\d+")
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.IGNORECASE)
+_INT = re.compile(r"[-+]?\d+", re.ASCII)
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.IGNORECASE | re.ASCII)
 _BOOL = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False,
          "1": True, "0": False}
 
@@ -126,11 +130,13 @@ def walk_problems(obj, prefix="", path=()):
     items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
     for key, value in items:
         here = (*path, key)
-        problem = (text_problem(key) if isinstance(key, str) else None) or value_problem(value)
+        if isinstance(key, str) and text_problem(key):  # the key itself: shown as written
+            where = name_at([*path, "k"], prefix)[0]
+            return f"{where + ': ' if where else ''}a key {text_problem(key)}, got {key!r}"
+        problem = value_problem(value)
         if problem:
             where, name = name_at(list(here), prefix)
-            shown = value if not isinstance(value, (dict, list)) else key
-            return f"{where + ': ' if where else ''}{name} {problem}, got {shown!r}"
+            return f"{where + ': ' if where else ''}{name} {problem}, got {value!r}"
         if isinstance(value, (dict, list)):
             found = walk_problems(value, prefix, here)
             if found:
@@ -141,7 +147,6 @@ def walk_problems(obj, prefix="", path=()):
 # --- memory ----------------------------------------------------------------------------------
 
 ROW_BYTES = 200   # a metrics, evaluation or timing row as the loop keeps it (a dict of floats)
-FLUSH = 50        # train.FLUSH: a timing row at least every this many steps
 
 
 def _rows(steps, every):
@@ -154,18 +159,20 @@ def memory_needs(spec):
     the samples), so that a spec above any budget surely fails. {key: (bytes, what)}."""
     h, needs = spec.hidden, {}
     rows = (_rows(spec.steps, spec.log_every) + _rows(spec.steps, spec.eval_every)
-            + spec.steps // FLUSH) * ROW_BYTES
+            + spec.steps // Common.FLUSH) * ROW_BYTES
     needs["steps"] = (rows, "the rows of metrics, evaluations and timings kept while it trains")
     if spec.kind == "palindrome":
         g = 4 if spec.model == "lstm" else 1
         d = 10 if spec.input_encoding == "onehot" else 1
-        params = g * h * (d + h + 1) + 11 * h
+        params = g * h * (d + h + 1) + 10 * h  # the cell, and the readout W_p
         needs["eval_size"] = (8 * spec.eval_size * (spec.input_length + 1), "the held-out set")
         activations = 4 * spec.batch * spec.input_length * g * h
     else:
-        params = spec.layers * 4 * (2 * h * h + 2 * h) + h
+        # the recurrent weights and biases of every layer (the first layer's input weights and
+        # the readout grow with the vocabulary, unknown here: left out)
+        params = 4 * h * (h + 2) + (spec.layers - 1) * 4 * h * (2 * h + 2)
         activations = 4 * spec.batch * spec.seq_length * 4 * h * spec.layers
-        sample_steps = spec.steps // spec.sample_every + 2
+        sample_steps = spec.sample_step_count() + 1  # and the lowest held-out loss's
         per_step = spec.samples_per_step * (1 + len(spec.sampling_temperatures()))
         needs["sample_every"] = (sample_steps * (64 + per_step * (ROW_BYTES + spec.sample_length)),
                                  "the sample steps and their samples")
@@ -182,11 +189,10 @@ def memory_problem(spec, budget_mb, budget_name):
     if total <= budget_mb * 2 ** 20:
         return None
     key, (most, what) = max(needs.items(), key=lambda kv: kv[1][0])
-    value = getattr(spec, key)
-    return SpecError(f"{key} {value} makes a run hold at least {_size(total)} ({what}: "
-                     f"{_size(most)}), more than {budget_name} ({budget_mb} MB): lower it"
-                     + (" or raise sample_every" if key == "sample_every" else "")
-                     + (" or raise log_every and eval_every" if key == "steps" else ""), key)
+    way = {"sample_every": "raise it", "steps": "lower it, or raise log_every and eval_every"}
+    return SpecError(f"{key} must let a run fit in {budget_name} ({budget_mb} MB), got "
+                     f"{getattr(spec, key)}: the run would hold at least {_size(total)} ({what}: "
+                     f"{_size(most)}); {way.get(key, 'lower it')}", key)
 
 
 def _size(n):

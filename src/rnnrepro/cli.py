@@ -13,12 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-from .spec import INITS, MODELS, SPECS, Execution, SpecError, TextSpec
+from .spec import INITS, MODELS, SPECS, Execution, PalindromeSpec, SpecError, TextSpec
 
 
 def _spec_arguments(parser, cls, title=None):
-    """A flag per field of `cls`, taken as text: `_fields` reads it as the schema's type and
-    `studies.check_fields` checks it as the config's value of that field is checked."""
+    """A flag per field of `cls`, taken as text: `_build_spec` reads it as the schema's type
+    and checks it as the config's value of that field is checked (studies.check_fields)."""
     group = parser.add_argument_group(
         title or f"{cls.kind} run spec (defaults: the course's train.py, held by rnnrepro.spec)")
     for f in dataclasses.fields(cls):
@@ -75,6 +75,8 @@ def _build_spec(cls, args, fields=None, source=None):
     if problem:
         raise SpecError(f"{where(problem.field)}: {problem}", problem.field)
     return built
+
+
 def cmd_train(args):
     spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec), args.spec and f"--spec {args.spec}")
     execution = _build_spec(Execution, args)
@@ -95,8 +97,6 @@ def cmd_sample(args):
     from .io import write_jsonl
     from .train import resolve_device
 
-    args.length = args.length or TextSpec.sample_length  # a text run's own sampling settings
-    args.n = args.n or TextSpec.samples_per_step
     _outputs(args.out, inputs=args.checkpoint)
     write_jsonl(args.out, resample(args.checkpoint, args.temperatures, args.n, args.length,
                                    args.seed, resolve_device(args.device)))
@@ -117,6 +117,7 @@ def cmd_complete(args):
 def cmd_bench(args):
     from . import bench
 
+    _from_schema(args, "bench", threads="threads")
     corpus = args.corpus or os.environ.get("RNNREPRO_CORPUS") or "data/grimms_fairy_tales.txt"
     bench.run(cases=args.cases, threads=args.threads, corpus=corpus, quick=args.quick,
               rounds=args.rounds, seconds=args.seconds, overhead=not args.no_overhead,
@@ -136,10 +137,9 @@ def cmd_gpu_slots(args):
 def cmd_check_config(args):
     from .studies import SCHEMA, check_config_file, execution
 
-    for path in args.configfile:
-        config, runs, study_runs = check_config_file(path, args.schema or SCHEMA)
-        print(f"{path}: valid; {len(study_runs)} studies, {len(runs)} training runs, "
-              f"execution.device {execution(config).device}")
+    config, runs, study_runs = check_config_file(*args.configfile, schema_path=args.schema or SCHEMA)
+    print(f"{' + '.join(map(str, args.configfile))}: valid; {len(study_runs)} studies, "
+          f"{len(runs)} training runs, execution.device {execution(config).device}")
 
 
 def cmd_config_reference(args):
@@ -288,16 +288,21 @@ def cmd_pdf(args):
     compile_report(args.tex, args.pdf)
 
 
-def _count(least):
+def _arg_type(name, schema):
+    """An argparse type for a command's own argument `name` (one no config holds), checked as
+    config values are (studies.check_value), against the JSON schema `schema`."""
     def parse(text):
+        from .studies import check_value
+
         try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a whole number is wanted, got {text!r}") from None
-        if n < least:
-            raise argparse.ArgumentTypeError(f"must be ≥ {least}, got {n}")
-        return n
+            return check_value(name, text, schema)
+        except SpecError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return parse
+
+
+def _count(name, least=1):
+    return _arg_type(name, {"type": "integer", "minimum": least})
 
 
 def _config_type(section, key, item=False):
@@ -327,26 +332,6 @@ def _spec_type(cls, field, item=False):
         except SpecError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
         return checked[0] if item else checked
-    return parse
-
-
-def _number(low=None, high=None, low_open=False, high_open=False):
-    """A finite float in [low, high] (an end open where asked)."""
-    def parse(text):
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a number is wanted, got {text!r}") from None
-        ok = v == v and abs(v) != float("inf")
-        ok = ok and (low is None or (v > low if low_open else v >= low))
-        ok = ok and (high is None or (v < high if high_open else v <= high))
-        if not ok:
-            lo = "-inf" if low is None else low
-            hi = "inf" if high is None else high
-            raise argparse.ArgumentTypeError(
-                f"must be in {'(' if low_open or low is None else '['}{lo}, {hi}"
-                f"{')' if high_open or high is None else ']'}, got {text}")
-        return v
     return parse
 
 
@@ -397,11 +382,11 @@ def build_parser():
                        help="testing aid: make the loss NaN at this step")
         k.set_defaults(func=cmd_train)
 
-    def text_model_command(name, help, checkpoints, length, length_help, func):
+    def text_model_command(name, help, checkpoints, length, length_default, length_help, func):
         """sample and complete: a trained text model's checkpoint(s) in, JSON lines out."""
         p = sub.add_parser(name, help=help)
         p.add_argument("--checkpoint", type=Path, nargs=checkpoints, required=True)
-        p.add_argument("--length", type=length, help=length_help)
+        p.add_argument("--length", type=length, default=length_default, help=length_help)
         p.add_argument("--seed", type=_spec_type(TextSpec, "seed"), default=0)
         p.add_argument("--device", type=_device, default="cpu")
         p.add_argument("--out", type=Path, required=True, help="JSON-lines file")
@@ -409,16 +394,16 @@ def build_parser():
         return p
 
     s = text_model_command("sample", "greedy and random samples from text checkpoints", "+",
-                           _spec_type(TextSpec, "sample_length"),
-                           "characters, the first included (default: a text run's sample_length)",
+                           _spec_type(TextSpec, "sample_length"), TextSpec.sample_length,
+                           "characters, the first included (default: the text spec's sample_length)",
                            cmd_sample)
     s.add_argument("--temperatures", type=_spec_type(TextSpec, "sample_temperatures", item=True),
                    nargs="+", default=[0.5, 1.0, 2.0])
-    s.add_argument("--n", type=_spec_type(TextSpec, "samples_per_step"),
-                   help="samples per checkpoint and method (default: a text run's samples_per_step)")
+    s.add_argument("--n", type=_spec_type(TextSpec, "samples_per_step"), default=TextSpec.samples_per_step,
+                   help="samples per checkpoint and method (default: the text spec's samples_per_step)")
 
     c = text_model_command("complete", "continue prompts, carrying the LSTM state", None,
-                           _config_type("report", "completion_length"),
+                           _config_type("report", "completion_length"), None,
                            "characters after the prompt (default: the schema's "
                            "report.completion_length)", cmd_complete)
     c.add_argument("prompts", nargs="+", metavar="PROMPT", type=_config_type("report", "prompts", item=True),
@@ -426,16 +411,18 @@ def build_parser():
     c.add_argument("--methods", nargs="+", choices=("greedy", "random"), default=["greedy"])
     c.add_argument("--temperature", type=_spec_type(TextSpec, "temperature"), default=1.0,
                    help="for --methods random (finite, > 0)")
-    c.add_argument("--chunk", type=_count(1), default=30, help="prompt steps per forward pass")
+    c.add_argument("--chunk", type=_count("chunk"), default=30, help="prompt steps per forward pass")
 
     b = sub.add_parser("bench", help="time the training step against a course-style baseline")
     b.add_argument("--cases", nargs="+", choices=("rnn", "lstm", "text"),
                    default=["rnn", "lstm", "text"])
-    b.add_argument("--threads", type=_count(1), nargs="+", default=[1, 2])
+    b.add_argument("--threads", type=_config_type("bench", "threads", item=True), nargs="+",
+                   help="default: the schema's bench.threads")
     b.add_argument("--corpus", type=Path,
                    help="text corpus (default: $RNNREPRO_CORPUS or data/grimms_fairy_tales.txt)")
-    b.add_argument("--rounds", type=_count(1), default=9, help="interleaved timing rounds (median)")
-    b.add_argument("--seconds", type=_number(0, low_open=True), default=0.4,
+    b.add_argument("--rounds", type=_count("rounds"), default=9, help="interleaved timing rounds (median)")
+    b.add_argument("--seconds", type=_arg_type("seconds", {"type": "number", "exclusiveMinimum": 0}),
+                   default=0.4,
                    help="seconds per implementation per round")
     b.add_argument("--quick", action="store_true", help="a few steps of each: checks, not timings")
     b.add_argument("--no-overhead", action="store_true", help="skip the per-job overhead")
@@ -448,7 +435,8 @@ def build_parser():
     gs.set_defaults(func=cmd_gpu_slots)
 
     cc = sub.add_parser("check-config", help="check config files as the workflow does before "
-                        "its first job, naming the line of a YAML error")
+                        "its first job, naming the line of a YAML error; several are merged in "
+                        "order, as snakemake --configfile A B merges them")
     cc.add_argument("configfile", nargs="+", type=Path)
     cc.add_argument("--schema", type=Path, help="the config schema (default: the checkout's, "
                     "workflow/schemas/, from the working directory)")
@@ -491,11 +479,11 @@ def build_parser():
     g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     g.add_argument("--input-length", type=_config_type("report", "probe_length"),
                    help="default: report.probe_length")
-    g.add_argument("--hidden", type=_count(1), default=128)
-    g.add_argument("--batch", type=_count(1), default=256)
+    g.add_argument("--hidden", type=_spec_type(PalindromeSpec, "hidden"), default=PalindromeSpec.hidden)
+    g.add_argument("--batch", type=_spec_type(PalindromeSpec, "batch"), default=256)
     g.add_argument("--init", choices=INITS, default="default")
-    g.add_argument("--seeds", type=_count(1), default=3)
-    g.add_argument("--threads", type=_count(1), default=1)
+    g.add_argument("--seeds", type=_count("seeds"), default=3)
+    g.add_argument("--threads", type=_spec_type(Execution, "threads"), default=Execution.threads)
     g.add_argument("--out", type=Path, required=True)
     g.set_defaults(func=cmd_grad_probe)
     a = sub.add_parser("aggregate", help="gather a study's run directories into tidy CSV tables")

@@ -55,10 +55,11 @@ def _fetch(url, dest, timeout, max_mb):
             f.write(block)
 
 
-def download(urls, sha256, out, retries=3, timeout=60.0, backoff=2.0, max_mb=100.0):
+def download(urls, sha256, out, retries, timeout, backoff, max_mb):
     """Try each URL in turn, `retries` attempts each, waiting backoff, 2·backoff, … between;
-    a file larger than `max_mb` is refused as it arrives."""
-    out, sha256 = Path(out), sha256.lower()
+    a file larger than `max_mb` is refused as it arrives. The config schema's corpus keys
+    hold the defaults (the CLI fills them in)."""
+    out = Path(out)
     for url in urls:
         if url.startswith("file://") and not url.startswith("file:///"):
             raise DownloadError(f"{url}: a file:// URL needs an absolute path (file:///…), so "

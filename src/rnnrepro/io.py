@@ -164,19 +164,19 @@ def read_jsonl(path, what="JSON-lines file", keys=()):
 def check_whole(path, what, sep=None):
     """A file the pipeline wrote line by line, whole: it ends with a line break (a file cut
     mid-line does not: its last value may read as another number), and, for a table (`sep`),
-    no cell of it is empty."""
-    with _reading(path, what):
-        data = Path(path).read_bytes()
-    if data and not data.endswith(b"\n"):
-        last = data.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
-        raise BadFile(f"{path}: the {what} is cut mid-line (its last line {last[:60]!r} has no "
-                      "line break)")
-    if sep:
-        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-            cells = line.split(sep)
-            if "" in cells:
-                column = cells.index("")
-                raise BadFile(f"{path}, line {n}: the {what} has an empty cell (column {column + 1})")
+    no cell of it is empty. Read as a stream: a run's files can be long."""
+    with _reading(path, what), open(path, "rb") as f:
+        if sep:
+            for n, line in enumerate(f, 1):
+                cells = line.rstrip(b"\r\n").split(sep.encode())
+                if b"" in cells:
+                    raise BadFile(f"{path}, line {n}: the {what} has an empty cell (column "
+                                  f"{cells.index(b'') + 1})")
+        if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+            f.seek(max(0, f.tell() - 60))
+            last = f.read().rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+            raise BadFile(f"{path}: the {what} is cut mid-line (its last line ends {last!r}, with "
+                          "no line break)")
 
 
 def read_table(path, what="table", columns=(), numeric=(), rows=False, sep=",", whole=False):

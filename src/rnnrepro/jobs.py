@@ -141,7 +141,9 @@ class NoLocks(OSError):
 
 
 class Claim:
-    """A run's claim: an exclusive flock on `<run dir>/.claim`, held while training it."""
+    """A run's claim: an exclusive flock on `<run dir>/.claim`, held while training it. The
+    holder removes the file as it lets go, so that a folder keeps no trace of a claim; a
+    process that locked a file since removed takes a new one (the inode check below)."""
 
     def __init__(self, run_dir):
         self.path = Path(run_dir) / CLAIM
@@ -153,10 +155,12 @@ class Claim:
 
         if self.fd is not None:
             return True
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.made_dir = True
         while True:
+            try:  # (again, where the holder it waited for removed the folder it had made)
+                self.path.parent.mkdir(parents=True)
+                self.made_dir = True
+            except FileExistsError:
+                pass
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,7 +172,7 @@ class Claim:
                 if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                     raise NoLocks(err.errno, f"no file locks on {self.path.parent} ({err.strerror})")
                 raise
-            try:  # a holder removes the file as it lets go: a lock on a removed file is no claim
+            try:
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                     break
             except FileNotFoundError:
@@ -185,18 +189,17 @@ class Claim:
         except OSError:
             return "another process"
 
-    def release(self, remove=False):
-        """Let go of the claim; with `remove`, leave no trace of it: its file, and the run's
-        folder where taking the claim made it and nothing else is in it."""
+    def release(self):
+        """Let go of the claim, leaving no trace of it: its file, and the run's folder where
+        taking the claim made it and nothing else is in it."""
         if self.fd is None:
             return
-        if remove:
-            self.path.unlink(missing_ok=True)  # while held: a waiter sees it gone and retries
-            if self.made_dir:
-                try:
-                    self.path.parent.rmdir()
-                except OSError:
-                    pass  # the run wrote files there: they stay
+        self.path.unlink(missing_ok=True)  # while held: a waiter sees it gone and retries
+        if self.made_dir:
+            try:
+                self.path.parent.rmdir()
+            except OSError:
+                pass  # the run wrote files there: they stay
         os.close(self.fd)
         self.fd = None
 
@@ -480,7 +483,7 @@ def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=N
         return _train_own(job, own, claim)
     finally:
         if claim:
-            claim.release(remove=True)
+            claim.release()
 
 
 def _train_own(job, own, claim):

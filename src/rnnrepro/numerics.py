@@ -11,8 +11,9 @@ side of a threshold.
 - portable: the same code path on every x86-64 CPU: ATen's baseline kernels
   (ATEN_CPU_CAPABILITY=default), MKL's conditional numerical reproducibility on its
   SSE2 path (MKL_CBWR=COMPATIBLE,STRICT) and no oneDNN (torch's own LSTM on MKL's
-  products). A run's metrics.csv is then byte-identical on any x86-64 CPU at the same
-  `threads`; measured 2.0-2.5 times slower (benchmarks/README.md, "Numerics").
+  products), so that a run's metrics.csv is meant to be byte-identical on any x86-64 CPU
+  with the same torch build and `threads` (seen so far on one CPU: benchmarks/README.md,
+  "Numerics", which also gives its cost: 2.0-2.5 times the training time).
 
 ATen and MKL read their variables once, when torch loads, so `set_environment` runs before
 torch is imported in every training process (`rnnrepro train`); `configure` then checks
@@ -20,6 +21,7 @@ that the mode is in force and turns oneDNN off. On CUDA the mode changes nothing
 """
 
 import os
+import platform
 
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT"}
 
@@ -36,11 +38,13 @@ def set_environment(mode):
 
 
 def in_force():
-    """What decides this process's CPU numbers, as torch runs it: ATen's kernel set, MKL's
-    reproducibility setting, oneDNN on or off (recorded in every summary.json)."""
+    """What decides this process's CPU numbers, as torch runs it: ATen's kernel set, whether
+    its matrix products are MKL's and MKL's reproducibility setting, oneDNN on or off
+    (recorded for each stretch of a run in its summary.json)."""
     import torch
 
     return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl": bool(torch.backends.mkl.is_available()),
             "mkl_cbwr": os.environ.get("MKL_CBWR"),
             "mkldnn": bool(torch.backends.mkldnn.enabled)}
 
@@ -53,6 +57,11 @@ def configure(mode):
     if mode != "portable":
         return
     found = in_force()
+    if not found["mkl"] or platform.machine() not in ("x86_64", "AMD64"):
+        raise NumericsError(
+            f"numerics portable needs an x86-64 CPU and a torch whose matrix products are MKL's "
+            f"(its conditional numerical reproducibility); this is {platform.machine()} with "
+            f"torch {torch.__version__}{'' if found['mkl'] else ' without MKL'}: use native")
     if found["cpu_capability"] != "DEFAULT" or found["mkl_cbwr"] != PORTABLE_ENV["MKL_CBWR"]:
         raise NumericsError(
             f"numerics portable needs ATen's baseline kernels and MKL_CBWR "

@@ -215,7 +215,10 @@ class Common(_Fields):
                 parts.append(key.replace("_", "") + _word(value))
         return "-".join(parts)
 
-    # The rows a run writes (train.py writes them, aggregate.py checks a run's files whole)
+    # The rows a run writes: train.py asks logs/evaluates at each step, aggregate.py checks a
+    # run's files whole against logged_steps/eval_steps, checks.py counts them
+    FLUSH = 50  # steps between transfers of the step metrics from the device (a timing row)
+
     def logs(self, step):
         """Whether metrics.csv has a row for `step` (from 1): every log_every-th, and the last."""
         return step % self.log_every == 0 or step == self.steps
@@ -224,6 +227,16 @@ class Common(_Fields):
         """Whether eval.csv has a row for `step`: 0 (before training), every eval_every-th,
         and the last."""
         return step % self.eval_every == 0 or step == self.steps
+
+    def logged_steps(self):
+        """The steps of metrics.csv's rows, in order (those `logs` says)."""
+        return [*range(self.log_every, self.steps + 1, self.log_every),
+                *([self.steps] if self.steps % self.log_every else [])]
+
+    def eval_steps(self):
+        """The steps of eval.csv's rows, in order (those `evaluates` says)."""
+        return [*range(0, self.steps + 1, self.eval_every),
+                *([self.steps] if self.steps % self.eval_every else [])]
 
     def run_id(self):
         """`<readable prefix>-<hash of every field>`."""
@@ -314,6 +327,12 @@ class TextSpec(Common):
         if 0 < self.sample_first <= self.steps:
             steps.add(self.sample_first)
         return sorted(steps)
+
+    def sample_step_count(self):
+        """len(sample_steps()), counted without listing them (a spec may ask for billions)."""
+        first = 0 < self.sample_first <= self.steps and self.sample_first % self.sample_every \
+            and self.sample_first != self.steps
+        return self.steps // self.sample_every + bool(self.steps % self.sample_every) + bool(first)
 
 
 SPECS = {"palindrome": PalindromeSpec, "text": TextSpec}

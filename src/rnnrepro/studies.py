@@ -50,8 +50,10 @@ def study_specs(name, study, defaults, seeds):
             fields = {**base, **dict(zip(keys, values)), "seed": seed}
             try:
                 yield SPECS[kind].from_dict(fields)
-            except SpecError as err:
-                raise SpecError(f"config studies.{name}: {err}") from None
+            except SpecError as err:  # named where the value is written, where one is
+                part = next((p for p in ("grid", "set") if err.field in study.get(p, {})), None)
+                where = f"config studies.{name}" + (f".{part}" if part else "")
+                raise SpecError(f"{where}: {err}", err.field) from None
 
 
 def execution(config):
@@ -193,8 +195,11 @@ def check_report_studies(config):
                             f"{name}? (the report reads {', '.join(REPORT_STUDIES)})")
 
 
-# In the workflow's checkout, where every command runs (the rules pass it; so may a caller).
+# The checkout's schema: beside this package where it runs from a checkout's src/ (as every
+# rule runs it), else in the working directory (the rules pass it; so may a caller).
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
+if (Path(__file__).resolve().parents[2] / SCHEMA).is_file():
+    SCHEMA = Path(__file__).resolve().parents[2] / SCHEMA
 
 
 @functools.cache
@@ -206,7 +211,7 @@ def load_schema(schema_path=SCHEMA):
         return yaml.safe_load(Path(schema_path).read_text())
     except FileNotFoundError:
         raise SpecError(f"the config schema is not at {Path(schema_path).resolve()}: run in the "
-                        "workflow's checkout, or name the schema (--schema)") from None
+                        "workflow's checkout") from None
 
 
 def schema_default(section, key, schema_path=SCHEMA):
@@ -230,22 +235,25 @@ def schema_problem(config, schema_path=SCHEMA, overrides=None):
     if error is None:
         return None
     path = list(error.absolute_path)
-    hint = _yaml_hint(error.instance) + _key_hint(error) + _override_hint(error, overrides)
+    given = bool(overrides) and bool(path) and path[0] in overrides  # with --config, not YAML
+    hint = (_override_hint(error) if given else _yaml_hint(error)) + _key_hint(error)
     described = describe(error)
-    if described:  # `config <where the key is>: <key> must be ...`, as rnnrepro.spec says it
-        return f"{name_at(path, 'config')[0]}: {described}{hint}"
-    where = ".".join(map(str, path)) or "the top level"
-    return f"at {where}: {error.message}{hint}"
+    if described is None:
+        return f"at {'.'.join(map(str, path)) or 'the top level'}: {error.message}{hint}"
+    # `config <where the key is>: <key> must be ...`, as rnnrepro.spec says it; a missing or
+    # unknown key is named in the mapping that lacks or holds it
+    where = (" ".join(["config", ".".join(map(str, path))]).strip()
+             if error.validator in ("required", "additionalProperties") else name_at(path, "config")[0])
+    return f"{where}: {described}{hint}"
 
 
-def _override_hint(error, overrides):
-    """For a value given with --config that has the wrong shape: the form that works."""
+def _override_hint(error):
+    """For a top-level value given with --config that has the wrong shape: the form that
+    works (Snakemake reads `seeds=0` as a number, `seeds=[0]` as a list)."""
     path = list(error.absolute_path)
-    if not overrides or not path or path[0] not in overrides or error.validator != "type":
-        return ""
     example = {"array": "[a, b]", "object": "{key: value}"}.get(error.validator_value)
-    return (f" (with --config, write {path[0]}={example}, e.g. --config 'seeds=[0, 1]')"
-            if example and len(path) == 1 else "")
+    return (f" (with --config, write {path[0]}={example})"
+            if error.validator == "type" and example and len(path) == 1 else "")
 
 
 # config keys that existed once, and where their meaning went
@@ -274,12 +282,18 @@ def _key_hint(error):
     return f" ({'; '.join(hints)})" if hints else ""
 
 
-def _yaml_hint(value):
-    """YAML 1.1 reads 3e-3 as text and off, no, yes as booleans: say so where it bites."""
+def _yaml_hint(error):
+    """YAML 1.1 reads 3e-3 as text and off, no, yes as booleans: say so where it bites (a
+    config file's value of the wrong type)."""
     import re
 
+    value = error.instance
+    if error.validator != "type":
+        return ""
     if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
-        return f" (YAML reads {value} as text: write it with a dot and a signed exponent, e.g. 3.0e-3)"
+        fix = ("write the whole number" if error.validator_value == "integer" else
+               "write it with a dot and a signed exponent, e.g. 3.0e-3")
+        return f" (YAML reads {value} as text: {fix})"
     if isinstance(value, bool):
         return " (YAML reads off/on/no/yes as true or false: quote the word)"
     return ""
@@ -320,7 +334,7 @@ def take_overrides(config, overrides, schema):
             if key not in target:
                 continue
             prop = _resolve(props.get(key, {}), schema)
-            if key in ("set", "grid", "palindrome", "text") and kind:
+            if key in ("set", "grid") and kind:  # a study's fields, as its kind has them
                 prop = _fields_schema(kind, schema, grid=key == "grid")
             if isinstance(value, dict) and isinstance(target[key], dict):
                 sub = prop.get("properties") or {}
@@ -359,8 +373,13 @@ def check_config_value(section, key, value, item=False, schema_path=SCHEMA):
     of every config value. Returns it; a SpecError says `<key> must be <rule>, got <value>`."""
     schema = load_schema(schema_path)
     prop = _resolve(schema["properties"][section]["properties"][key], schema)
-    if item:
-        prop = _resolve(prop["items"], schema)
+    return check_value(key, value, _resolve(prop["items"], schema) if item else prop)
+
+
+def check_value(key, value, prop):
+    """`value` (text from a command line, or a value) of `key`, read as the JSON schema
+    `prop`'s type and checked by its rule and the rules of every config value; a SpecError
+    says `<key> must be <rule>, got <value>`."""
     value = coerce(value, prop)
     error = _best_error(prop, value)
     if error is not None:
@@ -371,12 +390,16 @@ def check_config_value(section, key, value, item=False, schema_path=SCHEMA):
     return value
 
 
+def _class_schema(cls, schema):
+    """The schema of a spec's or an Execution's fields (mem_mb, Snakemake's, left out)."""
+    props = schema["properties"]["execution"] if cls is Execution else _fields_schema(cls.kind, schema)
+    return {**props, "properties": {k: v for k, v in props["properties"].items() if k != "mem_mb"}}
+
+
 def field_schema(cls, field, schema_path=SCHEMA):
     """The schema of one spec or Execution field."""
     schema = load_schema(schema_path)
-    props = (schema["properties"]["execution"] if cls is Execution
-             else _fields_schema(cls.kind, schema))["properties"]
-    return _resolve(props.get(field, {}), schema)
+    return _resolve(_class_schema(cls, schema)["properties"].get(field, {}), schema)
 
 
 def check_fields(cls, fields, where=None, schema_path=SCHEMA):
@@ -387,15 +410,12 @@ def check_fields(cls, fields, where=None, schema_path=SCHEMA):
     def at(key, message):
         return SpecError(f"{where(key)}: {message}" if where else message, key)
 
-    schema = load_schema(schema_path)
-    props = (schema["properties"]["execution"] if cls is Execution
-             else _fields_schema(cls.kind, schema))
-    props = {**props, "properties": {k: v for k, v in props["properties"].items() if k != "mem_mb"},
-             "additionalProperties": True}  # unknown keys: from_dict names them, with a hint
+    # unknown keys: from_dict names them, with a hint
+    props = {**_class_schema(cls, load_schema(schema_path)), "additionalProperties": True}
     error = _best_error(props, fields)
     if error is not None:
         key = next((p for p in reversed(list(error.absolute_path)) if isinstance(p, str)), None)
-        raise at(key, f"{describe(error) or error.message}{_yaml_hint(error.instance)}")
+        raise at(key, describe(error) or error.message)
     for key, value in fields.items():
         problem = walk_problems({key: value})
         if problem:
@@ -430,21 +450,34 @@ def outside_problem(config):
             continue
         full = Path(os.path.normpath(here / value))
         if not full.is_relative_to(here):
-            return (f"config {key} {value} is outside the workflow's folder {here}: the workflow "
-                    "writes only under its own folder unless the config says otherwise "
-                    "(write_outside_checkout: true)")
+            section, name = key.split(".")
+            return (f"config {section}: {name} must lie in the workflow's folder {here} (the "
+                    "workflow writes there only, unless the config says write_outside_checkout: "
+                    f"true), got {value!r}")
     return None
 
 
-def check_config_file(path, schema_path=SCHEMA):
-    """check_config on a YAML file, read with its line numbers named (load_config_file).
-    Returns (config with defaults, runs, study runs)."""
-    config = load_config_file(path)
+def check_config_file(*paths, schema_path=SCHEMA):
+    """check_config on YAML files, each read with its line numbers named (load_config_file)
+    and merged in order as Snakemake merges several --configfile (a later file's keys over
+    an earlier one's, mapping by mapping). Returns (config with defaults, runs, study runs)."""
+    config = {}
+    for path in paths:
+        _merge(config, load_config_file(path))
     try:
         runs, study_runs, _ = check_config(config, schema_path)
     except SpecError as err:
-        raise SpecError(f"{path}: {err}") from None
+        raise SpecError(f"{' + '.join(map(str, paths))}: {err}") from None
     return config, runs, study_runs
+
+
+def _merge(config, more):
+    """`more` into `config`, mapping by mapping (Snakemake's update_config)."""
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
 
 
 def cli_args(spec, skip=()):

@@ -30,12 +30,12 @@ from .fastpath import (GraphStep, flat_parameters, keep_freed_memory, make_optim
 from .io import (CheckpointError, describe_device, load_checkpoint, METRICS, TIMING, precision,
                  set_aside, torch_save, torch_saves, versions, write_csv, write_json, write_jsonl)
 from .progress import progress
-from .spec import SPECS, Execution
+from .spec import SPECS, Common, Execution
 from .tasks import PalindromeTask, TextTask, resolve_impl
 
 log = logging.getLogger("rnnrepro")
 
-FLUSH = 50  # steps between transfers of the step metrics from the device
+FLUSH = Common.FLUSH  # steps between transfers of the step metrics from the device
 RESUME_KEYS = ("run_id", "model", "optimizer", "generator", "state")
 
 
@@ -500,6 +500,6 @@ def make_summary(spec, meta, st, device, execution):
         "device": describe_device(device),
         "threads": execution["threads"],
         "execution": execution,
-        "precision": {**precision(), **numerics.in_force()},
+        "precision": precision(),
         **versions(),
     }

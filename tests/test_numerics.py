@@ -130,3 +130,15 @@ def test_a_resumed_run_names_each_stretch_of_its_computation(tmp_path, monkeypat
     assert [(s["from_step"], s["impl"]) for s in segments] == [(0, "loop"), (20, "fused")]
     assert all(s["numerics"] == "native" and s["cpu_capability"] for s in segments)
     assert summary["execution"]["impl"] == "fused" and summary["resumed_from"] == [20]
+
+
+def test_the_compute_table_names_how_each_run_computed_its_floats():
+    """The report's provenance (its compute section) reads these columns."""
+    from rnnrepro.aggregate import numerics_of
+
+    both = {"segments": [{"numerics": "native", "cpu_capability": "AVX512"},
+                         {"numerics": "portable", "cpu_capability": "DEFAULT"},
+                         {"numerics": "portable", "cpu_capability": "DEFAULT"}]}
+    assert numerics_of(both) == {"numerics": "native+portable", "cpu_kernels": "AVX512+DEFAULT"}
+    assert numerics_of({"numerics": "portable"}) == {"numerics": "portable", "cpu_kernels": ""}
+    assert numerics_of({}) == {"numerics": "native", "cpu_kernels": ""}  # a summary from before

@@ -251,8 +251,21 @@ def compute_table(benchmarks, summaries, out):
             "max_rss_mb": _number(bench["max_rss"]),
             "cpu_seconds": _number(bench["cpu_time"]),
             "device": summary["device"], "threads": summary["threads"],
+            **numerics_of(execution),
         })
     write_table(out, pd.DataFrame(rows).sort_values(["kind", "run_id"]))
+
+
+def numerics_of(execution):
+    """How a run's floats were computed, from its summary's execution entry: the numerics
+    mode and the CPU kernel set of each stretch (segments), joined by + where they changed
+    (a summary that predates segments: its mode, else native, kernels unknown)."""
+    segments = execution.get("segments") or [{"numerics": execution.get("numerics", "native")}]
+
+    def joined(key):
+        return "+".join(dict.fromkeys(str(s[key]) for s in segments if s.get(key) is not None))
+
+    return {"numerics": joined("numerics"), "cpu_kernels": joined("cpu_capability")}
 
 
 def _number(value):

@@ -375,8 +375,13 @@ def compute_context(tables_dir):
                       "train_seconds": g["train_seconds"].sum(), "mean_seconds": g["job_seconds"].mean(),
                       "max_rss_mb": g["max_rss_mb"].max()})
     shared = df["trained_in_job_of"].fillna("").astype(str) if "trained_in_job_of" in df else None
+    numerics = (df.groupby(["numerics", "cpu_kernels"], dropna=False).size().to_dict()
+                if "numerics" in df else {})
     return {"kinds": kinds, "jobs": len(df), "job_seconds": df["job_seconds"].sum(),
             "unmeasured": int(df["job_seconds"].isna().sum()),
+            # (mode, CPU kernel set) -> runs: how the runs' floats were computed
+            "numerics": [{"mode": m, "kernels": k if isinstance(k, str) and k else None, "runs": n}
+                         for (m, k), n in sorted(numerics.items(), key=lambda kv: -kv[1])],
             "devices": sorted(df["device"].unique()),
             "shared": int((shared != "").sum()) if shared is not None else 0,
             "stacked": int((df["runs_in_step"] > 1).sum()) if "runs_in_step" in df else 0}

@@ -392,7 +392,7 @@ def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(
      "corpus.path results/c.txt is inside results/"),
     ({"seeds": [2 ** 64]}, "seed must be a whole number in [0, 2**63)"),
     ({"studies": {"x": {"kind": "palindrome", "grid": {"model": ["gru"]}}}},
-     "config studies.x: model must be one of ('rnn', 'lstm'), got 'gru'"),
+     "config studies.x.grid: model must be one of ('rnn', 'lstm'), got 'gru'"),
     ({"studies": {"text_temprature": {"kind": "text"}, "rnn_adam": {"kind": "palindrome"}}},
      "studies.text_temprature: not a study the report reads; did you mean text_temperature?"),
     ({"corpus": {"urls": ["file:///x"], "sha256": "0" * 64, "path": "../elsewhere/corpus.txt"}},

@@ -24,8 +24,8 @@ report: "report/workflow.rst"  # the front page of `snakemake --report`
 
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's package first
-from rnnrepro import studies as S
-from rnnrepro.spec import SpecError
+from rnnrepro.config import studies as S
+from rnnrepro.config.spec import SpecError
 
 # The rules name the code and the templates by paths in the checkout: run in it.
 if Path.cwd().resolve() != Path(workflow.basedir).resolve() and not Path("src/rnnrepro").is_dir():

@@ -5,8 +5,8 @@ results/gpu_check_h200.txt). Run: PYTHONPATH=src python3 benchmarks/adam_order_c
 import torch
 import torch.nn.functional as F
 
-from rnnrepro.data import palindrome_batch
-from rnnrepro.models import LSTM
+from rnnrepro.data.palindromes import palindrome_batch
+from rnnrepro.models.lstm import LSTM
 
 dev = torch.device("cuda")
 

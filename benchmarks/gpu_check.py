@@ -40,13 +40,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from rnnrepro import bptt
-from rnnrepro.data import Corpus, palindrome_batch
-from rnnrepro.models import LSTM, TextGenerationModel, VanillaRNN
-from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
-from rnnrepro.stack import StackedPalindromeTask
-from rnnrepro.train import fit_unit
-from rnnrepro.tasks import PalindromeTask, TextTask
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.data.corpus import Corpus
+from rnnrepro.data.palindromes import palindrome_batch
+from rnnrepro.models import bptt
+from rnnrepro.models.lstm import LSTM
+from rnnrepro.models.rnn import VanillaRNN
+from rnnrepro.models.text import TextGenerationModel
+from rnnrepro.train.loop import fit_unit
+from rnnrepro.train.palindrome import PalindromeTask
+from rnnrepro.train.stack import StackedPalindromeTask
+from rnnrepro.train.text import TextTask
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "gpu-out"))
@@ -99,7 +103,7 @@ def curve(run_dir):
 def train(specs, name, impl="auto", capturable=None, make=None, **kw):
     """fit_unit for one run or a stack; `capturable` forces the optimizer form (graph needs
     it) for an eager step; returns (curves, summaries, wall)."""
-    import rnnrepro.train as T
+    import rnnrepro.train.loop as T
 
     outs = [tmp / name / str(r) for r in range(len(specs))]
     make = make or ((lambda d: StackedPalindromeTask(specs, d, impl)) if len(specs) > 1

@@ -25,16 +25,17 @@ import statistics
 
 import torch
 
-from rnnrepro import bench, tasks, train
-from rnnrepro.spec import Execution, PalindromeSpec
-from rnnrepro.stack import StackedPalindromeTask
+from rnnrepro import bench
+from rnnrepro.config.spec import Execution, PalindromeSpec
+from rnnrepro.train import loop, palindrome
+from rnnrepro.train.stack import StackedPalindromeTask
 
 
 def stacked(spec, seeds, execution):
     """The stacked step of `spec` for `seeds`, set up as a job sets it up: (run, step())."""
     specs = [dataclasses.replace(spec, seed=s) for s in seeds]
-    run = train.prepare(specs, lambda d: StackedPalindromeTask(specs, d), execution)
-    step = train.make_step(run.task, run.opt, run.params, spec)
+    run = loop.prepare(specs, lambda d: StackedPalindromeTask(specs, d), execution)
+    step = loop.make_step(run.task, run.opt, run.params, spec)
     return run, lambda: step(run.gens)
 
 
@@ -45,8 +46,8 @@ def check(spec, seeds, steps=50, execution=Execution(device="cpu")):
         step()
     worst = 0.0
     for r, one in enumerate(run.task.specs):
-        alone = train.prepare([one], lambda d: tasks.PalindromeTask(one, d), execution)
-        one_step = train.make_step(alone.task, alone.opt, alone.params, one)
+        alone = loop.prepare([one], lambda d: palindrome.PalindromeTask(one, d), execution)
+        one_step = loop.make_step(alone.task, alone.opt, alone.params, one)
         for _ in range(steps):
             one_step(alone.gens)
         ref = torch.cat([p.detach().flatten() for p in alone.model.parameters()])
@@ -73,7 +74,7 @@ def main(argv=None):
             diffs = [check(sp, list(range(max(args.seeds))), execution=execution) for sp in (sgd, spec)]
             course = base.PalindromeBaseline(model, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
-            step, impl = bench.project_step(spec, lambda d: tasks.PalindromeTask(spec, d), execution)
+            step, impl = bench.project_step(spec, lambda d: palindrome.PalindromeTask(spec, d), execution)
             impls = [("course", 1, course.step), (f"project ({impl})", 1, step)]
             impls += [(f"{S} seeds batched", S, stacked(spec, list(range(S)), execution)[1])
                       for S in args.seeds]
@@ -97,7 +98,7 @@ def main(argv=None):
                   f"50 steps: {diffs[0]:.1e} with SGD, {diffs[1]:.1e} with {spec.optimizer}",
                   flush=True)
     if args.csv:
-        from rnnrepro.io import write_csv
+        from rnnrepro.files import write_csv
 
         write_csv(args.csv, rows, list(rows[0]))
     return rows

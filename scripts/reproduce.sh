@@ -19,6 +19,6 @@ for arg in "$@"; do
 done
 rnnrepro check-config "${configs[@]:-config/config.yaml}"
 cores=$(nproc 2>/dev/null || echo 2)
-# one GPU job per GPU slot: visible GPUs x execution.jobs_per_gpu (rnnrepro.gpus.workflow_slots)
+# one GPU job per GPU slot: visible GPUs x execution.jobs_per_gpu (rnnrepro.run.gpus.workflow_slots)
 slots=$(rnnrepro gpu-slots --config config/config.yaml)
 exec snakemake --cores "$cores" --resources gpu="$slots" "$@"

@@ -31,7 +31,7 @@ def corpus_path():
 
 @pytest.fixture(scope="session")
 def corpus(corpus_path):
-    from rnnrepro.data import Corpus
+    from rnnrepro.data.corpus import Corpus
 
     return Corpus.from_file(corpus_path)
 

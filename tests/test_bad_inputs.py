@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnrepro import io as rio
+from rnnrepro import files as rio
 from rnnrepro.cli import main
-from rnnrepro.spec import PalindromeSpec, TextSpec
+from rnnrepro.config.spec import PalindromeSpec, TextSpec
 
 PAL = PalindromeSpec(model="rnn", optimizer="rmsprop", input_length=4, steps=40, eval_size=100,
                      eval_every=20, log_every=10)
@@ -235,9 +235,9 @@ def valid_config(edit):
 def resume_from(edit):
     """A resume.pt of PAL (from a run stopped at step 20), edited."""
     def setup(c, out):
-        from rnnrepro.train import fit
-        from rnnrepro.tasks import PalindromeTask
-        from rnnrepro.spec import Execution
+        from rnnrepro.config.spec import Execution
+        from rnnrepro.train.loop import fit
+        from rnnrepro.train.palindrome import PalindromeTask
 
         scratch = c.tmp.parent / f"{c.tmp.name}-scratch"
         with pytest.raises(Exception, match="at step 25"):

@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
-from rnnrepro import bench, tasks, train
-from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro import bench
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.train import loop, palindrome
 
 FAST = dict(eval_size=200)
 CPU = Execution(device="cpu", threads=1)
@@ -42,7 +43,7 @@ def test_bench_quick_writes_its_csv(tmp_path, corpus_path):
         if r["implementation"] == "course":
             assert float(r["ratio_to_baseline"]) == 1.0
     assert {r["implementation"] for r in rows if r["case"] == "job-overhead"} == {
-        "python -c pass", "import rnnrepro.cli", "import rnnrepro.train",
+        "python -c pass", "import rnnrepro.cli", "import rnnrepro.train.loop",
         "train palindrome --steps 1"}
     assert all(float(r["wall_s"]) > 0 for r in rows if r["case"] == "job-overhead")
 
@@ -65,16 +66,16 @@ def test_baseline_computes_a_loss_of_the_right_shape():
 
 def test_fit_and_bench_run_the_same_step(monkeypatch, tmp_path):
     calls = []
-    real = train.make_step
+    real = loop.make_step
 
     def spy(*args, **kwargs):
         calls.append(args[3])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "make_step", spy)
+    monkeypatch.setattr(loop, "make_step", spy)
     spec = PalindromeSpec(model="rnn", input_length=4, steps=3, eval_every=3, **FAST)
-    train.train_palindrome(spec, tmp_path / "run", CPU)
-    step, impl = bench.project_step(spec, lambda d: tasks.PalindromeTask(spec, d), CPU)
+    palindrome.train_palindrome(spec, tmp_path / "run", CPU)
+    step, impl = bench.project_step(spec, lambda d: palindrome.PalindromeTask(spec, d), CPU)
     out = step()
     assert calls == [spec, spec]
     assert impl == "bptt" and out.shape == (1, 3)

@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnrepro import bptt
-from rnnrepro.data import palindrome_batch
-from rnnrepro.bptt import layer
-from rnnrepro.models import LSTM, VanillaRNN
-from rnnrepro.spec import Execution
+from rnnrepro.config.spec import Execution
+from rnnrepro.data.palindromes import palindrome_batch
+from rnnrepro.models import bptt
+from rnnrepro.models.bptt import layer
+from rnnrepro.models.lstm import LSTM
+from rnnrepro.models.rnn import VanillaRNN
 
 FAST = dict(eval_size=200)
 CPU = Execution(device="cpu", threads=1)

@@ -1,4 +1,4 @@
-"""The one set of rules every entry point applies (rnnrepro.checks, studies.check_*): values
+"""The one set of rules every entry point applies (rnnrepro.config.checks, studies.check_*): values
 read as the schema's types where they come as text, messages of one form, numbers finite,
 text carriable, runs that fit in memory, paths inside the checkout."""
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnrepro import studies as S
-from rnnrepro.checks import coerce, memory_needs, memory_problem, walk_problems
-from rnnrepro.spec import RUN_ID, Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.config import studies as S
+from rnnrepro.config.checks import coerce, memory_needs, memory_problem, walk_problems
+from rnnrepro.config.spec import RUN_ID, Execution, PalindromeSpec, SpecError, TextSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rnnrepro.data import (Corpus, CorpusError, palindrome_batch, palindrome_test_set,
-                           palindromes)
+from rnnrepro.data.corpus import Corpus, CorpusError
+from rnnrepro.data.palindromes import palindrome_batch, palindrome_test_set, palindromes
 
 CORPUS_SHA256 = "e6439bd511820742e842e21b75e89b394d3809eec82ca56b506c39ff39d4a7d6"
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from rnnrepro import download as D
-from rnnrepro.download import DownloadError
-from rnnrepro.studies import schema_default
+from rnnrepro.config.studies import schema_default
+from rnnrepro.data import download as D
+from rnnrepro.data.download import DownloadError
 
 DATA = b"Once upon a time\n" * 1000
 

@@ -1,4 +1,4 @@
-"""The fast paths of the training step (tasks.resolve_impl, fastpath.py) compute what the plain
+"""The fast paths of the training step (fastpath.resolve_impl, fastpath.py) compute what the plain
 paths compute: `impl auto`/`graph` resolve and fall back as documented, every CPU path is
 deterministic and learns, the optimizer step without torch's wrapper is the same arithmetic
 and keeps torch._dynamo out of a job, flat parameters train like separate ones, and the
@@ -11,10 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnrepro import fastpath, tasks, train
-from rnnrepro.data import Corpus, palindrome_batch
-from rnnrepro.models import LSTM, VanillaRNN
-from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.data.corpus import Corpus
+from rnnrepro.data.palindromes import palindrome_batch
+from rnnrepro.models.lstm import LSTM
+from rnnrepro.models.rnn import VanillaRNN
+from rnnrepro.train import fastpath, loop, palindrome, text
 
 FAST = dict(eval_size=200)
 CPU = Execution(device="cpu", threads=1)
@@ -24,28 +26,29 @@ CPU = Execution(device="cpu", threads=1)
 def test_impl_values_and_auto_resolution():
     cpu = torch.device("cpu")
     assert Execution().impl == "auto"
-    assert tasks.resolve_impl("rnn", "auto", cpu) == "bptt"
-    assert tasks.resolve_impl("lstm", "auto", cpu) == "fused"
+    assert fastpath.resolve_impl("rnn", "auto", cpu) == "bptt"
+    assert fastpath.resolve_impl("lstm", "auto", cpu) == "fused"
     for impl in ("fused", "loop", "bptt"):
-        assert tasks.resolve_impl("lstm", impl, cpu) == impl
-    assert tasks.resolve_impl("rnn", "graph", cpu) == "bptt"
-    assert tasks.PalindromeTask(PalindromeSpec(**FAST), cpu, "loop").impl == "loop"
+        assert fastpath.resolve_impl("lstm", impl, cpu) == impl
+    assert fastpath.resolve_impl("rnn", "graph", cpu) == "bptt"
+    assert palindrome.PalindromeTask(PalindromeSpec(**FAST), cpu, "loop").impl == "loop"
     corpus = Corpus("abcdefghij" * 100)
-    assert tasks.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
-    assert tasks.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, "graph").impl == "fused"
+    assert text.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus).impl == "fused"
+    assert text.TextTask(TextSpec(hidden=8, seq_length=5), cpu, corpus, "graph").impl == "fused"
 
 
 def test_graph_impl_falls_back_on_cpu_to_the_same_run(tmp_path):
     spec = dict(model="rnn", input_length=5, steps=60, eval_every=30, **FAST)
-    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "graph", Execution(device="cpu", impl="graph"))
-    train.train_palindrome(PalindromeSpec(**spec), tmp_path / "auto", CPU)
+    graph = Execution(device="cpu", impl="graph")
+    palindrome.train_palindrome(PalindromeSpec(**spec), tmp_path / "graph", graph)
+    palindrome.train_palindrome(PalindromeSpec(**spec), tmp_path / "auto", CPU)
     for name in ("metrics.csv", "eval.csv"):
         assert (tmp_path / "graph" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes()
-    task = tasks.PalindromeTask(PalindromeSpec(**spec), torch.device("cpu"))
+    task = palindrome.PalindromeTask(PalindromeSpec(**spec), torch.device("cpu"))
     task.impl = "graph"
     opt = fastpath.make_optimizer(PalindromeSpec(**spec), list(task.model.parameters()))
     with pytest.raises(RuntimeError, match="needs CUDA"):
-        train.make_step(task, opt, list(task.model.parameters()), PalindromeSpec(**spec))
+        loop.make_step(task, opt, list(task.model.parameters()), PalindromeSpec(**spec))
 
 
 @pytest.mark.parametrize("model", ["rnn", "lstm"])
@@ -54,8 +57,8 @@ def test_every_cpu_path_is_deterministic_and_learns(model, impl, tmp_path):
     spec = PalindromeSpec(model=model, optimizer="adam", input_length=3, steps=150,
                           eval_every=150, **FAST)
     execution = Execution(device="cpu", impl=impl)
-    a = train.train_palindrome(spec, tmp_path / "a", execution)
-    train.train_palindrome(spec, tmp_path / "b", execution)
+    a = palindrome.train_palindrome(spec, tmp_path / "a", execution)
+    palindrome.train_palindrome(spec, tmp_path / "b", execution)
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
     first = float((tmp_path / "a" / "eval.csv").read_text().splitlines()[1].split(",")[1])
     assert a["eval_final"]["loss"] < 0.8 * first
@@ -81,8 +84,8 @@ def test_optimizer_step_is_torchs_step(optimizer):
 
 
 def test_a_training_job_does_not_import_dynamo(tmp_path):
-    code = ("import sys; from rnnrepro.spec import PalindromeSpec; "
-            "from rnnrepro.train import train_palindrome; "
+    code = ("import sys; from rnnrepro.config.spec import PalindromeSpec; "
+            "from rnnrepro.train.palindrome import train_palindrome; "
             f"train_palindrome(PalindromeSpec(steps=3, eval_size=50), {str(tmp_path)!r}); "
             "print('torch._dynamo' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -131,8 +134,8 @@ def test_training_steps_do_not_page_fault_after_warm_up():
     without it glibc unmaps them after every step and each step faults ~1000 pages afresh."""
     resource = pytest.importorskip("resource")
     spec = PalindromeSpec(model="lstm", input_length=10, batch=128, **FAST)
-    run = train.prepare([spec], lambda d: tasks.PalindromeTask(spec, d, "bptt"), CPU)
-    step = train.make_step(run.task, run.opt, run.params, spec)
+    run = loop.prepare([spec], lambda d: palindrome.PalindromeTask(spec, d, "bptt"), CPU)
+    step = loop.make_step(run.task, run.opt, run.params, spec)
     for _ in range(5):
         step(run.gens)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -10,11 +10,12 @@ import sys
 import pytest
 import torch
 
-from rnnrepro.io import CheckpointError, load_checkpoint
-from rnnrepro.sampling import pick
-from rnnrepro.spec import Execution, PalindromeSpec, TextSpec, check_temperature
-from rnnrepro.train import fit, train_text
-from rnnrepro.tasks import PalindromeTask
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec, check_temperature
+from rnnrepro.files import CheckpointError, load_checkpoint
+from rnnrepro.models.sampling import pick
+from rnnrepro.train.loop import fit
+from rnnrepro.train.palindrome import PalindromeTask
+from rnnrepro.train.text import train_text
 
 CPU = Execution(device="cpu", checkpoint_every=20)
 
@@ -119,7 +120,7 @@ def test_prompts_that_look_like_options_are_completed_as_prompts(tmp_path, text_
 def test_a_value_that_looks_like_a_flag_reaches_training_as_a_value():
     """A spec's and an execution's values reach `rnnrepro train` joined to their flags."""
     from rnnrepro.cli import build_parser
-    from rnnrepro.studies import cli_args
+    from rnnrepro.config.studies import cli_args
 
     execution = Execution(tensorboard="-results/tb")
     args = build_parser().parse_args(["train", "palindrome", *cli_args(execution), "--out", "o"])
@@ -177,7 +178,7 @@ def test_a_run_trained_again_in_its_folder_never_shows_its_old_summary(tmp_path)
 
 
 def test_a_full_disk_keeps_the_old_file_and_says_so(tmp_path, monkeypatch):
-    from rnnrepro import io as rio
+    from rnnrepro import files as rio
 
     path = tmp_path / "model.pt"
     rio.torch_save({"v": torch.ones(2)}, path)

@@ -15,13 +15,13 @@ import time
 
 import pytest
 
-from rnnrepro import gpus
-from rnnrepro.jobs import Entry, Job
-from rnnrepro.spec import Execution, PalindromeSpec
+from rnnrepro.config.spec import Execution, PalindromeSpec
+from rnnrepro.run import gpus
+from rnnrepro.run.jobs import Entry, Job
 
 HOLD = textwrap.dedent("""
     import json, os, sys, time
-    from rnnrepro import gpus
+    from rnnrepro.run import gpus
     slot = gpus.acquire(int(sys.argv[1]), poll=0.02)
     start = time.time()
     time.sleep(float(sys.argv[2]))

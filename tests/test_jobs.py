@@ -15,12 +15,13 @@ import time
 import pytest
 import torch
 
-from rnnrepro import bptt, jobs
-from rnnrepro.spec import Execution, PalindromeSpec
-from rnnrepro.stack import StackedPalindromeTask, stack_key
-from rnnrepro.studies import Run, cli_args
-from rnnrepro.train import fit, fit_unit
-from rnnrepro.tasks import PalindromeTask
+from rnnrepro.config.spec import Execution, PalindromeSpec
+from rnnrepro.config.studies import Run, cli_args
+from rnnrepro.models import bptt
+from rnnrepro.run import jobs
+from rnnrepro.train.loop import fit, fit_unit
+from rnnrepro.train.palindrome import PalindromeTask
+from rnnrepro.train.stack import StackedPalindromeTask, stack_key
 
 CPU = Execution(device="cpu")
 BASE = dict(model="rnn", optimizer="sgd", lr=0.05, input_length=4, steps=40, eval_every=20,
@@ -214,7 +215,7 @@ def test_a_changed_training_code_makes_every_run_pending_again(tmp_path, monkeyp
     job = jobs.Job(jobs.Entry(specs[0], tmp_path / "runs" / specs[0].run_id()), CPU,
                    jobs.read_run_table(tmp_path / "table.json"))
     assert not any(job.pending(e) for e in job.table)
-    monkeypatch.setattr(jobs, "code_digest", lambda: "another version of the code")
+    monkeypatch.setattr(jobs, "code_digest", lambda modules: "another version of the code")
     assert all(job.pending(e) for e in job.table)
 
 

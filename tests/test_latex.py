@@ -10,9 +10,24 @@ import unicodedata
 import jinja2
 import pytest
 
-from rnnrepro.latex import (LIGATURES, LINE, LONG_WORD, PASS, Latex, LatexError, compile_pdf,
-                            environment, escape, escape_sample, num, pct, sample_cell, table_row,
-                            text_cell, tt)
+from rnnrepro.report.latex import (
+    LIGATURES,
+    LINE,
+    LONG_WORD,
+    PASS,
+    Latex,
+    LatexError,
+    compile_pdf,
+    environment,
+    escape,
+    escape_sample,
+    num,
+    pct,
+    sample_cell,
+    table_row,
+    text_cell,
+    tt,
+)
 
 needs_tex = pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdftotext")),
                                reason="needs latexmk and pdftotext (texlive, poppler-utils)")
@@ -400,7 +415,7 @@ def test_the_build_pdf_cannot_be_the_output(tmp_path):
 def test_the_engine_is_latexmk_with_pdflatex_else_tectonic_else_a_clear_error(tmp_path, monkeypatch):
     """Which TeX compile_pdf picks from PATH (stand-in executables: only their presence is
     read here; tectonic itself is not installed on this machine kind)."""
-    from rnnrepro import latex
+    from rnnrepro.report import latex
 
     def path_with(*names):
         folder = tmp_path / "-".join(names or ("none",))

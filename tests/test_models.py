@@ -6,8 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnrepro.models import (LSTM, PhasedLSTM, TextGenerationModel, VanillaRNN, count_parameters,
-                             initialise, lstm_cell_formula, time_gate)
+from rnnrepro.models import count_parameters
+from rnnrepro.models.lstm import LSTM
+from rnnrepro.models.phased import PhasedLSTM, time_gate
+from rnnrepro.models.recurrent import Recurrent, initialise
+from rnnrepro.models.rnn import VanillaRNN
+from rnnrepro.models.text import TextGenerationModel
 
 B, T, N = 5, 7, 16
 
@@ -105,8 +109,8 @@ def test_float64_gradcheck(cls, fast):
 @pytest.mark.parametrize("n,d", [(1, 1), (4, 1), (128, 1), (128, 10), (7, 3)])
 def test_lstm_cell_parameter_count_is_4_nd_n2_n(n, d):
     model = LSTM(n, classes=d, onehot=True) if d > 1 else LSTM(n)
-    assert model.cell_parameters() == lstm_cell_formula(n, d) == 4 * (n * d + n * n + n)
-    assert count_parameters(model) == lstm_cell_formula(n, d) + n * model.classes + model.classes
+    assert model.cell_parameters() == LSTM.cell_formula(n, d) == 4 * (n * d + n * n + n)
+    assert count_parameters(model) == LSTM.cell_formula(n, d) + n * model.classes + model.classes
 
 
 def test_initialisations():
@@ -174,14 +178,17 @@ def test_text_model_carries_state_across_chunks():
 
 
 def test_every_palindrome_model_a_spec_can_name_and_no_other():
-    from rnnrepro.models import PALINDROME_MODELS
-    from rnnrepro.spec import MODELS
+    from rnnrepro.config.spec import MODELS
+    from rnnrepro.models import palindrome_model
 
-    assert tuple(PALINDROME_MODELS) == MODELS
+    for name in MODELS:
+        assert issubclass(palindrome_model(name), Recurrent)
+    with pytest.raises(ModuleNotFoundError):
+        palindrome_model("gru")
 
 
 def test_health_measures_saturation_and_the_recurrent_spectral_norm():
-    from rnnrepro.models import SATURATED, health
+    from rnnrepro.models.recurrent import SATURATED, health
     digits = torch.randint(10, (50, 8))
     rnn = VanillaRNN(16)
     with torch.no_grad():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnrepro import numerics
+from rnnrepro.run import numerics
 
 ROOT = Path(__file__).resolve().parents[1]
 PAL = ["--optimizer", "adam", "--input-length", "6", "--steps", "150", "--hidden", "24",
@@ -104,7 +104,7 @@ def test_settings_that_stand_for_another_cpu_change_nothing_in_portable_mode(cas
 @x86_64
 def test_portable_mode_is_refused_where_torch_was_loaded_first():
     """In a process that imported torch before the mode could pin its kernels."""
-    code = "import torch\nfrom rnnrepro.numerics import configure\nconfigure('portable')"
+    code = "import torch\nfrom rnnrepro.run.numerics import configure\nconfigure('portable')"
     environ = {k: v for k, v in os.environ.items() if k not in numerics.PORTABLE_ENV}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ,
                          cwd=ROOT)
@@ -116,8 +116,8 @@ def test_portable_mode_is_refused_where_torch_was_loaded_first():
 
 def test_a_resumed_run_names_each_stretch_of_its_computation(tmp_path, monkeypatch):
     """A run continued under another impl records both stretches, each with its numerics."""
-    from rnnrepro.spec import Execution, PalindromeSpec
-    from rnnrepro.train import train_palindrome
+    from rnnrepro.config.spec import Execution, PalindromeSpec
+    from rnnrepro.train.palindrome import train_palindrome
 
     from .train_utils import interrupted
 
@@ -134,7 +134,7 @@ def test_a_resumed_run_names_each_stretch_of_its_computation(tmp_path, monkeypat
 
 def test_the_compute_table_names_how_each_run_computed_its_floats():
     """The report's provenance (its compute section) reads these columns."""
-    from rnnrepro.aggregate import numerics_of
+    from rnnrepro.analysis.tables import numerics_of
 
     both = {"segments": [{"numerics": "native", "cpu_capability": "AVX512"},
                          {"numerics": "portable", "cpu_capability": "DEFAULT"},

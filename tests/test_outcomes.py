@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rnnrepro import outcomes as O
+from rnnrepro.analysis import outcomes as O
 
 
 def _run(accuracies, every=100, grads=None, saturation=None, norms=None):
@@ -110,7 +110,7 @@ def expand_with_profile(profile):
     as Snakemake merges two --configfile files; the merged config passes the checks."""
     from snakemake.utils import update_config
 
-    from rnnrepro import studies as S
+    from rnnrepro.config import studies as S
 
     base = yaml.safe_load(open("config/config.yaml"))
     merged = yaml.safe_load(open("config/config.yaml"))
@@ -131,7 +131,7 @@ def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():
 
 
 def test_the_text_seed_profile_adds_six_seeds_per_temperature_to_the_text_study_only():
-    from rnnrepro.outcomes import MIN_PAIRS
+    from rnnrepro.analysis.outcomes import MIN_PAIRS
 
     added, by_study, more_by_study = expand_with_profile("config/text_seeds.yaml")
     assert added == 3 * (MIN_PAIRS - 1)

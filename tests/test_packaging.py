@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnrepro import studies as S
-from rnnrepro.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.config import studies as S
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 BASH = shutil.which("bash")
@@ -61,7 +61,7 @@ def test_the_rules_conda_environments_hold_the_package_dependencies():
 
 def test_schema_knows_every_spec_field_and_restates_none_of_its_values():
     """The schema names every spec and Execution field with its type; their defaults, words and
-    ranges are rnnrepro.spec's alone (one owner)."""
+    ranges are rnnrepro.config.spec's alone (one owner)."""
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     defs = schema["$defs"]
     execution = schema["properties"]["execution"]["properties"]
@@ -86,7 +86,7 @@ def test_every_package_the_code_imports_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_name_and_range(r)[0] for r in project["dependencies"]}
     imported = set()
-    for path in (ROOT / "src" / "rnnrepro").glob("*.py"):
+    for path in (ROOT / "src" / "rnnrepro").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
@@ -147,9 +147,10 @@ def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     script = (
-        "import rnnrepro, pathlib; from rnnrepro import bench, latex, report, studies\n"
+        "import rnnrepro, pathlib; from rnnrepro import bench; from rnnrepro.config import studies\n"
+        "from rnnrepro.report import context, latex\n"
         "assert not pathlib.Path(rnnrepro.__file__).is_relative_to(pathlib.Path('src').resolve())\n"
-        "latex.environment(report.TEMPLATES).get_template('report.tex.j2')\n"
+        "latex.environment(context.TEMPLATES).get_template('report.tex.j2')\n"
         "bench.load_baseline()\n"
         "print(len(studies.check_config_file('config/test.yaml')[1]), rnnrepro.__file__)\n")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={
@@ -161,8 +162,8 @@ def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):
 
 
 def test_config_readme_is_generated_from_the_schema_and_describes_every_key(tmp_path):
-    from rnnrepro.configdoc import config_reference
-    from rnnrepro.spec import SpecError
+    from rnnrepro.config.reference import config_reference
+    from rnnrepro.config.spec import SpecError
 
     schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
     page = config_reference(schema)
@@ -192,19 +193,27 @@ def test_code_passes_the_linters_configured_in_pyproject(tool):
 
 def test_every_rules_code_inputs_are_the_modules_its_command_imports():
     """The rules' code= inputs come from rnnrepro.sources (the imports), never from lists kept
-    by hand: every module a command reaches is there, the captions' figures.py for the
-    report, and training's fingerprint covers exactly what decides a run's results."""
-    from rnnrepro import jobs, sources
+    by hand: every module a command reaches is there, the figure registry (captions) for the
+    report, and a run's code is the loop, its task and its own model, nothing else."""
+    from rnnrepro import sources
 
-    assert set(sources.command("report")) >= {"report.py", "latex.py", "scorecard.py",
-                                              "figures.py", "io.py", "cli.py"}
-    assert "plots.py" in sources.command("figure") and "scorecard.py" in sources.command("figure")
-    assert set(jobs.TRAINING_MODULES) == {"spec.py", "models.py", "bptt.py", "data.py", "train.py",
-                                          "tasks.py", "fastpath.py", "stack.py", "sampling.py",
-                                          "io.py"}
+    assert set(sources.command("report")) >= {"report/context.py", "report/latex.py",
+                                              "analysis/scorecard.py", "report/registry.py",
+                                              "files.py", "cli.py"}
+    figure = sources.command("figure")
+    assert "report/drawings.py" in figure and "analysis/scorecard.py" in figure
+    loop = {"config/__init__.py", "config/spec.py", "data/__init__.py", "data/seeds.py", "files.py",
+            "models/__init__.py", "train/__init__.py", "train/fastpath.py", "train/loop.py",
+            "train/tasks.py"}
+    recurrent = {"data/palindromes.py", "models/bptt.py", "models/recurrent.py",
+                 "train/palindrome.py", "train/stack.py"}
+    assert set(sources.run_code(PalindromeSpec(model="rnn"))) == loop | recurrent | {"models/rnn.py"}
+    assert set(sources.run_code(PalindromeSpec(model="lstm"))) == loop | recurrent | {"models/lstm.py"}
+    assert set(sources.run_code(TextSpec())) == loop | {"data/corpus.py", "models/sampling.py",
+                                                         "models/text.py", "train/text.py"}
     rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     listed = re.findall(r"^\s+code=(.*)$", rules, re.M)
-    assert listed and all(c.startswith(("command_code(", "TRAIN_CODE")) for c in listed), listed
+    assert listed and all(c.startswith(("command_code(", "run_code")) for c in listed), listed
     with pytest.raises(KeyError, match="no command 'nope'"):
         sources.command("nope")
 
@@ -218,11 +227,15 @@ def test_a_new_module_reached_through_a_lazy_import_joins_the_command(tmp_path, 
                                     "def cmd_go(args):\n    _helper()\n\ndef cmd_other(args):\n    pass\n")
     (package / "spec.py").write_text("")
     (package / "extra.py").write_text("from . import deeper\n")
-    (package / "deeper.py").write_text("")
+    (package / "deeper.py").write_text("from rnnrepro.sub.leaf import z\n")
+    (package / "sub").mkdir()
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "leaf.py").write_text("from .. import spec\n")
     monkeypatch.setattr(sources, "PACKAGE", package)
     sources._tree.cache_clear()
     try:
-        assert sources.command("go") == ["deeper.py", "extra.py", "spec.py", "cli.py"]
-        assert sources.command("other") == ["spec.py", "cli.py"]
+        assert sources.command("go") == ["cli.py", "deeper.py", "extra.py", "spec.py", "sub/__init__.py",
+                                         "sub/leaf.py"]
+        assert sources.command("other") == ["cli.py", "spec.py"]
     finally:
         sources._tree.cache_clear()

@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnrepro.figures import FIGURES
-from rnnrepro.figures import BAND_TEXT
-from rnnrepro.plots import GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, mean_band, save, smooth
-from rnnrepro.outcomes import classify
-from rnnrepro.scorecard import init_scorecard
-from rnnrepro.plots import draw as _plots_draw
+from rnnrepro.analysis.outcomes import classify
+from rnnrepro.analysis.scorecard import init_scorecard
+from rnnrepro.report.drawings import GATE, GATE_LEAK, PNG_DPI, WIDTH, band_note, mean_band, save, smooth
+from rnnrepro.report.drawings import draw as _plots_draw
+from rnnrepro.report.registry import BAND_TEXT, FIGURES
 
 LENGTHS, SEEDS = (4, 6), (0, 1)
 # role -> (lengths, seeds, steps factor, lr): the studies of the test config, scaled down
@@ -185,7 +184,7 @@ def test_variant_runs_are_dashed_and_labelled(tables):
 
 
 def test_time_gate_figure_draws_the_models_gate():
-    from rnnrepro.models import time_gate
+    from rnnrepro.models.phased import time_gate
 
     fig = draw("fig08_time_gate", "/nonexistent", {})
     ax = fig.axes[0]
@@ -239,7 +238,7 @@ def test_text_figure_uses_temperature_nearest_one(tmp_path):
 def test_each_figure_is_registered_once_with_a_drawing_plots_has():
     """figures.FIGURES is the one registry: its drawing names a plots.draw_<drawing>, its
     height sizes the figure; plots keeps no list of figure names of its own."""
-    import rnnrepro.plots as plots
+    import rnnrepro.report.drawings as plots
 
     for name, spec in FIGURES.items():
         assert callable(getattr(plots, f"draw_{spec['drawing']}")), name

@@ -10,7 +10,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from rnnrepro.latex import build_log, compile_pdf, environment, overfull_boxes
+from rnnrepro.report.latex import build_log, compile_pdf, environment, overfull_boxes
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
 

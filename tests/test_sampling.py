@@ -2,8 +2,8 @@
 
 import torch
 
-from rnnrepro.models import TextGenerationModel
-from rnnrepro.sampling import generate, pick, samples_at
+from rnnrepro.models.sampling import generate, pick, samples_at
+from rnnrepro.models.text import TextGenerationModel
 
 
 def test_random_sampling_approaches_greedy_as_temperature_goes_to_zero():

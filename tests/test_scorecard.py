@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from rnnrepro.outcomes import MIN_PAIRS
-from rnnrepro.scorecard import Tables, init_scorecard, scorecard, temperature_claim, verdict
+from rnnrepro.analysis.outcomes import MIN_PAIRS
+from rnnrepro.analysis.scorecard import Tables, init_scorecard, scorecard, temperature_claim, verdict
 
 
 def write_study(root, name, rows, evals=None):
@@ -66,7 +66,7 @@ def test_convergence_claims_are_judged_seed_by_seed(tables):
 
 
 def test_outcomes_read_at_another_threshold_are_refused(tables):
-    from rnnrepro.io import BadFile
+    from rnnrepro.files import BadFile
 
     with pytest.raises(BadFile, match="read at a convergence threshold of 0.99.*judges at 0.2"):
         scorecard(tables, 0.2)
@@ -103,7 +103,7 @@ def test_views_select_rows_of_another_study(tmp_path):
 def test_the_palindrome_tables_first_step_is_at_the_configured_threshold(tmp_path):
     """The report's "steps to converge" is the first evaluated step at
     report.convergence_threshold, from evals.csv: its column label states that threshold."""
-    from rnnrepro.report import palindrome_rows
+    from rnnrepro.report.context import palindrome_rows
 
     rows = [run("rnn", 5, seed, 1.0, optimizer="adam", lr=1e-3, steps=300) | {"outcome_threshold": None}
             for seed in (0, 1)]  # no threshold recorded: the step is read from evals.csv alone
@@ -145,7 +145,7 @@ def test_comparisons_carry_a_paired_interval(tables):
 def test_each_learning_rate_is_reported_under_each_initialisation(tmp_path):
     """Claim 5's second half, per initialisation: every LSTM run at the lr study's length,
     from whichever study trained it, counted once (the default-init runs are shared)."""
-    from rnnrepro.report import lr_by_init
+    from rnnrepro.report.context import lr_by_init
 
     def lstm(seed, acc, lr, init="default", std=0.01, **kw):
         return run("lstm", 10, seed, acc, init=init, std=std, lr=lr, optimizer="adam",
@@ -173,7 +173,7 @@ def test_each_learning_rate_is_reported_under_each_initialisation(tmp_path):
 
 
 def test_a_curve_meets_a_target_between_evaluations():
-    from rnnrepro.scorecard import crossing_step
+    from rnnrepro.analysis.scorecard import crossing_step
 
     e = pd.DataFrame({"step": [0, 500, 1000], "accuracy": [0.0, 0.4, 0.6], "loss": [4.0, 2.0, 1.0]})
     assert crossing_step(e, "accuracy", 0.5) == 750.0  # halfway from 0.4 to 0.6
@@ -256,7 +256,7 @@ def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):
     """The 40k-step run of a seed repeats its 20k-step run's steps: where both lost the task at
     the same evaluation, one collapse; a run lost at its last evaluation says nothing about
     coming back; falls are counted on the longest run of a setting and seed only."""
-    from rnnrepro.report import collapses
+    from rnnrepro.report.context import collapses
 
     def lost(seed, steps, lost_step, peak, final=0.2, after=1.0, falls=1, final_loss=2.0):
         return run("rnn", 10, seed, final, outcome="lost", optimizer="adam", lr=1e-3, steps=steps,

@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from rnnrepro.spec import RUN_ID, Execution, PalindromeSpec, SpecError, TextSpec
-from rnnrepro.train import Diverged
-from rnnrepro.train import train_palindrome as _train_palindrome
-from rnnrepro.train import train_text as _train_text
+from rnnrepro.config.spec import RUN_ID, Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.train.loop import Diverged
+from rnnrepro.train.palindrome import train_palindrome as _train_palindrome
+from rnnrepro.train.text import train_text as _train_text
 
 FAST = dict(eval_size=1000)
 CPU = Execution(device="cpu", threads=1)
@@ -178,8 +178,8 @@ def test_text_run_outputs(tmp_path, corpus_path):
 def test_text_training_temperature_divides_the_logits():
     import torch.nn.functional as F
 
-    from rnnrepro.data import Corpus
-    from rnnrepro.tasks import TextTask
+    from rnnrepro.data.corpus import Corpus
+    from rnnrepro.train.text import TextTask
 
     corpus = Corpus("abcdefghij" * 100)
     torch.manual_seed(0)
@@ -246,9 +246,10 @@ def test_runs_per_job_auto_is_one_on_cpu_and_many_on_cuda():
 
 
 def test_gradient_probe_shows_vanishing_gradients_in_the_rnn():
-    from rnnrepro.data import palindrome_batch
-    from rnnrepro.models import LSTM, VanillaRNN
-    from rnnrepro.probe import hidden_grad_norms
+    from rnnrepro.analysis.gradients import hidden_grad_norms
+    from rnnrepro.data.palindromes import palindrome_batch
+    from rnnrepro.models.lstm import LSTM
+    from rnnrepro.models.rnn import VanillaRNN
 
     x, y = palindrome_batch(128, 40, torch.Generator().manual_seed(0))
     torch.manual_seed(0)

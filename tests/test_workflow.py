@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rnnrepro.figures import COLLAPSE_STUDIES, FIGURES
+from rnnrepro.report.registry import COLLAPSE_STUDIES, FIGURES
 
 from .workflow_utils import make_workdir, planned_jobs, snakemake, write_config
 
@@ -115,7 +115,7 @@ def test_outcomes_collapses_and_intervals_reach_the_tables_and_the_report(done):
     CPU's float rounding: test_a_run_that_learned_and_lost_the_task_... makes one); rates
     carry Wilson intervals, comparisons bootstrap ones; the text runs' lowest-held-out-loss
     samples reach samples.csv and the report."""
-    from rnnrepro.outcomes import COLUMNS, classify, wilson
+    from rnnrepro.analysis.outcomes import COLUMNS, classify, wilson
 
     tables = done / "results" / "tables"
     for study in ("rnn_rmsprop", "rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_adam", "init_study"):

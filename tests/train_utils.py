@@ -14,9 +14,9 @@ def interrupted(monkeypatch, after_checkpoints=1):
     """Training inside this block stops (as killed) right after its n-th resume checkpoint;
     what is on disk then is what a kill at any moment before the next checkpoint leaves
     (the run's files are written with each checkpoint, and resume.pt says where it was)."""
-    from rnnrepro import train
+    from rnnrepro.train import loop
 
-    real, calls = train.torch_saves, []
+    real, calls = loop.torch_saves, []
 
     def save_then_stop(items):
         real(items)
@@ -25,6 +25,6 @@ def interrupted(monkeypatch, after_checkpoints=1):
             raise Stopped(f"stopped after checkpoint {len(calls)}")
 
     with monkeypatch.context() as m:
-        m.setattr(train, "torch_saves", save_then_stop)
+        m.setattr(loop, "torch_saves", save_then_stop)
         with pytest.raises(Stopped):
             yield

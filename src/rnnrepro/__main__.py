@@ -1,3 +1,3 @@
-from .cli import main
+from rnnrepro.cli import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ rounds; the table reports the median of the rounds' steps/s:
 - `course`: the course-style baseline (benchmarks/course_baseline.py, loaded from the
   checkout; not part of the package);
 - `project`: the project's own step for the same spec, exactly as `fit` runs it
-  (`train.prepare` + `train.make_step`, impl auto); `project:<impl>` the other paths;
+  (`loop.prepare` + `loop.make_step`, impl auto); `project:<impl>` the other paths;
 - `plain-nn.LSTM` (text only): `nn.LSTM` + `nn.Linear` on one-hot inputs, fed by the
   project's batch sampler, with the same optimizer and clipping;
 - `floor:matmuls`: the step's matrix products alone (forward and backward, in the shapes and
@@ -19,7 +19,7 @@ rounds; the table reports the median of the rounds' steps/s:
   rows also carry the machine's rate on a 512³ matmul (`matmul_gflop_per_s`) and the rate
   the step's matmuls reach (`step_matmul_gflop_per_s`).
 
-Everything shares the process, so the allocator setting that `train.prepare` makes
+Everything shares the process, so the allocator setting that `loop.prepare` makes
 (`keep_freed_memory`) serves the baseline too: the ratios are, if anything, conservative.
 Per-job overhead: wall time of a bare interpreter, of importing the CLI and the training
 modules, and of a whole `rnnrepro train palindrome --steps 1` job.
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import torch
 
-from . import fastpath, tasks, train
-from .spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
+from rnnrepro.train import fastpath, loop, palindrome, text
 
 COLUMNS = ("case", "implementation", "impl", "threads", "steps_per_s", "ratio_to_baseline",
            "ratio_to_plain", "floor_fraction", "floor_steps_per_s", "flop_per_step",
@@ -132,9 +132,9 @@ def matmul_rate(m=512, k=512, n=512, seconds=0.5):
 # --- the implementations -----------------------------------------------------------------------
 def project_step(spec, make_task, execution):
     """The step `fit` runs for `spec`: its setup (`prepare`) and step (`make_step`)."""
-    run = train.prepare([spec], make_task, execution)
+    run = loop.prepare([spec], make_task, execution)
     run.model.train()
-    step = train.make_step(run.task, run.opt, run.params, spec, run.sched)
+    step = loop.make_step(run.task, run.opt, run.params, spec, run.sched)
     return (lambda: step(run.gens)), run.task.impl
 
 
@@ -178,12 +178,12 @@ def build(case, threads, baseline, corpus=None):
         course = baseline.PalindromeBaseline(case, spec.input_length, spec.batch, spec.hidden,
                                              spec.optimizer, spec.lr, spec.max_norm, spec.seed)
         impls = [("course", "", course.step)]
-        step, impl = project_step(spec, lambda d: tasks.PalindromeTask(spec, d), execution)
+        step, impl = project_step(spec, lambda d: palindrome.PalindromeTask(spec, d), execution)
         impls.append(("project", impl, step))
         for other in ("fused", "bptt"):
             if other != impl:
                 def make(d, other=other):
-                    return tasks.PalindromeTask(spec, d, other)
+                    return palindrome.PalindromeTask(spec, d, other)
 
                 impls.append((f"project:{other}", other, project_step(spec, make, execution)[0]))
         mms = palindrome_matmuls(spec, 4 if case == "lstm" else 1)
@@ -192,7 +192,7 @@ def build(case, threads, baseline, corpus=None):
     course = baseline.TextBaseline(corpus.text, spec.batch, spec.seq_length, spec.hidden,
                                    spec.layers, spec.optimizer, spec.lr, spec.max_norm, spec.seed)
     impls = [("course", "", course.step)]
-    step, impl = project_step(spec, lambda d: tasks.TextTask(spec, d, corpus), execution)
+    step, impl = project_step(spec, lambda d: text.TextTask(spec, d, corpus), execution)
     impls.append(("project", impl, step))
     impls.append(("plain-nn.LSTM", "", plain_lstm_step(spec, corpus)))
     mms = text_matmuls(spec, len(corpus.vocab))
@@ -230,7 +230,7 @@ def job_overhead(repeats, eval_size=None):
             train_cmd += ["--eval-size", str(eval_size)]
         commands = [("python -c pass", [py, "-c", "pass"]),
                     ("import rnnrepro.cli", [py, "-c", "import rnnrepro.cli"]),
-                    ("import rnnrepro.train", [py, "-c", "import rnnrepro.train"]),
+                    ("import rnnrepro.train.loop", [py, "-c", "import rnnrepro.train.loop"]),
                     ("train palindrome --steps 1", train_cmd)]
         rows = []
         for name, cmd in commands:
@@ -256,7 +256,7 @@ def run(cases=CASES, threads=(1, 2), corpus=None, quick=False, rounds=9, seconds
     base = load_baseline(baseline)
     text_corpus = None
     if "text" in cases:
-        from .data import Corpus
+        from rnnrepro.data.corpus import Corpus
 
         if corpus is None or not Path(corpus).exists():
             print(f"bench: no corpus at {corpus}: the text case is skipped", file=stream)
@@ -324,6 +324,6 @@ def print_rows(rows, stream, header=True):
 
 
 def write(rows, path):
-    from .io import write_csv
+    from rnnrepro.files import write_csv
 
     write_csv(path, rows, COLUMNS)

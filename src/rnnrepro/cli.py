@@ -13,14 +13,14 @@ import re
 import sys
 from pathlib import Path
 
-from .spec import INITS, MODELS, SPECS, Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.config.spec import INITS, MODELS, SPECS, Execution, PalindromeSpec, SpecError, TextSpec
 
 
 def _spec_arguments(parser, cls, title=None):
     """A flag per field of `cls`, taken as text: `_build_spec` reads it as the schema's type
     and checks it as the config's value of that field is checked (studies.check_fields)."""
     group = parser.add_argument_group(
-        title or f"{cls.kind} run spec (defaults: the course's train.py, held by rnnrepro.spec)")
+        title or f"{cls.kind} run spec (defaults: the course's train.py, held by rnnrepro.config.spec)")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -56,8 +56,8 @@ def _build_spec(cls, args, fields=None, source=None):
     """`cls` from `fields` (a --spec file's, named `source`) and the flags given, checked by
     the config's rules (and a run spec against this machine's memory, as the config's are
     against execution.mem_mb); an error names the flag, or the file, that gave the value."""
-    from .checks import coerce, machine_memory_mb, memory_problem
-    from .studies import check_fields, field_schema
+    from rnnrepro.config.checks import coerce, machine_memory_mb, memory_problem
+    from rnnrepro.config.studies import check_fields, field_schema
 
     fields, flags = dict(fields or {}), set()
     for f in dataclasses.fields(cls):
@@ -80,10 +80,10 @@ def _build_spec(cls, args, fields=None, source=None):
 def cmd_train(args):
     spec = _build_spec(SPECS[args.kind], args, _read_spec(args.spec), args.spec and f"--spec {args.spec}")
     execution = _build_spec(Execution, args)
-    from .numerics import set_environment
+    from rnnrepro.run.numerics import set_environment
 
     set_environment(execution.numerics)  # before torch loads (jobs imports it)
-    from .jobs import train_job
+    from rnnrepro.run.jobs import train_job
 
     _outputs(args.out, folder=True)
     summary = train_job(spec, args.out, execution, corpus=getattr(args, "corpus", None),
@@ -93,9 +93,9 @@ def cmd_train(args):
 
 
 def cmd_sample(args):
-    from .generation import resample
-    from .io import write_jsonl
-    from .train import resolve_device
+    from rnnrepro.analysis.completions import resample
+    from rnnrepro.files import write_jsonl
+    from rnnrepro.train.loop import resolve_device
 
     _outputs(args.out, inputs=args.checkpoint)
     write_jsonl(args.out, resample(args.checkpoint, args.temperatures, args.n, args.length,
@@ -103,9 +103,9 @@ def cmd_sample(args):
 
 
 def cmd_complete(args):
-    from .generation import complete
-    from .io import write_jsonl
-    from .train import resolve_device
+    from rnnrepro.analysis.completions import complete
+    from rnnrepro.files import write_jsonl
+    from rnnrepro.train.loop import resolve_device
 
     _from_schema(args, length="completion_length")
     _outputs(args.out, inputs=[args.checkpoint])
@@ -115,7 +115,7 @@ def cmd_complete(args):
 
 
 def cmd_bench(args):
-    from . import bench
+    from rnnrepro import bench
 
     _from_schema(args, "bench", threads="threads")
     corpus = args.corpus or os.environ.get("RNNREPRO_CORPUS") or "data/grimms_fairy_tales.txt"
@@ -125,7 +125,7 @@ def cmd_bench(args):
 
 
 def cmd_gpu_slots(args):
-    from .gpus import visible_gpus, workflow_slots
+    from rnnrepro.run.gpus import visible_gpus, workflow_slots
 
     if not args.config.is_file():
         raise SpecError(f"--config {args.config}: no such file")
@@ -135,7 +135,7 @@ def cmd_gpu_slots(args):
 
 
 def cmd_check_config(args):
-    from .studies import SCHEMA, check_config_file, execution
+    from rnnrepro.config.studies import SCHEMA, check_config_file, execution
 
     config, runs, study_runs = check_config_file(*args.configfile, schema_path=args.schema or SCHEMA)
     print(f"{' + '.join(map(str, args.configfile))}: valid; {len(study_runs)} studies, "
@@ -143,9 +143,9 @@ def cmd_check_config(args):
 
 
 def cmd_config_reference(args):
-    from .configdoc import config_reference
-    from .io import atomic_write
-    from .studies import SCHEMA
+    from rnnrepro.config.reference import config_reference
+    from rnnrepro.config.studies import SCHEMA
+    from rnnrepro.files import atomic_write
 
     text = config_reference(args.schema or SCHEMA)
     if args.out:
@@ -156,7 +156,7 @@ def cmd_config_reference(args):
 
 
 def cmd_save_config(args):
-    from .io import atomic_write
+    from rnnrepro.files import atomic_write
 
     try:
         config = json.loads(args.config)
@@ -169,7 +169,7 @@ def cmd_save_config(args):
 
 
 def cmd_download(args):
-    from .download import download
+    from rnnrepro.data.download import download
 
     _from_schema(args, "corpus", retries="retries", timeout="timeout", backoff="backoff",
                  max_mb="max_mb")
@@ -179,8 +179,8 @@ def cmd_download(args):
 
 
 def cmd_corpus_stats(args):
-    from .data import Corpus
-    from .io import write_json
+    from rnnrepro.data.corpus import Corpus
+    from rnnrepro.files import write_json
 
     _outputs(args.out, inputs=[args.corpus])
     corpus = Corpus.from_file(args.corpus, args.val_fraction)
@@ -189,8 +189,8 @@ def cmd_corpus_stats(args):
 
 
 def cmd_grad_probe(args):
-    from .io import write_csv
-    from .probe import COLUMNS, probe
+    from rnnrepro.analysis.gradients import COLUMNS, probe
+    from rnnrepro.files import write_csv
 
     _from_schema(args, input_length="probe_length")
     _outputs(args.out)
@@ -199,7 +199,7 @@ def cmd_grad_probe(args):
 
 
 def cmd_aggregate(args):
-    from .aggregate import aggregate_study
+    from rnnrepro.analysis.tables import aggregate_study
 
     _from_schema(args, threshold="convergence_threshold")
     _outputs(args.out_dir, inputs=args.runs, folder=True)
@@ -207,7 +207,7 @@ def cmd_aggregate(args):
 
 
 def cmd_compute_table(args):
-    from .aggregate import compute_table
+    from rnnrepro.analysis.tables import compute_table
 
     if len(args.benchmarks) != len(args.summaries):
         raise SpecError("--benchmarks and --summaries must list the same runs in the same order")
@@ -217,7 +217,7 @@ def cmd_compute_table(args):
 
 def _from_schema(args, section="report", **keys):
     """Flags not given take the config schema's default of <section>.<key> (one owner)."""
-    from .studies import schema_default
+    from rnnrepro.config.studies import schema_default
 
     for attr, key in keys.items():
         if getattr(args, attr) is None:
@@ -225,7 +225,7 @@ def _from_schema(args, section="report", **keys):
 
 
 def cmd_scorecard(args):
-    from .scorecard import write_scorecards
+    from rnnrepro.analysis.scorecard import write_scorecards
 
     _from_schema(args, threshold="convergence_threshold")
     if not args.tables_dir.is_dir():
@@ -235,9 +235,9 @@ def cmd_scorecard(args):
 
 
 def cmd_figure(args):
-    from .aggregate import study_table_path
-    from .figures import FIGURES
-    from .plots import draw, save
+    from rnnrepro.analysis.tables import study_table_path
+    from rnnrepro.report.drawings import draw, save
+    from rnnrepro.report.registry import FIGURES
 
     _from_schema(args, threshold="convergence_threshold", smoothing="smoothing_window")
     if args.name not in FIGURES:
@@ -259,9 +259,9 @@ def cmd_figure(args):
 
 
 def cmd_report(args):
-    from .figures import FIGURES
-    from .io import read_json
-    from .report import TEMPLATES, build
+    from rnnrepro.files import read_json
+    from rnnrepro.report.context import TEMPLATES, build
+    from rnnrepro.report.registry import FIGURES
 
     args.templates = args.templates or TEMPLATES
     config = read_json(args.config, "resolved config", ("studies", "seeds", "defaults", "report"))
@@ -278,7 +278,7 @@ def cmd_report(args):
 
 
 def cmd_pdf(args):
-    from .report import compile_report
+    from rnnrepro.report.context import compile_report
 
     if args.tex.resolve() == args.pdf.resolve():
         raise SpecError("--tex and --pdf must be two files")
@@ -292,7 +292,7 @@ def _arg_type(name, schema):
     """An argparse type for a command's own argument `name` (one no config holds), checked as
     config values are (studies.check_value), against the JSON schema `schema`."""
     def parse(text):
-        from .studies import check_value
+        from rnnrepro.config.studies import check_value
 
         try:
             return check_value(name, text, schema)
@@ -309,7 +309,7 @@ def _config_type(section, key, item=False):
     """An argparse type for a value of config key <section>.<key> (an item of its list with
     `item`): read and checked as the config's value is (studies.check_config_value)."""
     def parse(text):
-        from .studies import check_config_value
+        from rnnrepro.config.studies import check_config_value
 
         try:
             return check_config_value(section, key, text, item)
@@ -322,8 +322,8 @@ def _spec_type(cls, field, item=False):
     """An argparse type for a value of a spec field (an item of a list field with `item`),
     checked as the field's value in a config is (studies.check_fields)."""
     def parse(text):
-        from .checks import coerce
-        from .studies import check_fields, field_schema
+        from rnnrepro.config.checks import coerce
+        from rnnrepro.config.studies import check_fields, field_schema
 
         prop = field_schema(cls, field)
         value = coerce([text] if item else text, prop)

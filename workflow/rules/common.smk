@@ -6,13 +6,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from rnnrepro import jobs as J
+from rnnrepro.run import jobs as J
 from rnnrepro import sources
-from rnnrepro import studies as S
-from rnnrepro.aggregate import study_table_path
-from rnnrepro.figures import FIGURES, TEXT_STUDY, rst_caption
-from rnnrepro.latex import NO_TEX, tex_engine
-from rnnrepro.spec import RUN_ID, reference_order
+from rnnrepro.config import studies as S
+from rnnrepro.analysis.tables import study_table_path
+from rnnrepro.report.registry import FIGURES, TEXT_STUDY, rst_caption
+from rnnrepro.report.latex import NO_TEX, tex_engine
+from rnnrepro.config.spec import RUN_ID, reference_order
 
 # RUNS, STUDY_RUNS and EXEC come from the Snakefile's check of the config.
 
@@ -49,12 +49,16 @@ FETCH_ARGS = shlex.join(
 REPORT = config["report"]
 HAS_TEXT = TEXT_STUDY in STUDY_RUNS  # without it the report skips part 3
 
-# Training jobs depend on the code that decides their results: edit one of these modules
-# and every run retrains (`snakemake -n` says why). Every other rule depends on the code its
-# `rnnrepro` command runs (rnnrepro.sources: read from the imports), so restyling a figure
-# never retrains, and a new module or a moved caption cannot escape the rerun rules.
+# A training job depends on the code that decides its run's results (rnnrepro.sources:
+# the loop, the run's task and its own model's module, read from the imports): edit the
+# LSTM's module and the LSTM runs retrain, not the RNN or text runs (`snakemake -n` says
+# why). Every other rule depends on the code its `rnnrepro` command runs, so restyling a
+# figure never retrains, and a new module or a moved caption cannot escape the rerun rules.
 SRC = Path("src/rnnrepro")
-TRAIN_CODE = [str(SRC / m) for m in J.TRAINING_MODULES]
+
+
+def run_code(wildcards):
+    return [str(SRC / m) for m in sources.run_code(RUNS[wildcards.run_id].spec)]
 
 
 def study_table(study, table):

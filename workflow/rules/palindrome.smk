@@ -1,6 +1,6 @@
 rule train_palindrome:
     input:
-        code=TRAIN_CODE,
+        code=run_code,
     output:
         summary="results/runs/palindrome/{run_id}/summary.json",
         metrics="results/runs/palindrome/{run_id}/metrics.csv",

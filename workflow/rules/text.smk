@@ -2,7 +2,7 @@ rule train_text:
     # the longest jobs (20 min each on one CPU core) first, so they do not end the run alone
     priority: 50
     input:
-        code=TRAIN_CODE,
+        code=run_code,
         corpus=config["corpus"]["path"],
     output:
         summary="results/runs/text/{run_id}/summary.json",

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checks import coerce, describe, memory_problem, name_at, walk_problems
-from .spec import SPECS, Execution, SpecError, check_seed
+from rnnrepro.config.checks import coerce, describe, memory_problem, name_at, walk_problems
+from rnnrepro.config.spec import SPECS, Execution, SpecError, check_seed
 
 
 @dataclass
@@ -124,7 +124,7 @@ def corpus_problem(config):
     """What is wrong with the config's corpus.path as it stands, or None: a path where the
     pipeline writes its own results, a folder, or a file that is not the config's corpus
     (its sha256 differs: it would train under the same run ids)."""
-    from .download import sha256_of
+    from rnnrepro.data.download import sha256_of
 
     corpus = config["corpus"]
     path = Path(corpus["path"])
@@ -178,7 +178,7 @@ def check_report_studies(config):
     for a misspelling of it (else the report would leave that part out unnoticed)."""
     import difflib
 
-    from .figures import REPORT_STUDIES
+    from rnnrepro.report.registry import REPORT_STUDIES
 
     studies = config["studies"]
     for name, kind in REPORT_STUDIES.items():
@@ -198,8 +198,8 @@ def check_report_studies(config):
 # The checkout's schema: beside this package where it runs from a checkout's src/ (as every
 # rule runs it), else in the working directory (the rules pass it; so may a caller).
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
-if (Path(__file__).resolve().parents[2] / SCHEMA).is_file():
-    SCHEMA = Path(__file__).resolve().parents[2] / SCHEMA
+if (Path(__file__).resolve().parents[3] / SCHEMA).is_file():
+    SCHEMA = Path(__file__).resolve().parents[3] / SCHEMA
 
 
 @functools.cache
@@ -240,7 +240,7 @@ def schema_problem(config, schema_path=SCHEMA, overrides=None):
     described = describe(error)
     if described is None:
         return f"at {'.'.join(map(str, path)) or 'the top level'}: {error.message}{hint}"
-    # `config <where the key is>: <key> must be ...`, as rnnrepro.spec says it; a missing or
+    # `config <where the key is>: <key> must be ...`, as rnnrepro.config.spec says it; a missing or
     # unknown key is named in the mapping that lacks or holds it
     where = (" ".join(["config", ".".join(map(str, path))]).strip()
              if error.validator in ("required", "additionalProperties") else name_at(path, "config")[0])
@@ -405,7 +405,7 @@ def field_schema(cls, field, schema_path=SCHEMA):
 def check_fields(cls, fields, where=None, schema_path=SCHEMA):
     """`fields` (a spec's or an Execution's, from a --spec file or the command line) as an
     instance of `cls`, checked by the rules the config's are: the schema's types, finite
-    numbers and carriable text, then rnnrepro.spec's values. A SpecError starts with
+    numbers and carriable text, then rnnrepro.config.spec's values. A SpecError starts with
     `where(key)`, where the offending key was given (where `where` is given)."""
     def at(key, message):
         return SpecError(f"{where(key)}: {message}" if where else message, key)

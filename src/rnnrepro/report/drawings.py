@@ -32,9 +32,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
-from .figures import FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
-from .aggregate import read_study  # noqa: E402
-from .io import atomic_write, read_table as io_read_table  # noqa: E402
+from rnnrepro.analysis.tables import read_study  # noqa: E402
+from rnnrepro.files import atomic_write  # noqa: E402
+from rnnrepro.files import read_table as io_read_table
+from rnnrepro.report.registry import FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -330,7 +331,7 @@ def draw_init_study(fig, tables, smoothing, threshold):
     """Top: final held-out accuracy against input length, one line per initialisation, a
     panel per model (LSTM at lr 0.01 as hollow markers). Bottom: the training loss of the
     initialisation that comes closest to the original's pattern of convergence."""
-    from .scorecard import init_label
+    from rnnrepro.analysis.scorecard import init_label
 
     runs, lr_runs = tables(INIT_STUDY, "runs"), tables(INIT_LR_STUDY, "runs")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
@@ -379,7 +380,7 @@ def draw_init_study(fig, tables, smoothing, threshold):
 
 
 def draw_time_gate(fig, tables, smoothing, threshold):
-    from .models import time_gate
+    from rnnrepro.models.phased import time_gate
 
     tau, s, r_on = GATE["tau"], GATE["s"], GATE["r_on"]
     t = np.linspace(0, s + 3 * tau, 1281)
@@ -440,7 +441,7 @@ def _text_figure(fig, tables, smoothing, threshold, by_temperature):
     if by_temperature:
         colors = _ramp(temps, "magma", (0.1, 0.75))
     else:   # the reference run's training temperature (spec.reference_order)
-        from .scorecard import reference_text_run
+        from rnnrepro.analysis.scorecard import reference_text_run
 
         near = reference_text_run(tables(TEXT_STUDY, "runs"))["temperature"]
         curves, evals = (df[df.temperature == near] if not df.empty else df for df in (curves, evals))

@@ -6,7 +6,7 @@ name (method "greedy"), never by a temperature of 0.
 
 import torch
 
-from .spec import check_temperature
+from rnnrepro.config.spec import check_temperature
 
 METHODS = ("greedy", "random")
 

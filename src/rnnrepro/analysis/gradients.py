@@ -22,15 +22,15 @@ COLUMNS = ("model", "seed", "k", "distance", "grad_norm")
 def probe(models, input_length, hidden, batch, init, seeds, threads):
     """The report's probe: ‖∂L/∂h_k‖ of freshly initialised models (rows of COLUMNS), one
     batch of palindromes per model and seed, seeded by that seed."""
-    from .data import palindrome_batch
-    from .models import PALINDROME_MODELS
+    from rnnrepro.data.palindromes import palindrome_batch
+    from rnnrepro.models import palindrome_model
 
     torch.set_num_threads(threads)
     rows = []
     for name in models:
         for seed in range(seeds):
             torch.manual_seed(seed)
-            model = PALINDROME_MODELS[name](hidden, init=init)
+            model = palindrome_model(name)(hidden, init=init)
             x, y = palindrome_batch(batch, input_length, torch.Generator().manual_seed(seed))
             norms = hidden_grad_norms(model, x, y).tolist()
             rows += [{"model": name, "seed": seed, "k": k + 1, "distance": len(norms) - k - 1,

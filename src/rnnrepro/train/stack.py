@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data as D
-from .bptt import layer
-from .io import EVALS
-from .models import PALINDROME_MODELS, health
-from .fastpath import flat_parameters
-from .tasks import Task, palindrome_metadata
+from rnnrepro.data import palindromes as D
+from rnnrepro.files import EVALS
+from rnnrepro.models import palindrome_model
+from rnnrepro.models.bptt import layer
+from rnnrepro.models.recurrent import health
+from rnnrepro.train.fastpath import flat_parameters
+from rnnrepro.train.palindrome import palindrome_metadata
+from rnnrepro.train.tasks import Task
 
 # The stacked parameters are strided views of the (S, P) buffer, and so are their gradients,
 # laid out alike: torch notes that this is not the layout it would give a gradient. Nothing
@@ -56,7 +58,7 @@ class StackedPalindromeTask(Task):
             raise ValueError("a stack takes runs that differ only in seed and initialisation")
         self.specs, self.device, self.S = list(specs), device, len(specs)
         spec = self.spec = specs[0]
-        cls = PALINDROME_MODELS[spec.model]
+        cls = palindrome_model(spec.model)
         models = []
         for s in specs:  # each run's initial weights, drawn as a run alone draws them
             torch.manual_seed(s.seed)

@@ -13,10 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import outcomes
-from .io import (EVALS, METRICS, SAMPLE_KEYS, SUMMARY_KEYS, BadFile, read_json, read_jsonl,
-                 read_table, write_table)
-from .spec import SPECS, SpecError
+from rnnrepro.analysis import outcomes
+from rnnrepro.config.spec import SPECS, SpecError
+from rnnrepro.files import (
+    EVALS,
+    METRICS,
+    SAMPLE_KEYS,
+    SUMMARY_KEYS,
+    BadFile,
+    read_json,
+    read_jsonl,
+    read_table,
+    write_table,
+)
 
 log = logging.getLogger("rnnrepro")
 

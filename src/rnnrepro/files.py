@@ -5,9 +5,9 @@ with its path and what is wrong), checkpoints that load without running code, pr
 import errno
 import json
 import os
-import shutil
 import platform
 import re
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager

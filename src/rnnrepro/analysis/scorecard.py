@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .aggregate import SAMPLE_CHECKPOINTS, read_study, study_table_path
-from .figures import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
-from .io import BadFile, read_json
-from .outcomes import difference_verdict, paired_interval, share_verdict, wilson
-from .spec import reference_order
+from rnnrepro.analysis.outcomes import difference_verdict, paired_interval, share_verdict, wilson
+from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, read_study, study_table_path
+from rnnrepro.config.spec import reference_order
+from rnnrepro.files import BadFile, read_json
+from rnnrepro.report.registry import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
@@ -491,7 +491,7 @@ def init_scorecard(tables_dir, threshold):
 
 def write_scorecards(tables_dir, threshold, out, init_out=None):
     """scorecard.csv, and where asked the per-initialisation scorecard_init.csv."""
-    from .io import write_table
+    from rnnrepro.files import write_table
 
     write_table(out, scorecard(tables_dir, threshold))
     if init_out:

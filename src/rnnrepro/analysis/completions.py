@@ -4,11 +4,12 @@ module, so changing it retrains nothing."""
 
 import torch
 
-from .data import check_prompts, derived_seed
-from .io import CheckpointError, load_checkpoint
-from .models import TextGenerationModel
-from .sampling import generate, samples_at
-from .spec import TextSpec
+from rnnrepro.config.spec import TextSpec
+from rnnrepro.data.corpus import check_prompts
+from rnnrepro.data.seeds import derived_seed
+from rnnrepro.files import CheckpointError, load_checkpoint
+from rnnrepro.models.sampling import generate, samples_at
+from rnnrepro.models.text import TextGenerationModel
 
 
 def load_text_model(path, device):

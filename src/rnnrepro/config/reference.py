@@ -1,12 +1,12 @@
 """config/README.md: every config key with its type, default and meaning, made from the
-config schema (the spec fields' defaults from rnnrepro.spec), so the page cannot drift from
+config schema (the spec fields' defaults from rnnrepro.config.spec), so the page cannot drift from
 what the workflow accepts. `rnnrepro config-reference --out config/README.md` writes it; a
 test checks it is current. A key the schema does not describe is an error here."""
 
 import json
 
-from .figures import REPORT_STUDIES
-from .spec import CHOICES, SPECS, Execution, SpecError
+from rnnrepro.config.spec import CHOICES, SPECS, Execution, SpecError
+from rnnrepro.report.registry import REPORT_STUDIES
 
 HEADER = """# Config reference
 
@@ -59,7 +59,7 @@ def _table(where, props, defs, defaults=None, required=()):
 
 
 def config_reference(schema_path):
-    from .studies import load_schema
+    from rnnrepro.config.studies import load_schema
 
     schema = load_schema(schema_path)
     defs = schema["$defs"]
@@ -72,7 +72,7 @@ def config_reference(schema_path):
             for kind in prop["properties"]:
                 fields = defs[f"{kind}_fields"]["properties"]
                 parts.append(f"### `defaults.{kind}`: the {kind} run spec\n\nThe fields a "
-                             "study's `set` and `grid` take; the default is rnnrepro.spec's, where "
+                             "study's `set` and `grid` take; the default is rnnrepro.config.spec's, where "
                              "neither `defaults` nor the study sets the field.\n\n"
                              + _table(f"defaults.{kind}", fields, defs,
                                       SPECS[kind].defaults()))
@@ -83,7 +83,7 @@ def config_reference(schema_path):
                                   required=study["required"]))
             parts.append("The studies the report reads, by name:\n\n| study | kind |\n|---|---|\n"
                          + "\n".join(f"| `{n}` | {k} |" for n, k in REPORT_STUDIES.items()))
-        elif key == "execution":  # rnnrepro.spec.Execution's values, and mem_mb, the schema's
+        elif key == "execution":  # rnnrepro.config.spec.Execution's values, and mem_mb, the schema's
             parts.append(_table(key, prop["properties"], defs, Execution.defaults()))
         elif "properties" in prop:
             parts.append(_table(key, prop["properties"], defs, required=prop.get("required", ())))

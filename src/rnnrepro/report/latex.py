@@ -25,8 +25,8 @@ import dataclasses
 import functools
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import unicodedata
 from numbers import Integral, Real
@@ -36,7 +36,7 @@ import jinja2
 import jinja2.ext
 from markupsafe import Markup
 
-from .io import atomic_write
+from rnnrepro.files import atomic_write
 
 PREAMBLE = r"""\usepackage[T1]{fontenc}
 \usepackage[utf8]{inputenc}

@@ -6,7 +6,7 @@ message of one form: `<where>: <key> must be <rule>, got <value>`.
 
 - Types and ranges of config keys are the schema's (workflow/schemas/config.schema.yaml);
   a departure is said in those words (`describe`), never as jsonschema's own.
-- Values of run specs and execution settings are rnnrepro.spec's (its dataclasses).
+- Values of run specs and execution settings are rnnrepro.config.spec's (its dataclasses).
 - Text that is typed where a number or a flag is wanted (a command-line flag, or a value
   Snakemake's `--config` hands over as text) is read as the schema's type first (`coerce`).
 - Every number is finite, every text can travel through a command line, a file name and
@@ -19,7 +19,7 @@ import math
 import os
 import re
 
-from .spec import TYPE_WORDS, Common, SpecError
+from rnnrepro.config.spec import TYPE_WORDS, Common, SpecError
 
 
 def describe(error, key=None):

@@ -23,15 +23,35 @@ from types import SimpleNamespace
 
 import torch
 
-from . import data as D
-from . import events, numerics
-from .fastpath import (GraphStep, flat_parameters, keep_freed_memory, make_optimizer,
-                       optimizer_step, poison_mask, stack_update, zero_grads)
-from .io import (CheckpointError, describe_device, load_checkpoint, METRICS, TIMING, precision,
-                 set_aside, torch_save, torch_saves, versions, write_csv, write_json, write_jsonl)
-from .progress import progress
-from .spec import SPECS, Common, Execution
-from .tasks import PalindromeTask, TextTask, resolve_impl
+from rnnrepro.config.spec import SPECS, Common, Execution
+from rnnrepro.files import (
+    METRICS,
+    TIMING,
+    CheckpointError,
+    describe_device,
+    load_checkpoint,
+    precision,
+    set_aside,
+    torch_save,
+    torch_saves,
+    versions,
+    write_csv,
+    write_json,
+    write_jsonl,
+)
+from rnnrepro.run import events, numerics
+from rnnrepro.run.progress import progress
+from rnnrepro.train.fastpath import (
+    GraphStep,
+    flat_parameters,
+    keep_freed_memory,
+    make_optimizer,
+    optimizer_step,
+    poison_mask,
+    resolve_impl,
+    stack_update,
+    zero_grads,
+)
 
 log = logging.getLogger("rnnrepro")
 
@@ -60,17 +80,6 @@ def make_deterministic():
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def train_palindrome(spec, out, execution=Execution(), **kw):
-    return fit(spec, out, lambda device: PalindromeTask(spec, device, execution.impl),
-               execution, **kw)
-
-
-def train_text(spec, corpus, out, execution=Execution(), **kw):
-    corpus = corpus if isinstance(corpus, D.Corpus) else D.Corpus.from_file(corpus, spec.val_fraction)
-    return fit(spec, out, lambda device: TextTask(spec, device, corpus, execution.impl),
-               execution, **kw)
 
 
 def prepare(specs, make_task, execution=Execution()):

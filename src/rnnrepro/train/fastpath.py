@@ -6,8 +6,11 @@ each fast path with the plain one.
 """
 
 import inspect
+import logging
 
 import torch
+
+log = logging.getLogger("rnnrepro")
 
 
 def _skip_dynamo_import():
@@ -205,3 +208,19 @@ class GraphStep:
         if poison:
             self.poison.fill_(1.0)
         return self.out
+
+
+# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured
+# (benchmarks/README.md, "impl auto"); on CUDA one cuDNN kernel beats any per-step loop.
+AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
+
+
+def resolve_impl(model, impl, device):
+    """The path a palindrome run of `model` takes on `device` for the execution's `impl`:
+    fused, loop, bptt or graph."""
+    if impl == "graph" and device.type != "cuda":
+        log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
+        impl = "auto"
+    if impl == "auto":
+        impl = AUTO_IMPL.get((device.type, model), "fused")
+    return impl

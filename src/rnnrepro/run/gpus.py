@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .spec import Execution
+from rnnrepro.config.spec import Execution
 
 log = logging.getLogger("rnnrepro")
 

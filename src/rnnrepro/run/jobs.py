@@ -21,7 +21,7 @@ rules that keep jobs apart:
 - a job holds a run's claim (an exclusive flock on `<run dir>/.claim`) while it trains
   that run; the kernel drops it when the process ends, however it ends;
 - a run is pending while neither its own summary.json nor a staged one carries its current
-  fingerprint (run id, sha256 of the training modules, and of the corpus for text);
+  fingerprint (run id, sha256 of the run's code, and of the corpus for text);
 - checkpoints: each run keeps its own resume.pt, in the folder it trains in. A job that
   takes a run on moves the newest resume.pt there first, so a killed job's runs continue
   from their checkpoints in whichever job trains them next, alone or stacked with others
@@ -46,18 +46,13 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import gpus, sources
-from .io import write_json
-from .spec import SPECS
+from rnnrepro import sources
+from rnnrepro.config.spec import SPECS
+from rnnrepro.files import write_json
+from rnnrepro.run import gpus
 
 log = logging.getLogger("rnnrepro")
 
-# The modules that decide a run's results: the training loop (train.py, stack.py) and all
-# that it imports, less its progress bar, its live curves and the numerics mode (how the CPU
-# computes, an execution setting like the device). The workflow's training rules declare
-# them as inputs (so editing one retrains every run) and a run's fingerprint hashes them.
-# Where a run trains and who trains it (jobs.py, gpus.py) is not among them.
-TRAINING_MODULES = tuple(sources.closure("train", "stack", exclude=("progress", "events", "numerics")))
 RUN_TABLE = "results/runs/table.json"  # written by the workflow when it starts
 STAGED = ".staged"
 CLAIM = ".claim"
@@ -74,20 +69,22 @@ def file_digest(path):
     return _DIGESTS[key]
 
 
-@functools.lru_cache(maxsize=1)
-def code_digest():
-    """The training modules as this process runs them: hashed once, when it starts, so that
-    an edit while a long job runs is not taken for the code that trained its runs."""
-    here = Path(__file__).parent
+@functools.cache
+def code_digest(modules):
+    """The training modules as this process runs them: each set hashed once, when this
+    process first asks, so that an edit while a long job runs is not taken for the code
+    that trained its runs."""
     h = hashlib.sha256()
-    for name in TRAINING_MODULES:
-        h.update(name.encode() + b"\0" + file_digest(here / name).encode())
+    for name in modules:
+        h.update(name.encode() + b"\0" + file_digest(sources.PACKAGE / name).encode())
     return h.hexdigest()
 
 
-def fingerprint(run_id, corpus=None):
-    """What a run's results are a function of: its id, the training code, the corpus."""
-    parts = [run_id, code_digest(), file_digest(corpus) if corpus else None]
+def fingerprint(spec, corpus=None):
+    """What a run's results are a function of: its id, its code (sources.run_code: the loop,
+    its task and its model), the corpus."""
+    code = code_digest(tuple(sources.run_code(spec)))
+    parts = [spec.run_id(), code, file_digest(corpus) if corpus else None]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -213,7 +210,7 @@ def _read_json(path):
 
 def _resume_step(path):
     """The step a checkpoint is at (0 for one that cannot be read: set aside by load_resume)."""
-    from .train import load_resume
+    from rnnrepro.train.loop import load_resume
 
     ck = load_resume(Path(path), "cpu")
     return ck["state"]["step"] if ck else 0
@@ -266,7 +263,7 @@ class Job:
     trained: int = 0
 
     def fingerprint(self, entry):
-        return fingerprint(entry.run_id, entry.corpus if entry.kind == "text" else None)
+        return fingerprint(entry.spec, entry.corpus if entry.kind == "text" else None)
 
     def place(self):
         """Choose the device (and take a GPU slot) before torch starts CUDA."""
@@ -356,7 +353,7 @@ class Job:
         members = [head]
         if head.entry.kind != "palindrome" or self.cap <= 1:
             return members
-        from .stack import stack_key
+        from rnnrepro.train.stack import stack_key
 
         key = stack_key(head.entry.spec)
         for e in self.others(skip + [head.entry]):
@@ -377,17 +374,18 @@ class Job:
 
     def train(self, members):
         """Train a unit; returns the error of each member (None where it finished)."""
-        from . import data as D
-        from .stack import StackedPalindromeTask
-        from .tasks import PalindromeTask, TextTask
-        from .train import fit_unit
+        from rnnrepro.data.corpus import Corpus
+        from rnnrepro.train.loop import fit_unit
+        from rnnrepro.train.palindrome import PalindromeTask
+        from rnnrepro.train.stack import StackedPalindromeTask
+        from rnnrepro.train.text import TextTask
 
         ex = self.execution
         specs = [m.entry.spec for m in members]
         if len(members) > 1:
             make = functools.partial(StackedPalindromeTask, specs, impl=ex.impl)
         elif specs[0].kind == "text":
-            corpus = D.Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
+            corpus = Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
             make = functools.partial(TextTask, specs[0], corpus=corpus, impl=ex.impl)
         else:
             make = functools.partial(PalindromeTask, specs[0], impl=ex.impl)
@@ -456,7 +454,7 @@ class Job:
 def train_job(spec, out, execution, corpus=None, run_table=None, inject_nan_at=None):
     """The job of one run (`rnnrepro train`): its summary, or an error naming the run."""
     if corpus is not None and not Path(corpus).is_file():
-        from .data import Corpus, CorpusError
+        from rnnrepro.data.corpus import Corpus, CorpusError
 
         Corpus.from_file(corpus)  # names what it is: missing, a folder, empty
         raise CorpusError(f"corpus {corpus}: not a regular file")
@@ -505,7 +503,7 @@ def _train_own(job, own, claim):
                  len(members) - 1, ", ".join(m.entry.run_id for m in members[1:]))
     (error, *_) = job.train(members)
     if error:
-        from .train import Diverged
+        from rnnrepro.train.loop import Diverged
 
         raise Diverged(error)
     shutil.rmtree(own.dir / STAGED, ignore_errors=True)  # a killed sharing job's leftovers

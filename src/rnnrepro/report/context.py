@@ -20,15 +20,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import SAMPLE_CHECKPOINTS
-from .figures import (BAND_TEXT, COLLAPSE_STUDIES, FIGURES, INIT_LR_STUDY, INIT_STUDIES, INIT_STUDY,
-                      TEXT_STUDY)
-from .io import read_json, read_jsonl, read_table
-from .latex import raw
-from .outcomes import (ALPHA, CHANCE_ACCURACY, CHANCE_LOSS, MIN_PAIRS, NEAR_MISS, VERDICTS,
-                       fisher_exact, tally)
-from .scorecard import Tables, init_label, reference_text_run, steps_to_targets
-from .spec import SPECS, PalindromeSpec
+from rnnrepro.analysis.outcomes import (
+    ALPHA,
+    CHANCE_ACCURACY,
+    CHANCE_LOSS,
+    MIN_PAIRS,
+    NEAR_MISS,
+    VERDICTS,
+    fisher_exact,
+    tally,
+)
+from rnnrepro.analysis.scorecard import Tables, init_label, reference_text_run, steps_to_targets
+from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS
+from rnnrepro.config.spec import SPECS, PalindromeSpec
+from rnnrepro.files import read_json, read_jsonl, read_table
+from rnnrepro.report.latex import raw
+from rnnrepro.report.registry import (
+    BAND_TEXT,
+    COLLAPSE_STUDIES,
+    FIGURES,
+    INIT_LR_STUDY,
+    INIT_STUDIES,
+    INIT_STUDY,
+    TEXT_STUDY,
+)
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
@@ -467,7 +482,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     return {
         "config": config, "threshold": threshold, "smoothing": report["smoothing_window"],
         "band": BAND_TEXT, "seeds": seeds,
-        # what a run gets where no study sets a field: rnnrepro.spec, under the config's defaults
+        # what a run gets where no study sets a field: rnnrepro.config.spec, under the config's defaults
         "defaults": {kind: {**cls.defaults(), **config["defaults"].get(kind, {})}
                      for kind, cls in SPECS.items()},
         # relative to the tex file, which LaTeX reads from its own folder: the checkout's
@@ -501,8 +516,8 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
 
 
 def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
-    from .io import atomic_write
-    from .latex import environment
+    from rnnrepro.files import atomic_write
+    from rnnrepro.report.latex import environment
 
     env = environment(template_dir)
     tex = env.get_template(template).render(**context)
@@ -519,7 +534,7 @@ def build(tables_dir, figures_dir, figures, config, tex_out, bench=None, templat
 def compile_report(tex, pdf_out):
     """The PDF of a rendered report (latex.compile_pdf), and a copy kept as the last good one;
     text that runs past a margin is named in the output (the rule's log)."""
-    from .latex import build_log, compile_pdf, overfull_boxes
+    from rnnrepro.report.latex import build_log, compile_pdf, overfull_boxes
 
     pdf = compile_pdf(Path(tex), Path(pdf_out))
     log = build_log(tex)

@@ -1,128 +1,28 @@
-"""The tasks `fit_unit` trains: what one run of a kind learns from (batches, loss, held-out
-evaluation, what its checkpoints and summary carry), and which code path (`impl`) its step
-takes. A stack of palindrome runs is a task too (stack.py).
-"""
+"""The text task: one run of the character-level model on the corpus, with its samples."""
 
-import logging
 import math
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from . import data as D
-from .io import EVALS, load_checkpoint, torch_save, write_jsonl
-from .models import (INIT_DOC, PALINDROME_MODELS, TextGenerationModel, count_parameters, health,
-                     lstm_cell_formula)
-from .sampling import samples_at
-
-log = logging.getLogger("rnnrepro")
+from rnnrepro.config.spec import Execution
+from rnnrepro.data.corpus import Corpus
+from rnnrepro.data.seeds import derived_seed
+from rnnrepro.files import EVALS, load_checkpoint, torch_save, write_jsonl
+from rnnrepro.models import count_parameters
+from rnnrepro.models.sampling import samples_at
+from rnnrepro.models.text import TextGenerationModel
+from rnnrepro.train.loop import fit
+from rnnrepro.train.tasks import SingleRun
 
 BEST_CHECKPOINT = "best.pt"  # a text run's weights at its lowest held-out loss, in checkpoints/
 
 
-# What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured
-# (benchmarks/README.md, "impl auto"); on CUDA one cuDNN kernel beats any per-step loop.
-AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
-
-
-def resolve_impl(model, impl, device):
-    """The path a palindrome run of `model` takes on `device` for the execution's `impl`:
-    fused, loop, bptt or graph."""
-    if impl == "graph" and device.type != "cuda":
-        log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
-        impl = "auto"
-    if impl == "auto":
-        impl = AUTO_IMPL.get((device.type, model), "fused")
-    return impl
-
-
-def palindrome_metadata(spec, model):
-    d = model.W_x.shape[1]
-    return {
-        "init": {"scheme": spec.init, "std": spec.init_std if spec.init == "normal" else None,
-                 "description": INIT_DOC[spec.init]},
-        "parameters": count_parameters(model),
-        "cell_parameters": model.cell_parameters() if spec.model == "lstm" else None,
-        "cell_formula": lstm_cell_formula(spec.hidden, d) if spec.model == "lstm" else None,
-        "input_dim": d,
-    }
-
-
-class Task:
-    """What `fit_unit` asks of every task, where a task has nothing to add."""
-
-    stacked = False
-
-    def scheduler(self, opt):
-        return None
-
-    def wants(self, step):
-        return False
-
-    def after_step(self, step, state, out):
-        pass
-
-    def identity(self, r=0):
-        """What a run's resume.pt must have been written with, beyond its run id."""
-        return {}
-
-
-class SingleRun(Task):
-    """The parts of a one-run task (S = 1) that `fit_unit` asks every task for."""
-
-    S = 1
-
-    def params(self):
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def member_state(self, r=0):
-        return self.model.state_dict()
-
-    def load_member(self, r, state):
-        self.model.load_state_dict(state)
-
-
-class PalindromeTask(SingleRun):
-    eval_columns = EVALS["palindrome"]
-
-    def __init__(self, spec, device, impl="auto"):
-        self.spec, self.device = spec, device
-        cls = PALINDROME_MODELS[spec.model]
-        self.model = cls(spec.hidden, onehot=spec.input_encoding == "onehot",
-                         init=spec.init, init_std=spec.init_std).to(device)
-        self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
-        self.impl = resolve_impl(spec.model, impl, device)
-        model = self.model
-        # graph: the fused path, captured with the rest of the step (GraphStep)
-        self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
-                        "loop": partial(model, fast=False), "bptt": model.forward_bptt}[self.impl]
-
-    def batch(self, gen):
-        return D.palindrome_batch(self.spec.batch, self.spec.input_length, gen, self.device)
-
-    def loss(self, x, y):
-        logits = self.forward(x)
-        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
-
-    @torch.no_grad()
-    def evaluate(self):
-        self.model.eval()
-        loss = correct = 0.0
-        for x, y in zip(*(t.split(4096) for t in self.test)):
-            logits = self.forward(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(-1) == y).sum().item()
-        self.model.train()
-        n = len(self.test[1])
-        return [{"loss": loss / n, "accuracy": correct / n, **health(self.model, self.test[0])}]
-
-    def metadata(self, r=0):
-        return palindrome_metadata(self.spec, self.model)
-
-    def checkpoint_extra(self, r=0):
-        return {"kind": "palindrome", "spec": self.spec.to_dict()}
+def train_text(spec, corpus, out, execution=Execution(), **kw):
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus.from_file(corpus, spec.val_fraction)
+    return fit(spec, out, lambda device: TextTask(spec, device, corpus, execution.impl),
+               execution, **kw)
 
 
 class TextTask(SingleRun):
@@ -201,7 +101,7 @@ class TextTask(SingleRun):
         """The samples of `model` at `step`: the same first characters and random draws
         for the same step, whichever checkpoint they come from."""
         s = self.spec
-        gen = torch.Generator(device=self.device).manual_seed(D.derived_seed(s.seed, "samples", step))
+        gen = torch.Generator(device=self.device).manual_seed(derived_seed(s.seed, "samples", step))
         first = torch.randint(len(self.corpus.vocab), (s.samples_per_step,), generator=gen,
                               device=self.device)
         return samples_at(model, self.corpus.vocab, first, s.sample_length,
@@ -220,5 +120,3 @@ class TextTask(SingleRun):
 
     def identity(self, r=0):
         return {"corpus_sha256": self.corpus.sha256}
-
-

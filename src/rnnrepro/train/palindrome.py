@@ -1,0 +1,75 @@
+"""The palindrome task: one run of a palindrome model (its model class comes by name from
+rnnrepro.models, so this module imports no model of its own)."""
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from rnnrepro.config.spec import Execution
+from rnnrepro.data import palindromes as D
+from rnnrepro.files import EVALS
+from rnnrepro.models import count_parameters, palindrome_model
+from rnnrepro.models.recurrent import INIT_DOC, health
+from rnnrepro.train.fastpath import resolve_impl
+from rnnrepro.train.loop import fit
+from rnnrepro.train.tasks import SingleRun
+
+
+def train_palindrome(spec, out, execution=Execution(), **kw):
+    return fit(spec, out, lambda device: PalindromeTask(spec, device, execution.impl),
+               execution, **kw)
+
+
+def palindrome_metadata(spec, model):
+    d = model.W_x.shape[1]
+    return {
+        "init": {"scheme": spec.init, "std": spec.init_std if spec.init == "normal" else None,
+                 "description": INIT_DOC[spec.init]},
+        "parameters": count_parameters(model),
+        "cell_parameters": model.cell_parameters() if spec.model == "lstm" else None,
+        "cell_formula": model.cell_formula(spec.hidden, d) if spec.model == "lstm" else None,
+        "input_dim": d,
+    }
+
+
+
+class PalindromeTask(SingleRun):
+    eval_columns = EVALS["palindrome"]
+
+    def __init__(self, spec, device, impl="auto"):
+        self.spec, self.device = spec, device
+        cls = palindrome_model(spec.model)
+        self.model = cls(spec.hidden, onehot=spec.input_encoding == "onehot",
+                         init=spec.init, init_std=spec.init_std).to(device)
+        self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
+        self.impl = resolve_impl(spec.model, impl, device)
+        model = self.model
+        # graph: the fused path, captured with the rest of the step (GraphStep)
+        self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
+                        "loop": partial(model, fast=False), "bptt": model.forward_bptt}[self.impl]
+
+    def batch(self, gen):
+        return D.palindrome_batch(self.spec.batch, self.spec.input_length, gen, self.device)
+
+    def loss(self, x, y):
+        logits = self.forward(x)
+        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
+
+    @torch.no_grad()
+    def evaluate(self):
+        self.model.eval()
+        loss = correct = 0.0
+        for x, y in zip(*(t.split(4096) for t in self.test)):
+            logits = self.forward(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(-1) == y).sum().item()
+        self.model.train()
+        n = len(self.test[1])
+        return [{"loss": loss / n, "accuracy": correct / n, **health(self.model, self.test[0])}]
+
+    def metadata(self, r=0):
+        return palindrome_metadata(self.spec, self.model)
+
+    def checkpoint_extra(self, r=0):
+        return {"kind": "palindrome", "spec": self.spec.to_dict()}

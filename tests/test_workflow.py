@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from rnnrepro.report.registry import COLLAPSE_STUDIES, FIGURES
+from rnnrepro.config.roles import COLLAPSE_STUDIES
+from rnnrepro.report.registry import FIGURES
 
 from .workflow_utils import make_workdir, planned_jobs, snakemake, write_config
 
@@ -276,9 +277,36 @@ def test_unrelated_changes_plan_nothing(done):
     (done / "NOTES.md").write_text("a note\n")
     (done / "config" / "config.yaml").write_text(
         (done / "config" / "config.yaml").read_text() + "\n# an edit to the other config\n")
-    (done / "src" / "rnnrepro" / "models.py").touch()  # same content, new mtime
+    (done / "src" / "rnnrepro" / "models" / "lstm.py").touch()  # same content, new mtime
     jobs, out = planned_jobs(done)
     assert jobs == [], out
+
+
+def test_a_training_job_reruns_for_its_own_model_and_task_only(done):
+    """A run's code inputs are the loop, its task and its own model's module: a new model or
+    task module retrains nothing; an edit of the LSTM's module retrains the LSTM runs alone."""
+    package = done / "src" / "rnnrepro"
+    added = [package / "models" / "gru.py", package / "train" / "sequence.py"]
+    for path in added:
+        path.write_text('"""A module no run uses yet."""\n')
+    lstm = package / "models" / "lstm.py"
+    original = lstm.read_text()
+    try:
+        jobs, out = planned_jobs(done)
+        assert jobs == [], out
+        lstm.write_text(original + "\n# an edit of the LSTM's module\n")
+        jobs, out = planned_jobs(done)
+    finally:
+        lstm.write_text(original)
+        for path in added:
+            path.unlink()
+    models = {}
+    for summary in (done / "results" / "runs" / "palindrome").glob("*/summary.json"):
+        models[summary.parent.name] = json.loads(summary.read_text())["spec"]["model"]
+    lstm_runs = sorted(f"run_id={r}" for r, model in models.items() if model == "lstm")
+    assert lstm_runs and len(lstm_runs) < len(models)
+    assert sorted(w for r, w in jobs if r == "train_palindrome") == lstm_runs, out
+    assert not [r for r, _ in jobs if r == "train_text"], out
 
 
 def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):

@@ -10,7 +10,8 @@ from rnnrepro.run import jobs as J
 from rnnrepro import sources
 from rnnrepro.config import studies as S
 from rnnrepro.analysis.tables import study_table_path
-from rnnrepro.report.registry import FIGURES, TEXT_STUDY, rst_caption
+from rnnrepro.config.roles import TEXT_STUDY
+from rnnrepro.report.registry import FIGURES, rst_caption
 from rnnrepro.report.latex import NO_TEX, tex_engine
 from rnnrepro.config.spec import RUN_ID, reference_order
 

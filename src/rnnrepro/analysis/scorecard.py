@@ -24,7 +24,8 @@ from rnnrepro.analysis.outcomes import difference_verdict, paired_interval, shar
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, read_study, study_table_path
 from rnnrepro.config.spec import reference_order
 from rnnrepro.files import BadFile, read_json
-from rnnrepro.report.registry import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
+from rnnrepro.config import roles as R
+from rnnrepro.config.roles import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "
@@ -183,7 +184,7 @@ def longer_half(lengths):
     return ls[len(ls) // 2:]
 
 
-def accuracy_falls_claim(t, study="rnn_adam"):
+def accuracy_falls_claim(t, study=R.RNN_ADAM):
     runs = t.study(study)
     if runs is None or runs["input_length"].nunique() < 2:
         return {}, "needs at least two input lengths"
@@ -367,7 +368,7 @@ def corpus_claim(t):
 
 
 def parameter_claim(t):
-    rows = [r for s in ("lstm_adam", "lstm_rmsprop", "lstm_adam_lr01") if (r := t.study(s)) is not None]
+    rows = [r for s in (R.LSTM_ADAM, R.LSTM_RMSPROP, R.LSTM_ADAM_LR) if (r := t.study(s)) is not None]
     if not rows:
         return {}, "no LSTM runs"
     runs = pd.concat(rows)
@@ -377,26 +378,14 @@ def parameter_claim(t):
             f"(n = {int(r['hidden'])}, d = 1), in all {len(runs)} LSTM runs")
 
 
-def _lengths(study, lengths, want):
-    return [(study, x, want) for x in lengths]
-
-
-# The original's pattern of convergence (claims 1 and 5), as expectations.
-PATTERN = (_lengths("rnn_adam", (5, 6, 7), True) + _lengths("rnn_adam", (8, 9, 10), False)
-           + _lengths("lstm_adam", (5, 6, 7, 8, 9), True) + _lengths("lstm_adam", (10,), False)
-           + _lengths("lstm_adam_lr01", (10,), True))
-
-
 def _checks(t):
     return {
-        1: lambda: convergence_claim(t, PATTERN[:6]),
-        2: lambda: convergence_claim(t, _lengths("rnn_adam_long", (8, 9), True)
-                                     + _lengths("rnn_adam_long", (10,), False)
-                                     + _lengths("rnn_adam_40k", (10,), False)),
-        3: lambda: better_claim(t, "rnn_adam", "rnn_rmsprop"),
+        1: lambda: convergence_claim(t, R.RNN_PATTERN),
+        2: lambda: convergence_claim(t, R.LONG_PATTERN),
+        3: lambda: better_claim(t, R.RNN_ADAM, R.RNN_RMSPROP),
         4: lambda: accuracy_falls_claim(t),
-        5: lambda: convergence_claim(t, PATTERN[6:]),
-        6: lambda: better_claim(t, "lstm_adam", "rnn_adam", longer_half),
+        5: lambda: convergence_claim(t, R.LSTM_PATTERN),
+        6: lambda: better_claim(t, R.LSTM_ADAM, R.RNN_ADAM, longer_half),
         7: lambda: corpus_claim(t),
         8: lambda: text_accuracy_claim(t),
         9: lambda: temperature_claim(t),
@@ -456,13 +445,13 @@ def init_views(tables_dir, init, std):
     same = {"init": init, "init_std": std, "seed": seeds}
     lr = (INIT_LR_STUDY, same)
     if init == "default" or Tables(tables_dir).study(INIT_LR_STUDY) is None:
-        lr = ("lstm_adam_lr01", {**same, "init_std": std})  # the main study has the default init
-    return {"rnn_adam": (INIT_STUDY, {**same, "model": "rnn"}),
-            "lstm_adam": (INIT_STUDY, {**same, "model": "lstm"}), "lstm_adam_lr01": lr}
+        lr = (R.LSTM_ADAM_LR, {**same, "init_std": std})  # the main study has the default init
+    return {R.RNN_ADAM: (INIT_STUDY, {**same, "model": "rnn"}),
+            R.LSTM_ADAM: (INIT_STUDY, {**same, "model": "lstm"}), R.LSTM_ADAM_LR: lr}
 
 
 # each model's part of the pattern: the RNN's (claim 1) and the LSTM's (claim 5)
-MODEL_PATTERNS = {"rnn": PATTERN[:6], "lstm": PATTERN[6:]}
+MODEL_PATTERNS = {"rnn": R.RNN_PATTERN, "lstm": R.LSTM_PATTERN}
 
 
 def share_met(t, expectations):
@@ -479,7 +468,7 @@ def init_scorecard(tables_dir, threshold):
     rows = []
     for v in init_variants(tables_dir):
         t = Tables(tables_dir, threshold, views=init_views(tables_dir, v.init, v.init_std))
-        shares = {"pattern_match": share_met(t, PATTERN)} | {
+        shares = {"pattern_match": share_met(t, R.RNN_PATTERN + R.LSTM_PATTERN)} | {
             f"{model}_match": share_met(t, part) for model, part in MODEL_PATTERNS.items()}
         checks = _checks(t)
         for n in INIT_CLAIMS:

@@ -6,7 +6,7 @@ test checks it is current. A key the schema does not describe is an error here."
 import json
 
 from rnnrepro.config.spec import CHOICES, SPECS, Execution, SpecError
-from rnnrepro.report.registry import REPORT_STUDIES
+from rnnrepro.config.roles import REPORT_STUDIES
 
 HEADER = """# Config reference
 

@@ -127,9 +127,9 @@ class Execution(_Fields):
     device: auto picks CUDA where it is visible. threads: torch threads per job.
     checkpoint_every: steps between resume checkpoints. impl: the palindrome step's code
     path (IMPLS). jobs_per_gpu: training jobs that may share one GPU at once (each takes a
-    slot, `gpus.py`). runs_per_job: how many runs one training job may train: its own, then
+    slot, `run/gpus.py`). runs_per_job: how many runs one training job may train: its own, then
     other runs of the workflow that nobody has trained yet, several at once in one batched
-    step where their shapes agree (`jobs.py`); 0 means RUNS_PER_JOB_CUDA on CUDA, and 1 on
+    step where their shapes agree (`run/jobs.py`); 0 means RUNS_PER_JOB_CUDA on CUDA, and 1 on
     the CPU and inside a cluster job (where others' runs may be training on other nodes).
     deterministic: what PyTorch's reproducibility notes ask for on CUDA (deterministic
     algorithms, no cuDNN autotuning, a fixed cuBLAS workspace); the CPU is deterministic

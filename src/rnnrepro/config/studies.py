@@ -178,7 +178,7 @@ def check_report_studies(config):
     for a misspelling of it (else the report would leave that part out unnoticed)."""
     import difflib
 
-    from rnnrepro.report.registry import REPORT_STUDIES
+    from rnnrepro.config.roles import REPORT_STUDIES
 
     studies = config["studies"]
     for name, kind in REPORT_STUDIES.items():

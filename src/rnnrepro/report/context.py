@@ -35,15 +35,9 @@ from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS
 from rnnrepro.config.spec import SPECS, PalindromeSpec
 from rnnrepro.files import read_json, read_jsonl, read_table
 from rnnrepro.report.latex import raw
-from rnnrepro.report.registry import (
-    BAND_TEXT,
-    COLLAPSE_STUDIES,
-    FIGURES,
-    INIT_LR_STUDY,
-    INIT_STUDIES,
-    INIT_STUDY,
-    TEXT_STUDY,
-)
+from rnnrepro.config import roles as R
+from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
+from rnnrepro.report.registry import BAND_TEXT, FIGURES
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
@@ -203,10 +197,6 @@ def collapses(t, studies):
                                                         "w_held", "w_final", "final_loss")}}
 
 
-# where claim 5's learning rates are compared (the length-10 runs at lr 0.01) and the studies
-# whose LSTM runs at that length are read, under every initialisation and learning rate
-LR_STUDY = "lstm_adam_lr01"
-LR_STUDIES = ("lstm_adam", LR_STUDY, INIT_STUDY, INIT_LR_STUDY)
 
 
 def lr_by_init(t):
@@ -476,7 +466,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
     scorecard = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
                  for r in read_table(Path(tables_dir) / "scorecard.csv", "scorecard").to_dict("records")]
-    lstm_runs = [r for s in ("lstm_adam", "lstm_rmsprop") if (r := t.study(s)) is not None]
+    lstm_runs = [r for s in (R.LSTM_ADAM, R.LSTM_RMSPROP) if (r := t.study(s)) is not None]
     lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
     return {
@@ -490,7 +480,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         "figures": {name: {"path": os.path.relpath(Path(figures_dir) / f"{name}.pdf", tex_dir),
                            "caption": raw(FIGURES[name]["caption"])} for name in figures},
         "missing_figures": [name for name in FIGURES if name not in figures],
-        "studies": studies, "outcomes": outcomes,
+        "studies": studies, "study_names": R.NAMES, "outcomes": outcomes,
         # the palindrome table: every study but the initialisation studies, which have tables
         # of their own (the init table and the learning-rate table)
         "table_studies": {name: rows for name, rows in studies.items()

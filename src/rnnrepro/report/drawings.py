@@ -35,7 +35,9 @@ from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 from rnnrepro.analysis.tables import read_study  # noqa: E402
 from rnnrepro.files import atomic_write  # noqa: E402
 from rnnrepro.files import read_table as io_read_table
-from rnnrepro.report.registry import FIGURES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
+from rnnrepro.config import roles as R  # noqa: E402
+from rnnrepro.config.roles import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
+from rnnrepro.report.registry import FIGURES  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -298,7 +300,7 @@ def _final_best(ax, runs, threshold):
 def draw_rnn_accuracy(fig, tables, smoothing, threshold):
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
     ax = top.subplots()
-    seeds = [_accuracy_panel(ax, [tables("rnn_adam", "evals")], threshold)]
+    seeds = [_accuracy_panel(ax, [tables(R.RNN_ADAM, "evals")], threshold)]
     ax.set_title("(a) RNN, Adam: held-out accuracy during training")
     axes = bottom.subplots(1, 2, sharey=True)
     line = None

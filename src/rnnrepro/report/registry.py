@@ -6,48 +6,34 @@ to the studies it draws, so a figure rebuilds only when its own runs change. A d
 names the function plots.draw_<drawing> that draws it (a test checks each exists).
 """
 
+from rnnrepro.config import roles as R
+from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
+
 # the report's wording of the bands ("curves show the mean over seeds with {BAND_TEXT}")
 BAND_TEXT = ("±1 standard deviation across seeds (on logarithmic axes, the palindrome losses and "
              "gradient norms: geometric mean ×/÷ one geometric standard deviation)")
-
-# The studies the report reads, by the names the config gives them, and their kinds: a study
-# of another name is trained but not reported (studies.check_report_studies checks these).
-TEXT_STUDY, INIT_STUDY, INIT_LR_STUDY = "text_temperature", "init_study", "init_lr01"
-REPORT_STUDIES = {
-    "rnn_rmsprop": "palindrome", "rnn_adam": "palindrome", "rnn_adam_long": "palindrome",
-    "rnn_adam_40k": "palindrome", "lstm_rmsprop": "palindrome", "lstm_adam": "palindrome",
-    "lstm_adam_lr01": "palindrome", INIT_STUDY: "palindrome", INIT_LR_STUDY: "palindrome",
-    TEXT_STUDY: "text",
-}
-
-# The initialisation studies, which the report treats in a section of their own; the main
-# palindrome studies are the others, and their lost runs are what the collapse figure and the
-# report's collapse table show (the initialisation studies' default runs are among them).
-INIT_STUDIES = (INIT_STUDY, INIT_LR_STUDY)
-COLLAPSE_STUDIES = [s for s, kind in REPORT_STUDIES.items()
-                    if kind == "palindrome" and s not in INIT_STUDIES]
 
 # name -> drawing, height (inches), studies, tables (beside the studies' own),
 # caption (LaTeX-safe prose; values that come from results are added by the report)
 FIGURES = {
     "fig01_rnn_rmsprop_loss": {
         "drawing": "loss", "height": 3.0,
-        "studies": ["rnn_rmsprop"],
+        "studies": [R.RNN_RMSPROP],
         "caption": "Vanilla RNN trained with RMSprop: training loss for each input length.",
     },
     "fig02_rnn_adam_loss": {
         "drawing": "loss", "height": 3.0,
-        "studies": ["rnn_adam"],
+        "studies": [R.RNN_ADAM],
         "caption": "Vanilla RNN trained with Adam: training loss for each input length.",
     },
     "fig03_rnn_adam_long_loss": {
         "drawing": "loss", "height": 3.0,
-        "studies": ["rnn_adam_long", "rnn_adam_40k"],
+        "studies": [R.RNN_ADAM_LONG, R.RNN_ADAM_40K],
         "caption": "Vanilla RNN with Adam trained for longer: training loss for the longest input lengths.",
     },
     "fig04_rnn_accuracy": {
         "drawing": "rnn_accuracy", "height": 5.2,
-        "studies": ["rnn_adam", "rnn_rmsprop", "lstm_rmsprop", "lstm_adam"],
+        "studies": [R.RNN_ADAM, R.RNN_RMSPROP, R.LSTM_RMSPROP, R.LSTM_ADAM],
         "caption": "(a) Held-out accuracy of the vanilla RNN (Adam) during training; "
                    "(b) final and best held-out accuracy against input length, RNN and LSTM, "
                    "one panel per optimizer.",
@@ -62,18 +48,18 @@ FIGURES = {
     },
     "fig05_lstm_rmsprop_loss": {
         "drawing": "loss", "height": 3.0,
-        "studies": ["lstm_rmsprop"],
+        "studies": [R.LSTM_RMSPROP],
         "caption": "LSTM trained with RMSprop: training loss for each input length.",
     },
     "fig06_lstm_adam_loss": {
         "drawing": "loss", "height": 3.0,
-        "studies": ["lstm_adam", "lstm_adam_lr01"],
+        "studies": [R.LSTM_ADAM, R.LSTM_ADAM_LR],
         "caption": "LSTM trained with Adam: training loss for each input length, and input length 10 "
                    "with learning rate 0.01.",
     },
     "fig07_lstm_accuracy": {
         "drawing": "accuracy", "height": 3.0,
-        "studies": ["lstm_adam", "lstm_adam_lr01"],
+        "studies": [R.LSTM_ADAM, R.LSTM_ADAM_LR],
         "caption": "LSTM trained with Adam: held-out accuracy during training.",
     },
     "fig08_time_gate": {
@@ -111,7 +97,7 @@ FIGURES = {
         "drawing": "init_study", "height": 5.6,
         # lstm_adam_lr01: the default init's lr-0.01 runs, read when judging the pattern;
         # scorecard_init.csv: the scorecard's verdicts per initialisation (not recomputed here)
-        "studies": [INIT_STUDY, INIT_LR_STUDY, "lstm_adam_lr01"],
+        "studies": [INIT_STUDY, INIT_LR_STUDY, R.LSTM_ADAM_LR],
         "tables": ["scorecard_init.csv"],
         "caption": "Initialisation study (RNN and LSTM, Adam, one seed unless configured): final "
                    "held-out accuracy against input length for each initialisation (top), and the "

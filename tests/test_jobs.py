@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from rnnrepro.config.spec import Execution, PalindromeSpec
+from rnnrepro.config.spec import CHOICES, Execution, PalindromeSpec
 from rnnrepro.config.studies import Run, cli_args
 from rnnrepro.models import bptt
 from rnnrepro.run import jobs
@@ -108,6 +108,47 @@ def test_stack_key_keeps_apart_what_cannot_share_a_step():
         assert stack_key(a) != stack_key(dataclasses.replace(a, **change))
     with pytest.raises(ValueError, match="differ only in seed"):
         StackedPalindromeTask([a, dataclasses.replace(a, lr=0.1)], torch.device("cpu"))
+
+
+# the fields a stack's runs may differ in: each run of a stack draws its own initial weights
+# (test_a_stack_trains_each_run_as_it_trains_alone checks that it ends as it does alone)
+STACK_HONOURS = {"seed", "init", "init_std"}
+
+
+def _another(spec, name):
+    value = getattr(spec, name)
+    if name in CHOICES:
+        return next(c for c in CHOICES[name] if c != value)
+    if isinstance(value, float) and value < 1:
+        return value / 2 + 0.25  # stays in [0, 1) (momentum) and differs
+    return value * 2 + 1
+
+
+def test_every_spec_field_is_honoured_by_a_stack_or_keeps_runs_apart():
+    """A field that a stack does not give each run its own value of must keep runs that differ
+    in it in separate units (stack_key); so no spec field can be silently lost by stacking."""
+    a = PalindromeSpec(**BASE)
+    shared = {f.name for f in dataclasses.fields(a)
+              if stack_key(dataclasses.replace(a, **{f.name: _another(a, f.name)})) == stack_key(a)}
+    assert shared == STACK_HONOURS
+
+
+def test_a_stack_takes_the_learning_rate_schedule_its_runs_take_alone(monkeypatch):
+    """The palindrome runs' schedule (none today) has one owner, which a stack asks too: one
+    given to palindrome runs reaches the stacked ones."""
+    from rnnrepro.train import palindrome
+
+    def halving(spec, opt):
+        return torch.optim.lr_scheduler.StepLR(opt, 10, 0.5)
+
+    monkeypatch.setattr(palindrome, "palindrome_scheduler", halving)
+    specs = _specs(steps=20)
+    cpu = torch.device("cpu")
+    alone = PalindromeTask(specs[0], cpu)
+    stacked = StackedPalindromeTask(specs, cpu)
+    for task in (alone, stacked):
+        opt = torch.optim.SGD(task.params(), lr=specs[0].lr)
+        assert isinstance(task.scheduler(opt), torch.optim.lr_scheduler.StepLR)
 
 
 def test_a_run_diverging_in_a_stack_is_dropped_alone(tmp_path):

@@ -22,10 +22,10 @@ import pandas as pd
 
 from rnnrepro.analysis.outcomes import difference_verdict, paired_interval, share_verdict, wilson
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, read_study, study_table_path
-from rnnrepro.config.spec import reference_order
-from rnnrepro.files import BadFile, read_json
 from rnnrepro.config import roles as R
 from rnnrepro.config.roles import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY
+from rnnrepro.config.spec import reference_order
+from rnnrepro.files import BadFile, read_json
 
 CLAIMS = {
     1: "The vanilla RNN with Adam converges for input lengths 5, 6 and 7 within 10k steps, "

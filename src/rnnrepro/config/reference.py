@@ -5,8 +5,8 @@ test checks it is current. A key the schema does not describe is an error here."
 
 import json
 
-from rnnrepro.config.spec import CHOICES, SPECS, Execution, SpecError
 from rnnrepro.config.roles import REPORT_STUDIES
+from rnnrepro.config.spec import CHOICES, SPECS, Execution, SpecError
 
 HEADER = """# Config reference
 

@@ -32,11 +32,11 @@ from rnnrepro.analysis.outcomes import (
 )
 from rnnrepro.analysis.scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS
+from rnnrepro.config import roles as R
+from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
 from rnnrepro.config.spec import SPECS, PalindromeSpec
 from rnnrepro.files import read_json, read_jsonl, read_table
 from rnnrepro.report.latex import raw
-from rnnrepro.config import roles as R
-from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
 from rnnrepro.report.registry import BAND_TEXT, FIGURES
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)

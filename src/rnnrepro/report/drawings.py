@@ -33,10 +33,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from rnnrepro.analysis.tables import read_study  # noqa: E402
-from rnnrepro.files import atomic_write  # noqa: E402
-from rnnrepro.files import read_table as io_read_table
 from rnnrepro.config import roles as R  # noqa: E402
 from rnnrepro.config.roles import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY  # noqa: E402
+from rnnrepro.files import atomic_write  # noqa: E402
+from rnnrepro.files import read_table as io_read_table
 from rnnrepro.report.registry import FIGURES  # noqa: E402
 
 # PDF font subsetting (pdf.fonttype 42) logs every glyph at INFO, which the CLI's log level shows

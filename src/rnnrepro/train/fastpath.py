@@ -115,29 +115,6 @@ def make_optimizer(spec, params, capturable=False):
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
 
 
-def draw_batch(task, gens):
-    return task.batch(gens) if task.stacked else task.batch(gens[0])
-
-
-def stack_update(task, opt, params, max_norm, x, y, mask=None):
-    """One step of a stack on a batch: each run's loss (times `mask`), backward, each run's
-    clipping, the optimizer; (S, 3) loss, accuracy and gradient norm before clipping."""
-    zero_grads(params)  # the stack's gradients are views of one kept buffer
-    losses, accs = task.loss(x, y)
-    if mask is not None:
-        losses = losses * mask
-    losses.sum().backward()
-    norms = task.clip(max_norm)
-    optimizer_step(opt)
-    return torch.stack((losses.detach(), accs, norms), 1)
-
-
-def poison_mask(task, poison):
-    mask = torch.ones(task.S, device=task.device)
-    mask[list(poison)] = float("nan")
-    return mask
-
-
 class GraphStep:
     """The step captured in one CUDA graph and replayed: one run's fused palindrome step, or
     a stack's batched step.
@@ -146,8 +123,7 @@ class GraphStep:
     the launch cost that bounds these models on a GPU. The batches are still drawn eagerly
     from the runs' generators (so the data are those of the eager step) and copied into the
     graph's static inputs; loss, accuracy and gradient norm come out in a static (S, 3)
-    tensor (valid until the next call, and copied out by `fit_unit` before it). The losses
-    are multiplied by a static mask: 1, or NaN for a run at an injected step. Warm-up steps
+    tensor (valid until the next call, and copied out by `fit_unit` before it). Warm-up steps
     (needed before capture) are undone: parameters and optimizer state are put back as
     they were.
     """
@@ -159,9 +135,8 @@ class GraphStep:
             raise RuntimeError("GraphStep needs CUDA")
         self.task, self.opt, self.params, self.spec = task, opt, params, spec
         shapes = [torch.Generator(device=task.device).manual_seed(0)] * task.S
-        x, y = draw_batch(task, shapes)  # shapes only
+        x, y = task.draw(shapes)  # shapes only
         self.x, self.y = x.clone(), y.clone()
-        self.poison = torch.ones(task.S, device=task.device)
         saved_params = [p.detach().clone() for p in params]
         saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
                        for p, st in opt.state.items()}
@@ -188,25 +163,14 @@ class GraphStep:
             self.out = self._body()
 
     def _body(self):
-        task, max_norm = self.task, self.spec.max_norm
-        if task.stacked:
-            return stack_update(task, self.opt, self.params, max_norm, self.x, self.y, self.poison)
-        loss, acc = task.loss(self.x, self.y)
-        loss = loss * self.poison[0]
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
-        optimizer_step(self.opt)
-        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
+        return self.task.update(self.opt, self.params, self.spec.max_norm, self.x, self.y,
+                                foreach=True)
 
-    def __call__(self, gens, poison=()):
-        x, y = draw_batch(self.task, gens)
+    def __call__(self, gens):
+        x, y = self.task.draw(gens)
         self.x.copy_(x)
         self.y.copy_(y)
-        if poison:
-            self.poison[list(poison)] = float("nan")
         self.graph.replay()
-        if poison:
-            self.poison.fill_(1.0)
         return self.out
 
 

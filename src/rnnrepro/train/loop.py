@@ -11,13 +11,15 @@ While a run is going, resume.pt holds everything needed to continue it exactly.
 or a stack of palindrome runs of one shape in one batched step (stack.py). Every run keeps
 its own directory, files, checkpoint and divergence check whatever the unit.
 
-The tasks (what one run of a kind trains on) are in tasks.py; the speed machinery, and every
-use of torch's private API, in fastpath.py.
+The loop asks its task (tasks.py: one run of a kind, palindrome.py or text.py, or a stack of
+palindrome runs, stack.py) for batches, update steps and evaluations, and never asks which it
+is; the speed machinery, and every use of torch's private API, is in fastpath.py.
 """
 
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,16 +43,11 @@ from rnnrepro.files import (
 )
 from rnnrepro.run import events, numerics
 from rnnrepro.run.progress import progress
+from rnnrepro.train import faults
 from rnnrepro.train.fastpath import (
     GraphStep,
-    flat_parameters,
     keep_freed_memory,
     make_optimizer,
-    optimizer_step,
-    poison_mask,
-    resolve_impl,
-    stack_update,
-    zero_grads,
 )
 
 log = logging.getLogger("rnnrepro")
@@ -96,10 +93,6 @@ def prepare(specs, make_task, execution=Execution()):
     torch.manual_seed(specs[0].seed)
     task = make_task(device)
     params = task.params()
-    # Flat only where it measured faster (benchmarks/README.md, "Flat parameters"): the
-    # hand-written path on CPU. (A stack is always one flat buffer.)
-    if not task.stacked and device.type == "cpu" and task.impl == "bptt":
-        params = [flat_parameters(params)]
     opt = make_optimizer(specs[0], params, capturable=task.impl == "graph")
     return SimpleNamespace(device=device, task=task, model=task.model, params=params, opt=opt,
                            sched=task.scheduler(opt),
@@ -109,81 +102,64 @@ def prepare(specs, make_task, execution=Execution()):
 def make_step(task, opt, params, spec, sched=None):
     """The training step, as `fit_unit` runs it and `rnnrepro bench` times it.
 
-    Returns step(gens, poison=()): draw a batch from each run's generator, loss, backward,
-    clip the gradient norm (each run's own), optimizer (and scheduler) step; it returns
-    (loss, batch accuracy, gradient norm before clipping) per run as one (S, 3) tensor on
-    the device, without waiting for it (no host sync). `poison` lists runs whose loss is
-    made NaN (the testing aid behind --inject-nan-at). With impl graph on CUDA the step is
-    captured once and replayed (`GraphStep`).
+    Returns step(gens): draw a batch from each run's generator, then the task's update (loss,
+    backward, each run's clipping, the optimizer) and the schedule; it returns (loss, batch
+    accuracy, gradient norm before clipping) per run as one (S, 3) tensor on the device,
+    without waiting for it (no host sync). With impl graph on CUDA the update is captured
+    once and replayed (`GraphStep`).
     """
     if task.impl == "graph":
         return GraphStep(task, opt, params, spec)
-    if task.stacked:
-        def step(gens, poison=()):
-            x, y = task.batch(gens)
-            mask = poison_mask(task, poison) if poison else None
-            return stack_update(task, opt, params, spec.max_norm, x, y, mask)
 
-        return step
-
-    def step(gens, poison=()):
-        x, y = task.batch(gens[0])
-        loss, acc = task.loss(x, y)
-        if poison:
-            loss = loss * float("nan")
-        zero_grads(params)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_norm)
-        optimizer_step(opt)
+    def step(gens):
+        x, y = task.draw(gens)
+        out = task.update(opt, params, spec.max_norm, x, y)
         if sched:
             sched.step()
-        return torch.stack((loss.detach(), acc, grad_norm)).unsqueeze(0)
+        return out
 
     return step
 
 
-# --- optimizer state across layouts ---------------------------------------------------------
+# --- optimizer state -------------------------------------------------------------------------
 #
-# A run's resume.pt holds its optimizer state as the run alone keeps it on its device: per
-# parameter (W_x, W_h, b, W_p, b_p), or for one flat buffer (impl bptt on CPU). A stack keeps
-# one (S, P) buffer, run r in row r. The state moves between these layouts through per-key
-# vectors over all of a run's parameters (they are elementwise); so a run continues from its
-# checkpoint alone or in a stack, and after a change of implementation.
-
-
-def single_layout(task, device, impl):
-    """Whether run r of `task` alone would keep one flat buffer (else one per parameter)."""
-    return device.type == "cpu" and resolve_impl(task.spec.model, impl, device) == "bptt"
-
-
-def _state_vectors(sd, row=None):
-    """{key: one vector over all parameters (row `row` of a stack), or a step counter}."""
-    st = sd["state"]
-    if not st:
-        return {}
-    out = {}
-    for k in st[min(st)]:
-        values = [st[i][k] for i in sorted(st)]
-        first = values[0]
-        if not torch.is_tensor(first) or first.dim() == 0:
-            out[k] = first.clone() if torch.is_tensor(first) else first
-        else:
-            out[k] = torch.cat([(v[row] if row is not None else v).flatten() for v in values])
-    return out
-
+# A run's resume.pt keeps its optimizer state in one layout, whatever trained it: per state
+# key, one vector over all of the run's parameters (the optimizers are elementwise), a step
+# counter as it is, and the parameter group's hyperparameters (the learning rate where a
+# schedule left it). On load it becomes the optimizer's own layout: one tensor per parameter,
+# one flat buffer (impl bptt on CPU), or row r of a stack's (S, P) buffer. So a run continues
+# alone or in a stack, and after a change of implementation.
 
 # how an optimizer keeps its state (changes with impl); every other key of a parameter group
 # is a hyperparameter the run trained with (lr as a schedule left it, initial_lr, betas, ...)
 LAYOUT_KEYS = ("params", "capturable", "foreach", "fused", "differentiable")
 
 
-def _state_dict_for(opt, vectors, shapes, saved_group=None):
-    """A state_dict for `opt` whose parameters have `shapes`: `opt`'s own layout settings,
-    and the hyperparameters of `saved_group` (the group a checkpoint saved: its learning
-    rate is where the schedule had taken it) where one is given."""
+def saved_optimizer(opt, row=None):
+    """Run `row`'s optimizer state (the only run's where row is None), as resume.pt keeps it."""
+    sd = opt.state_dict()
+    st, vectors = sd["state"], {}
+    for k in st[min(st)] if st else ():
+        values = [st[i][k] for i in sorted(st)]
+        if not torch.is_tensor(values[0]) or values[0].dim() == 0:  # a step counter
+            vectors[k] = values[0].clone() if torch.is_tensor(values[0]) else values[0]
+        else:
+            vectors[k] = torch.cat([(v[row] if row is not None else v).flatten() for v in values])
+    group = {k: v for k, v in sd["param_groups"][0].items() if k not in LAYOUT_KEYS}
+    return {"vectors": vectors, "group": group}
+
+
+def load_optimizer(opt, saved, stacked):
+    """Each run's saved optimizer state (one for a run alone, S for a stack, in run order)
+    into `opt`, in its own layout; the hyperparameters are those the first run saved."""
+    rows = [s["vectors"] for s in saved]
+    # a stack's vectors become rows; step counters are one: the runs of a stack are at one step
+    vectors = rows[0] if not stacked else {
+        k: torch.stack([row[k] for row in rows]) if torch.is_tensor(v) and v.dim() else v
+        for k, v in rows[0].items()}
     (group,) = opt.state_dict()["param_groups"]
-    if saved_group is not None:
-        group = {**group, **{k: v for k, v in saved_group.items() if k not in LAYOUT_KEYS}}
+    group = {**group, **saved[0]["group"]}  # the saved group holds no layout key
+    shapes = [p.shape for p in opt.param_groups[0]["params"]]
     on_device = group.get("capturable") or group.get("fused")
     sizes = [math.prod(shape) for shape in shapes]
     state = {}
@@ -196,31 +172,7 @@ def _state_dict_for(opt, vectors, shapes, saved_group=None):
                 state[i][k] = v.flatten().split(sizes)[i].reshape(shape).clone()
             else:
                 state[i][k] = v
-    return {"state": state, "param_groups": [{**group, "params": list(range(len(shapes)))}]}
-
-
-def member_optimizer_state(opt, task, r, flat):
-    """Run r's optimizer state from its stack's, as the run alone keeps it."""
-    shapes = [p.shape for p in task.models[r].parameters()]
-    if flat:
-        shapes = [(sum(math.prod(s) for s in shapes),)]
-    return _state_dict_for(opt, _state_vectors(opt.state_dict(), row=r), shapes)
-
-
-def stacked_optimizer_state(opt, states):
-    """The stack's optimizer state from each run's own, in whichever layout it was saved."""
-    rows = [_state_vectors(sd) for sd in states]
-    # vectors become rows; step counters are one: the runs of a stack are at one step
-    stacked = {k: torch.stack([row[k] for row in rows]) if torch.is_tensor(v) and v.dim() else v
-               for k, v in rows[0].items()}
-    return _state_dict_for(opt, stacked, [opt.param_groups[0]["params"][0].shape],
-                           states[0]["param_groups"][0])
-
-
-def load_optimizer_state(opt, saved, params):
-    """`saved` (a run's, in any layout) into a one-run optimizer over `params`."""
-    opt.load_state_dict(_state_dict_for(opt, _state_vectors(saved), [p.shape for p in params],
-                                        saved["param_groups"][0]))
+    opt.load_state_dict({"state": state, "param_groups": [group]})
 
 
 # --- the training loop ------------------------------------------------------------------------
@@ -251,6 +203,9 @@ def load_resume(path, device, identity=None):
         return None
     try:
         ck = load_checkpoint(path, device, keys=RESUME_KEYS)
+        if not isinstance(ck["optimizer"], dict) or set(ck["optimizer"]) != {"vectors", "group"}:
+            raise CheckpointError(f"{path} keeps its optimizer state in a layout this version "
+                                  "does not read")
         written = ck.get("identity", {})
         if identity is not None and written != identity:
             differs = ", ".join(f"{k} {str(written.get(k))[:12]} there, {str(v)[:12]} here"
@@ -295,193 +250,252 @@ def own_folder(out, run_id):
     summary.unlink(missing_ok=True)
 
 
+@dataclass
+class Run:
+    """One run of a unit as the loop keeps it: its spec, its folder, `state` (the rows it has
+    written, its step and clock: what resume.pt carries with the weights), its index in the
+    task (`r`) and, once dropped, the error that stopped it."""
+
+    spec: object
+    out: Path
+    r: int
+    state: dict = field(default_factory=_fresh_state)
+    resumed: bool = False
+    error: str = None
+    live: object = None
+
+    @property
+    def id(self):
+        return self.spec.run_id()
+
+
+def open_runs(specs, outs):
+    """The unit's runs, each in a folder that holds nothing or its own files (own_folder),
+    with temporary files an interrupted write left removed."""
+    runs = [Run(spec, Path(out), r) for r, (spec, out) in enumerate(zip(specs, outs))]
+    for run in runs:
+        run.out.mkdir(parents=True, exist_ok=True)
+        own_folder(run.out, run.id)
+        for stale in run.out.glob(".*.tmp"):
+            stale.unlink()
+    return runs
+
+
+def resume(runs, u):
+    """Each run from its resume.pt, where an earlier attempt left one: weights, data stream,
+    rows and clock; the optimizer and schedule of the unit. The runs of a unit resume
+    together, at one step, on the device they started on, or not at all."""
+    device, task = u.device, u.task
+    checkpoints = [load_resume(run.out / "resume.pt", device, task.identity(run.r)) for run in runs]
+    if not any(checkpoints):
+        for run in runs:
+            log.info("starting %s on %s", run.id, describe_device(device))
+        return
+    if not all(checkpoints) or len({ck["state"]["step"] for ck in checkpoints}) != 1:
+        raise RuntimeError(f"the runs {[run.id for run in runs]} are not all at one step: "
+                           "train them apart")
+    for run, ck in zip(runs, checkpoints):
+        path = run.out / "resume.pt"
+        if ck["run_id"] != run.id:
+            raise RuntimeError(f"{path} belongs to run {ck['run_id']}, not {run.id}: delete it "
+                               "or use another output directory")
+        if ck.get("device", device.type) != device.type:  # its data stream is the device's
+            raise RuntimeError(
+                f"{path} was written by run {run.id} training on {ck['device']}, and this job "
+                f"trains on {device.type}: a run continues on the device it started on "
+                f"(execution.device: {ck['device']} finishes it; deleting the file starts it over)")
+        task.load_member(run.r, ck["model"])
+        u.gens[run.r].set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
+        run.state, run.resumed = ck["state"], True
+        run.state["resumed_from"].append(run.state["step"])
+        log.info("resuming %s from step %d (%s)", run.id, run.state["step"], path)
+    load_optimizer(u.opt, [ck["optimizer"] for ck in checkpoints], task.stacked)
+    first = checkpoints[0]  # the schedule and global generators are the unit's, as saved
+    if u.sched:
+        u.sched.load_state_dict(first["scheduler"])
+    torch.set_rng_state(first["cpu_rng"].cpu())
+    if device.type == "cuda" and first.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(first["cuda_rng"].cpu(), device)
+
+
+def save_rows(run, task):
+    st, out = run.state, run.out
+    write_csv(out / "metrics.csv", st["metrics"], METRICS)
+    write_csv(out / "eval.csv", st["evals"], task.eval_columns)
+    write_csv(out / "timing.csv", st["timing"], TIMING)
+    if st["samples"]:
+        write_jsonl(out / "samples.jsonl", st["samples"])
+
+
+def checkpoint(runs, u):
+    """Every run's rows, and its resume.pt: the runs of a unit checkpoint together, so that
+    they resume at one step."""
+    task, device = u.task, u.device
+    for run in runs:
+        save_rows(run, task)
+    torch_saves([({"run_id": run.id, "device": device.type, "identity": task.identity(run.r),
+                   "model": task.member_state(run.r),
+                   "optimizer": saved_optimizer(u.opt, run.r if task.stacked else None),
+                   "scheduler": u.sched.state_dict() if u.sched else None,
+                   "generator": u.gens[run.r].get_state(), "cpu_rng": torch.get_rng_state(),
+                   "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                   "state": run.state}, run.out / "resume.pt") for run in runs])
+
+
+def record(alive, pending, rows):
+    """The step metrics of the last flush into each run's rows; a run whose loss is not
+    finite is dropped, naming the step. Returns the runs still alive."""
+    for run in alive:
+        for s, row in zip(pending, rows):
+            loss, acc, grad_norm = row[run.r]
+            if not math.isfinite(loss):
+                run.error = (f"run {run.id}: loss is {loss} at step {s}; the last checkpoint "
+                             f"(if any) is kept in {run.out}")
+                break
+            if run.spec.logs(s):
+                run.state["metrics"].append({"step": s, "loss": loss, "accuracy": acc,
+                                             "grad_norm": grad_norm})
+    return [run for run in alive if run.error is None]
+
+
+def evaluate(alive, task, step):
+    results = task.evaluate()
+    for run in alive:
+        run.state["evals"].append({"step": step, **results[run.r]})
+
+
+def show(runs):
+    for run in runs:
+        if run.live:
+            run.live.write(run.state)
+
+
+def finish(run, u, info, tag=None):
+    """A finished run's rows, model.pt and summary.json (last: the run is complete when it
+    exists); its resume.pt goes."""
+    task = u.task
+    save_rows(run, task)
+    torch_save(task.checkpoint_extra(run.r) | {"step": run.state["step"],
+                                               "model": task.member_state(run.r)},
+               run.out / "model.pt")
+    summary = make_summary(run.spec, task.metadata(run.r), run.state, u.device,
+                           {**info, "segments": run.state["segments"]})
+    summary.update(tag or {})
+    write_json(run.out / "summary.json", summary)
+    (run.out / "resume.pt").unlink(missing_ok=True)
+    log.info("finished %s: %s", run.id, {k: summary[k] for k in ("eval_final", "wall_seconds")})
+    return summary
+
+
 def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, stream=None,
              extra=None, tags=None):
     """Train S runs side by side to their (common) step count; each resumes from its own
     out/resume.pt. Returns [(summary, None) or (None, error)] per run: a run whose loss
     stops being finite is dropped with an error naming it and the step, and the others go
-    on. `inject_nan` maps run ids to a step at which their loss is made NaN (testing aid);
-    `extra` adds keys to every summary's "execution" entry, `tags[r]` to run r's summary."""
-    outs = [Path(o) for o in outs]
-    ids = [s.run_id() for s in specs]
+    on. `inject_nan` maps run ids to a step after which their weights are made NaN (a
+    testing aid: faults.py); `extra` adds keys to every summary's "execution" entry,
+    `tags[r]` to run r's summary."""
     if execution.tensorboard:
         events.check_available()
-    for out, run_id in zip(outs, ids):
-        out.mkdir(parents=True, exist_ok=True)
-        own_folder(out, run_id)
-        for stale in out.glob(".*.tmp"):
-            stale.unlink()
-    run = prepare(specs, make_task, execution)
-    device, task, model, params, opt, sched, gens = (
-        run.device, run.task, run.model, run.params, run.opt, run.sched, run.gens)
-    S = task.S
-    flat = single_layout(task, device, execution.impl) if task.stacked else None
-    states = [_fresh_state() for _ in specs]
-
-    checkpoints = [load_resume(o / "resume.pt", device, task.identity(r)) for r, o in enumerate(outs)]
-    if any(checkpoints):
-        if not all(checkpoints) or len({ck["state"]["step"] for ck in checkpoints}) != 1:
-            raise RuntimeError(f"the runs {ids} are not all at one step: train them apart")
-        for r, (ck, out) in enumerate(zip(checkpoints, outs)):
-            if ck["run_id"] != ids[r]:
-                raise RuntimeError(f"{out / 'resume.pt'} belongs to run {ck['run_id']}, not "
-                                   f"{ids[r]}: delete it or use another output directory")
-            if ck.get("device", device.type) != device.type:  # its data stream is the device's
-                raise RuntimeError(
-                    f"{out / 'resume.pt'} was written by run {ids[r]} training on "
-                    f"{ck['device']}, and this job trains on {device.type}: a run continues on "
-                    f"the device it started on (execution.device: {ck['device']} finishes it; "
-                    "deleting the file starts it over)")
-            task.load_member(r, ck["model"])
-            gens[r].set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
-            states[r] = ck["state"]
-            states[r]["resumed_from"].append(states[r]["step"])
-            log.info("resuming %s from step %d (%s)", ids[r], states[r]["step"], out / "resume.pt")
-        if not task.stacked:
-            (ck,) = checkpoints
-            load_optimizer_state(opt, ck["optimizer"], params)
-            if sched:
-                sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["cpu_rng"].cpu())
-            if device.type == "cuda" and ck.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
-        else:
-            opt.load_state_dict(stacked_optimizer_state(opt, [ck["optimizer"] for ck in checkpoints]))
-    else:
-        for i in ids:
-            log.info("starting %s on %s", i, describe_device(device))
+    runs = open_runs(specs, outs)
+    u = prepare(specs, make_task, execution)
+    task, spec = u.task, specs[0]
+    resume(runs, u)
     if task.stacked:
-        log.info("%d runs in one batched step (impl %s): %s", S, task.impl, ", ".join(ids))
+        log.info("%d runs in one batched step (impl %s): %s", task.S, task.impl,
+                 ", ".join(run.id for run in runs))
     # how each stretch of a run was computed: a resumed run may continue under another impl,
     # thread count or numerics mode, and its summary names every one
-    segment = {"impl": task.impl, "device": describe_device(device), "threads": execution.threads,
+    segment = {"impl": task.impl, "device": describe_device(u.device), "threads": execution.threads,
                "numerics": execution.numerics, **numerics.in_force()}
-    for st in states:
-        st.setdefault("segments", []).append({"from_step": st["step"], **segment})
-    # live curves: a view of the rows below as they are flushed, never a change to them
-    live = [events.EventLog(execution.tensorboard, ids[r], bool(checkpoints[r])) for r in range(S)
-            ] if execution.tensorboard else []
-
-    def save_outputs(r):
-        st, out = states[r], outs[r]
-        write_csv(out / "metrics.csv", st["metrics"], METRICS)
-        write_csv(out / "eval.csv", st["evals"], task.eval_columns)
-        write_csv(out / "timing.csv", st["timing"], TIMING)
-        if st["samples"]:
-            write_jsonl(out / "samples.jsonl", st["samples"])
-
-    def resume_state(r):
-        state = member_optimizer_state(opt, task, r, flat) if task.stacked else opt.state_dict()
-        return {"run_id": ids[r], "device": device.type, "identity": task.identity(r),
-                "model": task.member_state(r),
-                "optimizer": state,
-                "scheduler": sched.state_dict() if sched else None,
-                "generator": gens[r].get_state(), "cpu_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "state": states[r]}
-
-    alive = list(range(S))
-    errors = [None] * S
-
-    def evaluate(step):
-        results = task.evaluate()
-        for r in alive:
-            states[r]["evals"].append({"step": step, **results[r]})
-
-    def show(rs):
-        for r in rs if live else ():
-            live[r].write(states[r])
-
-    spec = specs[0]
-    if not states[0]["evals"]:
-        evaluate(0)
+    for run in runs:
+        run.state.setdefault("segments", []).append({"from_step": run.state["step"], **segment})
+        if execution.tensorboard:  # live curves: a view of the rows as they are flushed
+            run.live = events.EventLog(execution.tensorboard, run.id, run.resumed)
+    alive = list(runs)
+    if not runs[0].state["evals"]:
+        evaluate(alive, task, 0)
     show(alive)
-    step, pending = states[0]["step"], []
-    buf = torch.zeros(FLUSH, S, 3, device=device)
-    started = window = time.perf_counter()
-    elapsed0, window_step = states[0]["elapsed"], step
-    model.train()
-    train_step = make_step(task, opt, params, spec, sched)
-    poisons = {}
-    for r, i in enumerate(ids):
-        if (inject_nan or {}).get(i):
-            poisons.setdefault(inject_nan[i], []).append(r)
-    bar = progress(spec.steps, initial=step, desc=ids[0] + (f" +{S - 1}" if S > 1 else ""),
-                   stream=stream)
+    step, pending = runs[0].state["step"], []
+    buf = torch.zeros(FLUSH, task.S, 3, device=u.device)
+    clock = Clock(runs[0].state["elapsed"], step, spec.batch)
+    u.model.train()
+    train_step = make_step(task, u.opt, u.params, spec, u.sched)
+    if inject_nan:
+        train_step = faults.nan_after(train_step, task, step, {run.r: inject_nan.get(run.id)
+                                                              for run in runs})
+    bar = progress(spec.steps, initial=step, stream=stream,
+                   desc=runs[0].id + (f" +{task.S - 1}" if task.S > 1 else ""))
     try:
         while step < spec.steps:
-            buf[len(pending)] = train_step(gens, poison=poisons.get(step + 1, ()))
+            buf[len(pending)] = train_step(u.gens)
             step += 1
             pending.append(step)
-            boundary = (spec.evaluates(step)
-                        or step % execution.checkpoint_every == 0 or task.wants(step))
+            boundary = (spec.evaluates(step) or step % execution.checkpoint_every == 0
+                        or task.wants(step))
             if len(pending) < FLUSH and not boundary:
                 continue
-
-            # Flush: one transfer from the device for the last <= FLUSH steps of every run.
-            rows = buf[: len(pending)].tolist()
-            for r in list(alive):
-                metrics = states[r]["metrics"]
-                for s, row in zip(pending, rows):
-                    loss, a, g = row[r]
-                    if not math.isfinite(loss):
-                        errors[r] = (f"run {ids[r]}: loss is {loss} at step {s}; "
-                                     f"the last checkpoint (if any) is kept in {outs[r]}")
-                        alive.remove(r)
-                        break
-                    if spec.logs(s):
-                        metrics.append({"step": s, "loss": loss, "accuracy": a, "grad_norm": g})
+            # flush: one transfer from the device for the last <= FLUSH steps of every run
+            alive = record(alive, pending, buf[: len(pending)].tolist())
             if not alive:
                 break
-            now = time.perf_counter()
-            elapsed = elapsed0 + now - started
-            rate = (step - window_step) * spec.batch / (now - window)
-            for r in alive:
-                states[r]["elapsed"] = elapsed
-                states[r]["timing"].append({"step": step, "elapsed_s": elapsed, "examples_per_s": rate})
-            last = states[alive[0]]["metrics"]
+            clock.tick(alive, step)
+            last = alive[0].state["metrics"]
             bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
             bar.update(len(pending))
             pending = []
             if spec.evaluates(step):
-                evaluate(step)
+                evaluate(alive, task, step)
             show(alive)
-            if not task.stacked:
-                task.after_step(step, states[0], outs[0])
-            for r in alive:
-                states[r]["step"] = step
+            task.after_step(step, alive)
+            for run in alive:
+                run.state["step"] = step
             if step % execution.checkpoint_every == 0 and step < spec.steps:
-                for r in alive:
-                    save_outputs(r)
-                # the runs of a unit checkpoint together, so that they resume at one step
-                torch_saves([(resume_state(r), outs[r] / "resume.pt") for r in alive])
-            window, window_step = time.perf_counter(), step
+                checkpoint(alive, u)
+            clock.restart(step)
     finally:  # an error in a step leaves the log with the error last, not the bar
         bar.close()
-        for events_of_run in live:
-            events_of_run.close()
+        for run in runs:
+            if run.live:
+                run.live.close()
 
-    results = [(None, e) for e in errors]
-    elapsed = elapsed0 + time.perf_counter() - started
     info = {"impl": task.impl, "threads": execution.threads, "numerics": execution.numerics,
             "deterministic": execution.deterministic,
-            "checkpoint_every": execution.checkpoint_every, "runs_in_step": S,
+            "checkpoint_every": execution.checkpoint_every, "runs_in_step": task.S,
             "stacked_with": [], **(extra or {})}
-    for r in alive:
-        st = states[r]
-        st["elapsed"] = elapsed
-        save_outputs(r)
-        torch_save(task.checkpoint_extra(r) | {"step": step, "model": task.member_state(r)},
-                   outs[r] / "model.pt")
-        summary = make_summary(specs[r], task.metadata(r), st, device,
-                               {**info, "stacked_with": [i for i in ids if i != ids[r]],
-                                "segments": st["segments"]})
-        summary.update(tags[r] if tags else {})
-        write_json(outs[r] / "summary.json", summary)
-        (outs[r] / "resume.pt").unlink(missing_ok=True)
-        log.info("finished %s: %s", ids[r], {k: summary[k] for k in ("eval_final", "wall_seconds")})
-        results[r] = (summary, None)
+    elapsed, results = clock.elapsed(), []
+    for run in runs:
+        if run.error is None:
+            run.state["elapsed"] = elapsed
+            others = [other.id for other in runs if other is not run]
+            results.append((finish(run, u, {**info, "stacked_with": others},
+                                   tags[run.r] if tags else None), None))
+        else:
+            results.append((None, run.error))
     return results
+
+
+class Clock:
+    """A unit's wall clock, continued across resumes, and its examples/s since the last flush."""
+
+    def __init__(self, elapsed, step, batch):
+        self.elapsed0, self.batch = elapsed, batch
+        self.started = time.perf_counter()
+        self.restart(step)
+
+    def restart(self, step):
+        self.window, self.window_step = time.perf_counter(), step
+
+    def elapsed(self):
+        return self.elapsed0 + time.perf_counter() - self.started
+
+    def tick(self, alive, step):
+        now = time.perf_counter()
+        elapsed = self.elapsed0 + now - self.started
+        rate = (step - self.window_step) * self.batch / (now - self.window)
+        for run in alive:
+            run.state["elapsed"] = elapsed
+            run.state["timing"].append({"step": step, "elapsed_s": elapsed, "examples_per_s": rate})
 
 
 FINAL_WINDOW = 100  # logged steps averaged into final_loss and final_batch_accuracy

@@ -11,7 +11,7 @@ from rnnrepro.data import palindromes as D
 from rnnrepro.files import EVALS
 from rnnrepro.models import count_parameters, palindrome_model
 from rnnrepro.models.recurrent import INIT_DOC, health
-from rnnrepro.train.fastpath import resolve_impl
+from rnnrepro.train.fastpath import flat_parameters, resolve_impl
 from rnnrepro.train.loop import fit
 from rnnrepro.train.tasks import SingleRun
 
@@ -19,6 +19,12 @@ from rnnrepro.train.tasks import SingleRun
 def train_palindrome(spec, out, execution=Execution(), **kw):
     return fit(spec, out, lambda device: PalindromeTask(spec, device, execution.impl),
                execution, **kw)
+
+
+def palindrome_scheduler(spec, opt):
+    """A palindrome run's learning-rate schedule: none (a constant rate). A stack of runs
+    takes the same (stack.py), so that a schedule given here reaches stacked runs too."""
+    return None
 
 
 def palindrome_metadata(spec, model):
@@ -48,6 +54,18 @@ class PalindromeTask(SingleRun):
         # graph: the fused path, captured with the rest of the step (GraphStep)
         self.forward = {"fused": partial(model, fast=True), "graph": partial(model, fast=True),
                         "loop": partial(model, fast=False), "bptt": model.forward_bptt}[self.impl]
+
+    def params(self):
+        """The model's parameters; on CPU under impl bptt, one flat buffer for all of them
+        (where it measured faster: benchmarks/README.md, "Flat parameters")."""
+        if not hasattr(self, "_params"):
+            self._params = super().params()
+            if self.device.type == "cpu" and self.impl == "bptt":
+                self._params = [flat_parameters(self._params)]
+        return self._params
+
+    def scheduler(self, opt):
+        return palindrome_scheduler(self.spec, opt)
 
     def batch(self, gen):
         return D.palindrome_batch(self.spec.batch, self.spec.input_length, gen, self.device)

@@ -29,8 +29,8 @@ from rnnrepro.files import EVALS
 from rnnrepro.models import palindrome_model
 from rnnrepro.models.bptt import layer
 from rnnrepro.models.recurrent import health
-from rnnrepro.train.fastpath import flat_parameters
-from rnnrepro.train.palindrome import palindrome_metadata
+from rnnrepro.train.fastpath import flat_parameters, optimizer_step, zero_grads
+from rnnrepro.train import palindrome
 from rnnrepro.train.tasks import Task
 
 # The stacked parameters are strided views of the (S, P) buffer, and so are their gradients,
@@ -79,6 +79,27 @@ class StackedPalindromeTask(Task):
 
     def params(self):
         return [self.flat]
+
+    def member_parameters(self, r):
+        return list(self.models[r].parameters())
+
+    def scheduler(self, opt):
+        # every field but seed and initialisation is the runs' own (stack_key), so one
+        # schedule over the stack is each run's own
+        return palindrome.palindrome_scheduler(self.spec, opt)
+
+    def draw(self, gens):
+        return self.batch(gens)
+
+    def update(self, opt, params, max_norm, x, y, foreach=None):
+        """One step of the stack on a batch: each run's loss, backward, each run's clipping,
+        the optimizer; (S, 3) loss, accuracy and gradient norm before clipping."""
+        zero_grads(params)  # the stack's gradients are views of one kept buffer
+        losses, accs = self.loss(x, y)
+        losses.sum().backward()
+        norms = self.clip(max_norm)
+        optimizer_step(opt)
+        return torch.stack((losses.detach(), accs, norms), 1)
 
     def batch(self, gens):
         xs, ys = zip(*(D.palindrome_batch(self.spec.batch, self.spec.input_length, g, self.device)
@@ -130,7 +151,7 @@ class StackedPalindromeTask(Task):
         self.models[r].load_state_dict(state)
 
     def metadata(self, r):
-        return palindrome_metadata(self.specs[r], self.models[r])
+        return palindrome.palindrome_metadata(self.specs[r], self.models[r])
 
     def checkpoint_extra(self, r):
         return {"kind": "palindrome", "spec": self.specs[r].to_dict()}

@@ -74,11 +74,12 @@ class TextTask(SingleRun):
     def wants(self, step):
         return step in self.sample_steps
 
-    def after_step(self, step, state, out):
+    def after_step(self, step, runs):
         """After an evaluation whose held-out loss is the lowest since step 0: keep those
         weights (checkpoints/best.pt). At a sample step: keep a checkpoint of the weights
         and record samples. At the last step: samples of best.pt too (best_samples.jsonl)."""
-        s, out = self.spec, Path(out)
+        (run,) = runs
+        s, state, out = self.spec, run.state, Path(run.out)
         evals = state["evals"]
         if evals and evals[-1]["step"] == step:
             earlier = [e["loss"] for e in evals[:-1] if e["step"] > 0]

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from rnnrepro.analysis import outcomes as O
+from rnnrepro.analysis import statistics as St
 
 
 def _run(accuracies, every=100, grads=None, saturation=None, norms=None):
@@ -62,47 +63,47 @@ def test_a_run_that_held_the_criterion_at_one_evaluation_is_measured_on_the_inte
                                        (2, 3, 0.2077, 0.9385), (10, 10, 0.7225, 1.0),
                                        (9, 10, 0.5958, 0.9821)])
 def test_wilson_interval_has_the_textbook_values(k, n, lo, hi):
-    got = O.wilson(k, n)
+    got = St.wilson(k, n)
     assert got == pytest.approx((lo, hi), abs=1e-4)
-    assert O.wilson(0, 0) == (None, None)
+    assert St.wilson(0, 0) == (None, None)
 
 
 def test_share_verdicts_say_what_three_seeds_cannot_tell():
-    assert O.share_verdict(3, 3) == "held" and O.share_verdict(0, 3) == "not held"
-    assert O.share_verdict(2, 3) == "unresolved" and O.share_verdict(1, 3) == "unresolved"
-    assert O.share_verdict(9, 10) == "mostly held" and O.share_verdict(1, 10) == "mostly not held"
-    assert O.share_verdict(5, 10) == "unresolved" and O.share_verdict(0, 0) == "not run"
-    assert set(O.VERDICTS) >= {O.share_verdict(k, 10) for k in range(11)}
+    assert St.share_verdict(3, 3) == "held" and St.share_verdict(0, 3) == "not held"
+    assert St.share_verdict(2, 3) == "unresolved" and St.share_verdict(1, 3) == "unresolved"
+    assert St.share_verdict(9, 10) == "mostly held" and St.share_verdict(1, 10) == "mostly not held"
+    assert St.share_verdict(5, 10) == "unresolved" and St.share_verdict(0, 0) == "not run"
+    assert set(St.VERDICTS) >= {St.share_verdict(k, 10) for k in range(11)}
 
 
 def test_paired_interval_is_reproducible_and_judges_by_zero():
     diffs = [0.1, 0.2, 0.15, 0.05, 0.12, 0.3]
-    mean, lo, hi = O.paired_interval(diffs)
+    mean, lo, hi = St.paired_interval(diffs)
     assert mean == pytest.approx(sum(diffs) / 6) and 0 < lo < mean < hi
-    assert O.paired_interval(diffs) == (mean, lo, hi)
-    assert O.difference_verdict(lo, hi, 6) == "held"
+    assert St.paired_interval(diffs) == (mean, lo, hi)
+    assert St.difference_verdict(lo, hi, 6) == "held"
     mixed = [0.2, -0.3, 0.1, -0.1, 0.05, -0.2]
-    _, lo2, hi2 = O.paired_interval(mixed)
-    assert lo2 < 0 < hi2 and O.difference_verdict(lo2, hi2, 6) == "unresolved"
+    _, lo2, hi2 = St.paired_interval(mixed)
+    assert lo2 < 0 < hi2 and St.difference_verdict(lo2, hi2, 6) == "unresolved"
     worse = [-0.2, -0.1, -0.3, -0.25, -0.15, -0.05]
-    _, lo3, hi3 = O.paired_interval(worse)
-    assert O.difference_verdict(lo3, hi3, 6) == "not held"
-    assert O.paired_interval([0.4]) == (0.4, None, None)
-    assert O.difference_verdict(None, None, 0) == "unresolved"
+    _, lo3, hi3 = St.paired_interval(worse)
+    assert St.difference_verdict(lo3, hi3, 6) == "not held"
+    assert St.paired_interval([0.4]) == (0.4, None, None)
+    assert St.difference_verdict(None, None, 0) == "unresolved"
 
 
 def test_too_few_pairs_decide_nothing():
     """Three pairs of one sign: the percentile interval is about [min, max], above zero,
     and still no verdict."""
-    _, lo, hi = O.paired_interval([0.01, 0.02, 0.03])
-    assert lo > 0 and O.difference_verdict(lo, hi, 3) == "unresolved"
+    _, lo, hi = St.paired_interval([0.01, 0.02, 0.03])
+    assert lo > 0 and St.difference_verdict(lo, hi, 3) == "unresolved"
 
 
 @pytest.mark.parametrize("k1,n1,k2,n2,p", [(3, 3, 0, 3, 0.1), (3, 3, 1, 3, 0.4), (1, 3, 1, 3, 1.0),
                                           (10, 10, 2, 10, 0.000714), (7, 10, 3, 10, 0.1789)])
 def test_fisher_exact_test_has_the_textbook_values(k1, n1, k2, n2, p):
-    assert O.fisher_exact(k1, n1, k2, n2) == pytest.approx(p, abs=1e-4)
-    assert O.fisher_exact(k2, n2, k1, n1) == pytest.approx(p, abs=1e-4)  # symmetric
+    assert St.fisher_exact(k1, n1, k2, n2) == pytest.approx(p, abs=1e-4)
+    assert St.fisher_exact(k2, n2, k1, n1) == pytest.approx(p, abs=1e-4)  # symmetric
 
 
 def expand_with_profile(profile):
@@ -131,7 +132,7 @@ def test_the_ten_seed_profile_adds_seeds_to_the_claims_1_2_5_studies_only():
 
 
 def test_the_text_seed_profile_adds_six_seeds_per_temperature_to_the_text_study_only():
-    from rnnrepro.analysis.outcomes import MIN_PAIRS
+    from rnnrepro.analysis.statistics import MIN_PAIRS
 
     added, by_study, more_by_study = expand_with_profile("config/text_seeds.yaml")
     assert added == 3 * (MIN_PAIRS - 1)

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from rnnrepro.analysis.outcomes import MIN_PAIRS
 from rnnrepro.analysis.scorecard import Tables, init_scorecard, scorecard, temperature_claim, verdict
+from rnnrepro.analysis.statistics import MIN_PAIRS
 
 
 def write_study(root, name, rows, evals=None):

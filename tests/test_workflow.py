@@ -116,7 +116,8 @@ def test_outcomes_collapses_and_intervals_reach_the_tables_and_the_report(done):
     CPU's float rounding: test_a_run_that_learned_and_lost_the_task_... makes one); rates
     carry Wilson intervals, comparisons bootstrap ones; the text runs' lowest-held-out-loss
     samples reach samples.csv and the report."""
-    from rnnrepro.analysis.outcomes import COLUMNS, classify, wilson
+    from rnnrepro.analysis.outcomes import COLUMNS, classify
+    from rnnrepro.analysis.statistics import wilson
 
     tables = done / "results" / "tables"
     for study in ("rnn_rmsprop", "rnn_adam", "rnn_adam_long", "rnn_adam_40k", "lstm_adam", "init_study"):

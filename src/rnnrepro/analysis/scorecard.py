@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnrepro.analysis.outcomes import difference_verdict, paired_interval, share_verdict, wilson
+from rnnrepro.analysis.statistics import difference_verdict, paired_interval, share_verdict, wilson
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, read_study, study_table_path
 from rnnrepro.config import roles as R
 from rnnrepro.config.roles import INIT_LR_STUDY, INIT_STUDY, TEXT_STUDY

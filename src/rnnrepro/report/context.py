@@ -20,17 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnrepro.analysis.outcomes import (
-    ALPHA,
-    CHANCE_ACCURACY,
-    CHANCE_LOSS,
-    MIN_PAIRS,
-    NEAR_MISS,
-    VERDICTS,
-    fisher_exact,
-    tally,
-)
+from rnnrepro.analysis.outcomes import CHANCE_ACCURACY, CHANCE_LOSS, NEAR_MISS, tally
 from rnnrepro.analysis.scorecard import Tables, init_label, reference_text_run, steps_to_targets
+from rnnrepro.analysis.statistics import ALPHA, MIN_PAIRS, VERDICTS, fisher_exact
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS
 from rnnrepro.config import roles as R
 from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY

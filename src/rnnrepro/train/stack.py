@@ -29,8 +29,8 @@ from rnnrepro.files import EVALS
 from rnnrepro.models import palindrome_model
 from rnnrepro.models.bptt import layer
 from rnnrepro.models.recurrent import health
-from rnnrepro.train.fastpath import flat_parameters, optimizer_step, zero_grads
 from rnnrepro.train import palindrome
+from rnnrepro.train.fastpath import flat_parameters, optimizer_step, zero_grads
 from rnnrepro.train.tasks import Task
 
 # The stacked parameters are strided views of the (S, P) buffer, and so are their gradients,

@@ -22,13 +22,16 @@ step for each S, and prints steps/s per run (a stacked step advances S runs).
 import argparse
 import dataclasses
 import statistics
+from pathlib import Path
 
 import torch
 
-from rnnrepro import bench
+from rnnrepro.cli import load_speed
 from rnnrepro.config.spec import Execution, PalindromeSpec
 from rnnrepro.train import loop, palindrome
 from rnnrepro.train.stack import StackedPalindromeTask
+
+bench = load_speed(Path(__file__).with_name("speed.py"))
 
 
 def stacked(spec, seeds, execution):

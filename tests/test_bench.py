@@ -5,11 +5,12 @@ import csv
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from rnnrepro import bench
+from rnnrepro.cli import load_speed
 from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
 from rnnrepro.train import loop, palindrome
 
@@ -17,12 +18,15 @@ FAST = dict(eval_size=200)
 CPU = Execution(device="cpu", threads=1)
 
 
+bench = load_speed(Path(__file__).parents[1] / "benchmarks" / "speed.py")
+
+
 # --- the bench ------------------------------------------------------------------------------------
 def test_bench_quick_writes_its_csv(tmp_path, corpus_path):
     out = tmp_path / "bench.csv"
     res = subprocess.run([sys.executable, "-m", "rnnrepro", "bench", "--quick", "--threads", "1",
                           "--corpus", str(corpus_path), "--out", str(out)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert res.returncode == 0, res.stderr
     assert "x course" in res.stdout and "job overhead" in res.stdout
     with open(out, newline="") as f:

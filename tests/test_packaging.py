@@ -147,11 +147,11 @@ def test_a_non_editable_install_finds_what_the_rules_pass_it(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     script = (
-        "import rnnrepro, pathlib; from rnnrepro import bench; from rnnrepro.config import studies\n"
+        "import rnnrepro, pathlib; from rnnrepro.cli import load_speed; from rnnrepro.config import studies\n"
         "from rnnrepro.report import context, latex\n"
         "assert not pathlib.Path(rnnrepro.__file__).is_relative_to(pathlib.Path('src').resolve())\n"
         "latex.environment(context.TEMPLATES).get_template('report.tex.j2')\n"
-        "bench.load_baseline()\n"
+        "load_speed().load_baseline()\n"
         "print(len(studies.check_config_file('config/test.yaml')[1]), rnnrepro.__file__)\n")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={
         "PYTHONPATH": str(target), "PATH": os.environ["PATH"], "HOME": str(tmp_path)},

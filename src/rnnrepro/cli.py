@@ -114,9 +114,26 @@ def cmd_complete(args):
                                    resolve_device(args.device)))
 
 
-def cmd_bench(args):
-    from rnnrepro import bench
+# the speed benchmark's module, in the checkout beside the course-style baseline it times
+# against (neither is part of the package; the bench rule passes both)
+SPEED = Path("benchmarks/speed.py")
 
+
+def load_speed(path=SPEED):
+    """benchmarks/speed.py, the module behind `rnnrepro bench`, loaded from the checkout."""
+    import importlib.util
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"the speed benchmark is not at {path}: run rnnrepro bench in the "
+                                "checkout, or give --module")
+    spec = importlib.util.spec_from_file_location("rnnrepro_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cmd_bench(args):
+    bench = load_speed(args.module)
     _from_schema(args, "bench", threads="threads")
     corpus = args.corpus or os.environ.get("RNNREPRO_CORPUS") or "data/grimms_fairy_tales.txt"
     bench.run(cases=args.cases, threads=args.threads, corpus=corpus, quick=args.quick,
@@ -427,6 +444,7 @@ def build_parser():
     b.add_argument("--quick", action="store_true", help="a few steps of each: checks, not timings")
     b.add_argument("--no-overhead", action="store_true", help="skip the per-job overhead")
     b.add_argument("--baseline", type=Path, help="course_baseline.py (default: the checkout's)")
+    b.add_argument("--module", type=Path, default=SPEED, help="the bench's module (default: %(default)s)")
     b.add_argument("--out", type=Path, help="CSV, one row per case, implementation, threads")
     b.set_defaults(func=cmd_bench)
 

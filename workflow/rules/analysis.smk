@@ -98,6 +98,7 @@ rule bench:
     input:
         corpus=config["corpus"]["path"],
         baseline="benchmarks/course_baseline.py",
+        module="benchmarks/speed.py",
         code=command_code("bench"),
     output:
         "results/benchmarks/bench.csv",
@@ -111,4 +112,5 @@ rule bench:
         ENV
     shell:
         "rnnrepro bench --corpus={input.corpus:q} --baseline={input.baseline:q}"
+        " --module={input.module:q}"
         " --threads {params.threads} {params.quick} --out {output:q} > {log:q} 2>&1"

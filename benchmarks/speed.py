@@ -5,8 +5,8 @@ model, batch 64, sequence 30) and each thread count, every implementation is bui
 one process and timed interleaved (A, B, C, then C, B, A, ...), after a warm-up, for several
 rounds; the table reports the median of the rounds' steps/s:
 
-- `course`: the course-style baseline (benchmarks/course_baseline.py, loaded from the
-  checkout; not part of the package);
+- `course`: the course-style baseline (benchmarks/course_baseline.py, beside this module in
+  the checkout: neither is part of the package; `rnnrepro bench` loads both from there);
 - `project`: the project's own step for the same spec, exactly as `fit` runs it
   (`loop.prepare` + `loop.make_step`, impl auto); `project:<impl>` the other paths;
 - `plain-nn.LSTM` (text only): `nn.LSTM` + `nn.Linear` on one-hot inputs, fed by the

@@ -8,13 +8,14 @@ checkpoint of lowest held-out loss: column `checkpoint`). Every row carries the 
 hyperparameters as columns, and run_id joins it to runs.csv for the rest.
 """
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from rnnrepro.analysis import outcomes
-from rnnrepro.config.spec import SPECS, SpecError
+from rnnrepro.config.spec import SPECS, PalindromeSpec, SpecError
 from rnnrepro.files import (
     EVALS,
     METRICS,
@@ -33,6 +34,11 @@ KEYS = {
     "palindrome": ["model", "optimizer", "input_length", "lr", "steps", "init", "init_std", "seed"],
     "text": ["temperature", "optimizer", "lr", "steps", "seed"],
 }
+
+# what sets a palindrome run's results apart, besides its seed (PalindromeSpec's training
+# fields): a study's table rows are its settings, one per input length unless a study varies more
+SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(PalindromeSpec)
+                       if f.name not in PalindromeSpec.OBSERVED + ("seed", "input_length"))
 
 
 # The columns of a study table that every reader (the figures, the scorecard, the report)

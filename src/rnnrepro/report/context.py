@@ -4,7 +4,6 @@ Every number the templates print comes from the context built here out of result
 the templates hold the prose, and sentences that state a result test it first.
 """
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -12,7 +11,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 from datetime import date
 from importlib import metadata
@@ -20,16 +18,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnrepro.analysis.outcomes import CHANCE_ACCURACY, CHANCE_LOSS, NEAR_MISS, tally
+from rnnrepro.analysis.outcomes import tally
 from rnnrepro.analysis.scorecard import Tables, init_label, reference_text_run, steps_to_targets
 from rnnrepro.analysis.statistics import ALPHA, MIN_PAIRS, VERDICTS, fisher_exact
-from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS
+from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, SETTING_FIELDS
 from rnnrepro.config import roles as R
 from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
-from rnnrepro.config.spec import SPECS, PalindromeSpec
+from rnnrepro.config.spec import SPECS
 from rnnrepro.files import read_json, read_jsonl, read_table
+from rnnrepro.report.collapse import collapses
 from rnnrepro.report.latex import raw
 from rnnrepro.report.registry import BAND_TEXT, FIGURES
+from rnnrepro.report.words import number
 
 TEMPLATES = Path("report/templates")  # in the checkout (the render rule passes it)
 
@@ -53,11 +53,6 @@ def first_steps_at(evals, threshold):
     reached = evals[evals["accuracy"] >= threshold]
     return reached.groupby("run_id")["step"].min()
 
-
-# what sets a palindrome run's results apart, besides its seed (PalindromeSpec's training
-# fields): a study's table rows are its settings, one per input length unless a study varies more
-SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(PalindromeSpec)
-                       if f.name not in PalindromeSpec.OBSERVED + ("seed", "input_length"))
 
 
 def palindrome_rows(t, study):
@@ -100,95 +95,6 @@ def _field_text(field, row):
         return init_label(row["init"], row["init_std"])
     value = row[field]
     return f"{field.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{field} {value}"
-
-
-def _falls(runs):
-    """How often the runs that reached the criterion fell below it again (outcomes.classify's
-    `falls`), and how many of them did not come back, in all and per optimizer. A run whose
-    setting and seed were also trained for longer is left out: the longer run repeats its
-    steps, falls included."""
-    if runs.empty:
-        return None
-    same = [f for f in SETTING_FIELDS if f != "steps" and f in runs] + ["input_length", "seed"]
-    longest = runs.groupby(same, dropna=False)["steps"].transform("max")
-    reached = runs[(runs["steps"] == longest) & runs["outcome"].isin(["kept", "lost"])]
-
-    def count(df):
-        return {"reached": len(df), "fell": int((df["falls"] > 0).sum()), "falls": int(df["falls"].sum()),
-                "lost": int((df["outcome"] == "lost").sum())}
-
-    return count(reached) | {"by_optimizer": {o: count(g) for o, g in reached.groupby("optimizer")}}
-
-
-def collapses(t, studies):
-    """Every palindrome run of `studies` that reached the criterion and lost it, once each
-    (studies share runs), with what outcomes.classify measured around the loss. A lost run
-    that ends more than outcomes.NEAR_MISS below the criterion collapsed; the others ended
-    just below it. The counts and medians describe the collapsed runs: a loss comes with a
-    spike when its peak gradient norm tops both the clipping threshold and what an evaluation
-    interval typically peaked at while the task was held."""
-    frames = [r for s in studies if (r := t.study(s)) is not None]
-    every = pd.concat(frames).drop_duplicates("run_id") if frames else pd.DataFrame()
-    lost = every[every["outcome"] == "lost"] if len(every) else every
-    rows = []
-    for r in lost.sort_values(["model", "optimizer", "input_length", "steps", "seed"]).itertuples() \
-            if len(lost) else []:
-        rows.append({
-            "run_id": r.run_id, "model": r.model, "optimizer": r.optimizer, "lr": float(r.lr),
-            "input_length": int(r.input_length), "steps": int(r.steps), "seed": int(r.seed),
-            "init": r.init, "init_label": init_label(r.init, r.init_std), "max_norm": float(r.max_norm),
-            "reached": int(r.reached_step), "last_held": int(r.last_held_step), "lost": int(r.lost_step),
-            "final": float(r.eval_final_accuracy), "final_loss": _number(r.eval_final_loss),
-            "collapsed": r.eval_final_accuracy < t.threshold - NEAR_MISS,
-            **{key: _number(getattr(r, column)) for key, column in (
-                ("held_grad", "held_grad_norm"), ("held_peak", "held_peak_grad_norm"),
-                ("peak_grad", "peak_grad_norm"), ("after_grad", "after_grad_norm"),
-                ("sat_held", "saturation_held"), ("sat_final", "saturation_final"),
-                ("w_held", "w_h_norm_held"), ("w_final", "w_h_norm_final"))}})
-    falls = _falls(every)
-    if not rows:
-        return {"runs": [], "count": 0, "collapsed": 0, "falls": falls}
-    # A longer run of the same setting and seed repeats the shorter one's steps: where both
-    # lost the task at the same evaluation with the same spike, it is one collapse seen twice,
-    # counted once (the table marks the longer run's row).
-    event = ("model", "optimizer", "lr", "input_length", "seed", "init_label", "max_norm",
-             "reached", "last_held", "lost", "peak_grad")
-    for r in rows:
-        r["repeats"] = next((o["steps"] for o in rows if o["steps"] < r["steps"]
-                             and all(o[k] == r[k] for k in event)), None)
-    told = [r for r in rows if r["collapsed"] and r["repeats"] is None]
-    # whether a run comes back can only be told of one that trained on after the loss
-    after = [r for r in told if r["after_grad"] is not None]
-
-    def median(key, runs):
-        values = [r[key] for r in runs if r[key] is not None]
-        return statistics.median(values) if values else None
-
-    def count(test, runs, *keys):
-        return sum(test(r) for r in runs if all(r[k] is not None for k in keys))
-
-    return {
-        "runs": rows, "count": sum(r["repeats"] is None for r in rows), "falls": falls,
-        "repeated": sum(r["repeats"] is not None for r in rows),
-        "models": sorted({r["model"] for r in rows}),
-        "collapsed": len(told), "near_miss": NEAR_MISS, "after": len(after),
-        "rnn_10": sum(r["model"] == "rnn" and r["input_length"] == 10 for r in told),
-        "spiked": count(lambda r: r["peak_grad"] > max(r["max_norm"], r["held_peak"] or 0), told,
-                        "peak_grad"),
-        # a rise counts above 5 points of saturation, or 5 % of the spectral norm
-        "saturated_more": count(lambda r: r["sat_final"] > r["sat_held"] + 0.05, after,
-                                "sat_held", "sat_final"),
-        "norm_grew": count(lambda r: r["w_final"] > 1.05 * r["w_held"], after, "w_held", "w_final"),
-        "grad_fell": count(lambda r: r["after_grad"] < r["held_grad"], after, "after_grad", "held_grad"),
-        # ends where a uniform guess over the digits would: within 1 % of its loss
-        "uniform": count(lambda r: abs(r["final_loss"] - CHANCE_LOSS) < 0.01 * CHANCE_LOSS, after,
-                         "final_loss"),
-        "chance_loss": CHANCE_LOSS, "chance_accuracy": CHANCE_ACCURACY,
-        "median": {k: median(k, told) for k in ("peak_grad", "held_peak", "held_grad", "final")},
-        "median_after": {k: median(k, after) for k in ("held_grad", "after_grad", "sat_held", "sat_final",
-                                                        "w_held", "w_final", "final_loss")}}
-
-
 
 
 def lr_by_init(t):
@@ -333,7 +239,7 @@ def init_context(tables_dir):
         first = g.iloc[0]
         variants.append({"label": label, "init": init, "std": std,
                          "match": float(first["pattern_match"]),
-                         "model_match": {m: _number(first[f"{m}_match"]) for m in MODELS},
+                         "model_match": {m: number(first[f"{m}_match"]) for m in MODELS},
                          "verdicts": {int(r.claim): r.verdict for r in g.itertuples()},
                          "measured": {int(r.claim): r.measured for r in g.itertuples()}})
     best = max(variants, key=lambda v: v["match"])
@@ -357,10 +263,6 @@ def init_context(tables_dir):
 
 
 MODELS = ("rnn", "lstm")  # the models whose part of the pattern is judged apart
-
-
-def _number(value):
-    return None if value is None or value != value else float(value)
 
 
 def compute_context(tables_dir):

@@ -4,6 +4,7 @@ Every number the templates print comes from the context built here out of result
 the templates hold the prose, and sentences that state a result test it first.
 """
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -12,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +28,7 @@ from rnnrepro.config import roles as R
 from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
 from rnnrepro.config.spec import SPECS
 from rnnrepro.files import read_json, read_jsonl, read_table
-from rnnrepro.report.collapse import collapses
+from rnnrepro.report.collapse import Collapse, collapses
 from rnnrepro.report.latex import raw
 from rnnrepro.report.registry import BAND_TEXT, FIGURES
 from rnnrepro.report.words import number
@@ -351,6 +353,44 @@ def provenance(config):
     }
 
 
+@dataclass
+class ReportContext:
+    """Everything the report's templates read, each under its name. The sections' parts come
+    from the functions above (and report/collapse.py); None where a study did not run."""
+
+    config: dict  # the resolved config: the schema filled in every default
+    threshold: float  # report.convergence_threshold
+    smoothing: int  # report.smoothing_window
+    band: str  # the wording of the bands around mean curves
+    seeds: list  # every seed any study trains
+    defaults: dict  # per kind, what a run gets where no study sets a field
+    figures: dict  # name -> path (relative to the tex file) and caption, of the figures drawn
+    missing_figures: list  # registered figures not drawn (their studies did not run)
+    studies: dict  # palindrome study -> palindrome_rows
+    study_names: dict  # the studies the report reads (config.roles)
+    outcomes: dict  # palindrome study -> lengths_by_outcome
+    table_studies: dict  # the palindrome table's studies (all but the initialisation studies)
+    scorecard: list  # the rows of scorecard.csv
+    verdict: dict  # claim -> verdict
+    claim_rows: dict  # claim -> its scorecard row
+    verdict_counts: dict  # verdict -> how many claims got it
+    collapses: Collapse  # the "Learned, then lost" subsection
+    lr_by_init: object  # lr_by_init
+    min_pairs: int  # statistics.MIN_PAIRS
+    text: object  # text_context
+    corpus: dict  # corpus_stats.json
+    completions: list  # completions.jsonl (empty without a text study)
+    lstm_params: object  # the LSTM's counted and formula parameters
+    compute: dict  # compute_context
+    init: object  # init_context
+    bench: object  # bench_context: None unless the bench ran
+    gradients: object  # gradient_context
+    meta: dict  # provenance
+
+    def variables(self):
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir="."):
     report = config["report"]  # the resolved config: the schema filled in every default
     threshold = report["convergence_threshold"]
@@ -363,40 +403,39 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
     lstm_runs = [r for s in (R.LSTM_ADAM, R.LSTM_RMSPROP) if (r := t.study(s)) is not None]
     lstm = pd.concat(lstm_runs).iloc[0] if lstm_runs else None
     seeds = sorted({s for st in config["studies"].values() for s in st.get("seeds", config["seeds"])})
-    return {
-        "config": config, "threshold": threshold, "smoothing": report["smoothing_window"],
-        "band": BAND_TEXT, "seeds": seeds,
+    completions = Path(tables_dir) / "completions.jsonl"
+    return ReportContext(
+        config=config, threshold=threshold, smoothing=report["smoothing_window"],
+        band=BAND_TEXT, seeds=seeds,
         # what a run gets where no study sets a field: rnnrepro.config.spec, under the config's defaults
-        "defaults": {kind: {**cls.defaults(), **config["defaults"].get(kind, {})}
-                     for kind, cls in SPECS.items()},
+        defaults={kind: {**cls.defaults(), **config["defaults"].get(kind, {})}
+                  for kind, cls in SPECS.items()},
         # relative to the tex file, which LaTeX reads from its own folder: the checkout's
         # path (spaces, quotes, any letters) never reaches LaTeX
-        "figures": {name: {"path": os.path.relpath(Path(figures_dir) / f"{name}.pdf", tex_dir),
-                           "caption": raw(FIGURES[name]["caption"])} for name in figures},
-        "missing_figures": [name for name in FIGURES if name not in figures],
-        "studies": studies, "study_names": R.NAMES, "outcomes": outcomes,
+        figures={name: {"path": os.path.relpath(Path(figures_dir) / f"{name}.pdf", tex_dir),
+                        "caption": raw(FIGURES[name]["caption"])} for name in figures},
+        missing_figures=[name for name in FIGURES if name not in figures],
+        studies=studies, study_names=R.NAMES, outcomes=outcomes,
         # the palindrome table: every study but the initialisation studies, which have tables
         # of their own (the init table and the learning-rate table)
-        "table_studies": {name: rows for name, rows in studies.items()
-                          if name not in INIT_STUDIES},
-        "scorecard": scorecard, "verdict": {r["claim"]: r["verdict"] for r in scorecard},
-        "claim_rows": {r["claim"]: r for r in scorecard},
-        "verdict_counts": {v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},
-        "collapses": collapses(t, COLLAPSE_STUDIES),
-        "lr_by_init": lr_by_init(t), "min_pairs": MIN_PAIRS,
-        "text": text_context(t, TEXT_STUDY),
-        "corpus": read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
-        "completions": read_jsonl(completions) if (completions := Path(tables_dir) / "completions.jsonl"
-                                                    ).exists() else [],
-        "lstm_params": None if lstm is None else {
+        table_studies={name: rows for name, rows in studies.items() if name not in INIT_STUDIES},
+        scorecard=scorecard, verdict={r["claim"]: r["verdict"] for r in scorecard},
+        claim_rows={r["claim"]: r for r in scorecard},
+        verdict_counts={v: sum(r["verdict"] == v for r in scorecard) for v in VERDICTS},
+        collapses=collapses(t, COLLAPSE_STUDIES),
+        lr_by_init=lr_by_init(t), min_pairs=MIN_PAIRS,
+        text=text_context(t, TEXT_STUDY),
+        corpus=read_json(Path(tables_dir) / "corpus_stats.json", "corpus statistics"),
+        completions=read_jsonl(completions) if completions.exists() else [],
+        lstm_params=None if lstm is None else {
             "n": int(lstm["hidden"]), "counted": int(lstm["cell_parameters"]),
             "formula": int(lstm["cell_formula"]), "total": int(lstm["parameters"])},
-        "compute": compute_context(tables_dir),
-        "init": init_context(tables_dir),
-        "bench": bench_context(bench, config.get("bench", {}).get("quick", False)),
-        "gradients": gradient_context(tables_dir),
-        "meta": provenance(config),
-    }
+        compute=compute_context(tables_dir),
+        init=init_context(tables_dir),
+        bench=bench_context(bench, config.get("bench", {}).get("quick", False)),
+        gradients=gradient_context(tables_dir),
+        meta=provenance(config),
+    )
 
 
 def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
@@ -404,7 +443,7 @@ def render(context, tex_out, template="report.tex.j2", template_dir=TEMPLATES):
     from rnnrepro.report.latex import environment
 
     env = environment(template_dir)
-    tex = env.get_template(template).render(**context)
+    tex = env.get_template(template).render(**context.variables())
     atomic_write(tex_out, lambda f: f.write(tex))
     return tex_out
 

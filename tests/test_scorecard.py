@@ -256,7 +256,7 @@ def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):
     """The 40k-step run of a seed repeats its 20k-step run's steps: where both lost the task at
     the same evaluation, one collapse; a run lost at its last evaluation says nothing about
     coming back; falls are counted on the longest run of a setting and seed only."""
-    from rnnrepro.report.context import collapses
+    from rnnrepro.report.collapse import collapses
 
     def lost(seed, steps, lost_step, peak, final=0.2, after=1.0, falls=1, final_loss=2.0):
         return run("rnn", 10, seed, final, outcome="lost", optimizer="adam", lr=1e-3, steps=steps,
@@ -272,9 +272,9 @@ def test_a_collapse_seen_in_a_run_and_its_longer_twin_counts_once(tmp_path):
                                            run("rnn", 10, 1, 1.0, optimizer="adam", lr=1e-3,
                                                steps=40_000, max_norm=10.0, falls=3)])
     col = collapses(Tables(tmp_path, 0.99), ["rnn_adam_long", "rnn_adam_40k"])
-    assert (col["count"], col["repeated"], col["collapsed"], col["after"]) == (2, 1, 2, 1)
-    assert [r["repeats"] for r in col["runs"]] == [None, None, 20_000]
-    assert col["spiked"] == 2 and col["uniform"] == 0  # the twin's uniform end is not counted
+    assert (col.count, col.repeated, col.collapsed, col.after) == (2, 1, 2, 1)
+    assert [r["repeats"] for r in col.runs] == [None, None, 20_000]
+    assert col.spiked == 2 and col.uniform == 0  # the twin's uniform end is not counted
     # falls: seed 2 and seed 1 from their 40k runs (1 and 3), not again from the 20k ones
-    assert col["falls"] | {"by_optimizer": None} == {"reached": 2, "fell": 2, "falls": 4, "lost": 1,
+    assert col.falls | {"by_optimizer": None} == {"reached": 2, "fell": 2, "falls": 4, "lost": 1,
                                                      "by_optimizer": None}

@@ -90,3 +90,10 @@ def test_no_lost_run_gives_the_one_sentence_that_says_so():
     text = _render(Collapse(falls=None))
     assert "No run of the palindrome studies reached the criterion and then lost it" in text
     assert "tab:collapse" not in text
+
+
+def test_templates_choose_singular_or_plural_through_one_filter(tmp_path):
+    (tmp_path / "t.tex.j2").write_text('((( n ))) ((( n|plural("seed", "seeds") )))')
+    env = environment(tmp_path)
+    assert [str(env.get_template("t.tex.j2").render(n=n)) for n in (0, 1, 2)] == [
+        "0 seeds", "1 seed", "2 seeds"]

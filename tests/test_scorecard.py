@@ -160,8 +160,8 @@ def test_each_learning_rate_is_reported_under_each_initialisation(tmp_path):
                                          lstm(0, 0.1, 1e-3, init="normal", std=0.001)])
     write_study(tmp_path, "init_lr01", [lstm(0, 1.0, 0.01, init="normal", std=0.001)])
     out = lr_by_init(Tables(tmp_path, 0.99))
-    assert out["length"] == 10 and out["lrs"] == [1e-3, 0.01]
-    default, small = out["rows"]
+    assert out.length == 10 and out.lrs == [1e-3, 0.01]
+    default, small = out.rows
     assert default["label"].startswith("default") and small["label"] == "N(0, sd 0.001)"
     assert default["cells"][1e-3] | {"interval": None} == {
         "seeds": 3, "converged": 3, "lost": 0, "never": 0, "interval": None, "final": 1.0,

@@ -99,6 +99,19 @@ def _field_text(field, row):
     return f"{field.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{field} {value}"
 
 
+@dataclass
+class LrTable:
+    """The learning-rate table: the LSTM at `length` under each initialisation (`rows`, each
+    with a cell per rate of `lrs` and Fisher's p of the smallest rate against the largest)."""
+
+    length: int
+    optimizer: str
+    lrs: list
+    rows: list
+    default: dict  # the default initialisation's row
+    alpha: float  # statistics.ALPHA
+
+
 def lr_by_init(t):
     """The LSTM at the input length of claim 5's learning-rate test, per initialisation and
     learning rate: seeds converged (with the Wilson interval), seeds lost, seeds that never
@@ -133,9 +146,9 @@ def lr_by_init(t):
             mostly = tuple(c["converged"] * 2 > c["seeds"] for c in (lo, hi))
             r["which"] = {(True, True): "both", (False, False): "neither", (True, False): "smaller",
                           (False, True): "larger"}[mostly]
-    return {"length": length, "optimizer": lr_runs["optimizer"].iloc[0], "lrs": [float(x) for x in lrs],
-            "rows": rows, "default": next((r for r in rows if r["init"] == "default"), None),
-            "alpha": ALPHA}
+    return LrTable(length=length, optimizer=lr_runs["optimizer"].iloc[0],
+                   lrs=[float(x) for x in lrs], rows=rows, alpha=ALPHA,
+                   default=next((r for r in rows if r["init"] == "default"), None))
 
 
 def lengths_by_outcome(rows):
@@ -152,6 +165,28 @@ def lengths_by_outcome(rows):
 
 # a text run overfits when its final held-out loss is more than this fraction above its lowest
 OVERFIT_RISE = 0.02
+
+
+@dataclass
+class TextSection:
+    """Part 3, the text model: the reference run (`ref`), each temperature's run (`by_T`),
+    samples over training (`table1`, `table2`, `sampling_only`), best against final weights,
+    the steps to each target and their gaps, and which runs overfit."""
+
+    study: str
+    ref: dict
+    by_T: list
+    table1: list
+    table2: list
+    best_vs_final: list
+    targets: list
+    gaps: dict  # the smallest and largest lead in steps, or None
+    overfit: list  # the runs whose held-out loss ends more than overfit_rise above its lowest
+    overfit_rise: float
+    sampling_only: list
+    sample_temperatures: list
+    best_val: float
+    logged_steps: int
 
 
 def text_context(t, study):
@@ -216,16 +251,33 @@ def text_context(t, study):
     # how far apart neighbouring temperatures met each target (T ascending), where both did
     gaps = [b - a for row in targets for a, b in itertools.pairwise(
         [row["steps"][T] for T in sorted(row["steps"])]) if a is not None and b is not None]
-    return {
-        "study": study, "ref": ref.to_dict(), "by_T": by_T, "table1": table1, "table2": table2,
-        "best_vs_final": best_vs_final, "targets": targets,
-        "gaps": {"min": min(gaps), "max": max(gaps)} if gaps else None,
-        "overfit": [r for r in by_T if r["rise"] > OVERFIT_RISE], "overfit_rise": OVERFIT_RISE,
-        "sampling_only": sampling_only,
-        "sample_temperatures": sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),
-        "best_val": ref_evals["accuracy"].max(),
-        "logged_steps": len(curves[curves["run_id"] == ref["run_id"]]),
-    }
+    return TextSection(
+        study=study, ref=ref.to_dict(), by_T=by_T, table1=table1, table2=table2,
+        best_vs_final=best_vs_final, targets=targets,
+        gaps={"min": min(gaps), "max": max(gaps)} if gaps else None,
+        overfit=[r for r in by_T if r["rise"] > OVERFIT_RISE], overfit_rise=OVERFIT_RISE,
+        sampling_only=sampling_only,
+        sample_temperatures=sorted({float(x) for x in ref_random["sample_temperature"].dropna()}),
+        best_val=ref_evals["accuracy"].max(),
+        logged_steps=len(curves[curves["run_id"] == ref["run_id"]]),
+    )
+
+
+@dataclass
+class InitSection:
+    """The initialisation study: each initialisation's verdicts and share of the original's
+    pattern (`variants`), the best overall and per model (ties named), and the closest pair."""
+
+    variants: list
+    best: dict
+    default: dict
+    claims: list
+    seeds: int
+    reproduced: list
+    per_model: dict
+    models: tuple
+    pair: dict  # the closest initialisation per model, or None
+    pair_whole: bool
 
 
 def init_context(tables_dir):
@@ -255,16 +307,30 @@ def init_context(tables_dir):
                         "tied": [v for v in scored if v["model_match"][m] == top["model_match"][m]]
                         if top else []}
     pair = {m: per_model[m]["best"] for m in MODELS}
-    return {"variants": variants, "best": best, "default": default,
-            "claims": sorted({int(c) for c in df["claim"]}),
-            "seeds": int(df["judged"].max()),
-            "reproduced": [v for v in variants if v["match"] == 1.0],
-            "per_model": per_model, "models": MODELS,
-            "pair": pair if all(pair.values()) else None,
-            "pair_whole": all(v and v["model_match"][m] == 1.0 for m, v in pair.items())}
+    return InitSection(variants=variants, best=best, default=default,
+                       claims=sorted({int(c) for c in df["claim"]}),
+                       seeds=int(df["judged"].max()),
+                       reproduced=[v for v in variants if v["match"] == 1.0],
+                       per_model=per_model, models=MODELS,
+                       pair=pair if all(pair.values()) else None,
+                       pair_whole=all(v and v["model_match"][m] == 1.0 for m, v in pair.items()))
 
 
 MODELS = ("rnn", "lstm")  # the models whose part of the pattern is judged apart
+
+
+@dataclass
+class ComputeSection:
+    """What the runs cost and how they computed: per kind, the jobs and their time."""
+
+    kinds: list
+    jobs: int
+    job_seconds: float
+    unmeasured: int  # jobs whose benchmark file is missing
+    numerics: list  # (mode, CPU kernel set) -> runs: how the runs' floats were computed
+    devices: list
+    shared: int  # runs trained in another run's job
+    stacked: int  # runs trained in a stack
 
 
 def compute_context(tables_dir):
@@ -278,14 +344,22 @@ def compute_context(tables_dir):
     shared = df["trained_in_job_of"].fillna("").astype(str) if "trained_in_job_of" in df else None
     numerics = (df.groupby(["numerics", "cpu_kernels"], dropna=False).size().to_dict()
                 if "numerics" in df else {})
-    return {"kinds": kinds, "jobs": len(df), "job_seconds": df["job_seconds"].sum(),
-            "unmeasured": int(df["job_seconds"].isna().sum()),
-            # (mode, CPU kernel set) -> runs: how the runs' floats were computed
-            "numerics": [{"mode": m, "kernels": k if isinstance(k, str) and k else None, "runs": n}
-                         for (m, k), n in sorted(numerics.items(), key=lambda kv: -kv[1])],
-            "devices": sorted(df["device"].unique()),
-            "shared": int((shared != "").sum()) if shared is not None else 0,
-            "stacked": int((df["runs_in_step"] > 1).sum()) if "runs_in_step" in df else 0}
+    return ComputeSection(
+        kinds=kinds, jobs=len(df), job_seconds=df["job_seconds"].sum(),
+        unmeasured=int(df["job_seconds"].isna().sum()),
+        numerics=[{"mode": m, "kernels": k if isinstance(k, str) and k else None, "runs": n}
+                  for (m, k), n in sorted(numerics.items(), key=lambda kv: -kv[1])],
+        devices=sorted(df["device"].unique()),
+        shared=int((shared != "").sum()) if shared is not None else 0,
+        stacked=int((df["runs_in_step"] > 1).sum()) if "runs_in_step" in df else 0)
+
+
+@dataclass
+class BenchSection:
+    """The speed benchmark's table (only where it ran)."""
+
+    rows: list
+    quick: bool  # a check with a few steps, not a timing
 
 
 def bench_context(path, quick=False):
@@ -312,17 +386,27 @@ def bench_context(path, quick=False):
                      "ratio_plain": None if plain is None else project["ratio_to_plain"],
                      "floor": project["floor_fraction"],
                      "ceiling": None if floor is None else floor["ratio_to_baseline"]})
-    return {"rows": rows, "quick": quick}
+    return BenchSection(rows=rows, quick=quick)
+
+
+@dataclass
+class GradientSection:
+    """The gradient probe: per model, the mean gradient norm at the first and last step of a
+    `length`-step input and their ratio."""
+
+    length: int
+    rnn: dict
+    lstm: dict
 
 
 def gradient_context(tables_dir):
     df = read_table(Path(tables_dir) / "grad_norms.csv", "gradient-norm table",
                     ("model", "k", "grad_norm"), ("k", "grad_norm"), rows=True)
-    out = {"length": int(df["k"].max())}
+    ends = {}
     for model, g in df.groupby("model"):
         m = g.groupby("k")["grad_norm"].mean()
-        out[model] = {"first": m.iloc[0], "last": m.iloc[-1], "ratio": m.iloc[0] / m.iloc[-1]}
-    return out
+        ends[model] = {"first": m.iloc[0], "last": m.iloc[-1], "ratio": m.iloc[0] / m.iloc[-1]}
+    return GradientSection(length=int(df["k"].max()), rnn=ends.get("rnn"), lstm=ends.get("lstm"))
 
 
 def provenance(config):
@@ -355,8 +439,8 @@ def provenance(config):
 
 @dataclass
 class ReportContext:
-    """Everything the report's templates read, each under its name. The sections' parts come
-    from the functions above (and report/collapse.py); None where a study did not run."""
+    """Everything the report's templates read, each under its name, a section each a dataclass
+    of its own (here and in report/collapse.py); None where a study did not run."""
 
     config: dict  # the resolved config: the schema filled in every default
     threshold: float  # report.convergence_threshold
@@ -375,16 +459,16 @@ class ReportContext:
     claim_rows: dict  # claim -> its scorecard row
     verdict_counts: dict  # verdict -> how many claims got it
     collapses: Collapse  # the "Learned, then lost" subsection
-    lr_by_init: object  # lr_by_init
+    lr_by_init: LrTable
     min_pairs: int  # statistics.MIN_PAIRS
-    text: object  # text_context
+    text: TextSection
     corpus: dict  # corpus_stats.json
     completions: list  # completions.jsonl (empty without a text study)
     lstm_params: object  # the LSTM's counted and formula parameters
-    compute: dict  # compute_context
-    init: object  # init_context
-    bench: object  # bench_context: None unless the bench ran
-    gradients: object  # gradient_context
+    compute: ComputeSection
+    init: InitSection
+    bench: BenchSection  # None unless the bench ran
+    gradients: GradientSection
     meta: dict  # provenance
 
     def variables(self):

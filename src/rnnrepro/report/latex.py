@@ -37,6 +37,7 @@ import jinja2.ext
 from markupsafe import Markup
 
 from rnnrepro.files import atomic_write
+from rnnrepro.report.words import plural
 
 PREAMBLE = r"""\usepackage[T1]{fontenc}
 \usepackage[utf8]{inputenc}
@@ -360,7 +361,8 @@ def environment(template_dir):
     env.template_class = _Template
     env.filters.update(escape=_filter(escape), e=_filter(escape), sample=_filter(escape_sample),
                        num=_filter(num), pct=_filter(pct), path=_filter(path), tt=_filter(tt),
-                       latex=raw, join=join, sample_cell=sample_cell, text_cell=text_cell)
+                       latex=raw, join=join, sample_cell=sample_cell, text_cell=text_cell,
+                       plural=plural)
     env.globals.update(preamble=Latex(PREAMBLE), table_row=table_row)
     return env
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,18 @@ def test_workflow_slots_are_gpus_times_jobs_per_gpu(tmp_path):
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,6"}, capture_output=True,
                          text=True, check=True)
     assert res.stdout.strip() == "9"
+
+
+def test_the_default_profile_counts_gpu_slots_with_the_packages_function(monkeypatch):
+    """profiles/default/profile.yaml imports workflow_slots in its definitions, falling back to
+    one slot where the package is missing: the import must name the function as it is."""
+    import yaml
+
+    root = Path(__file__).parents[1]
+    profile = yaml.safe_load((root / "profiles" / "default" / "profile.yaml").read_text())
+    (definitions,) = profile["__definitions__"]
+    monkeypatch.chdir(root)
+    namespace = {}
+    exec(definitions, namespace)  # the fallback, were the import wrong, is another function
+    assert namespace["workflow_slots"] is gpus.workflow_slots
+

@@ -1,7 +1,7 @@
 """Several seeds of one palindrome setting trained as one batched step: measured on the CPU.
 
 A job that trains several runs stacks those of one shape into one batched step
-(src/rnnrepro/stack.py; jobs.py decides when). Each run keeps its own data stream, its own
+(src/rnnrepro/train/stack.py; jobs.py decides when). Each run keeps its own data stream, its own
 loss (the step minimises the sum of the runs' mean losses, so each run's gradient is its
 own), its own gradient clipping (per-run norm, torch's formula) and its own optimizer state
 (RMSprop, Adam and SGD are elementwise). On a GPU a step is bound by kernel launches and S

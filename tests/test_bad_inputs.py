@@ -454,7 +454,7 @@ CASES = [
     ("config-execution-key-typo", valid_config(lambda c: c["execution"].update(devce="cpu")), 1,
      "config execution: devce is not one of its keys (devce: did you mean device?)"),
     ("config-removed-key", valid_config(lambda c: c.setdefault("report", {}).update(init_study="init_study")), 1,
-     "report.init_study was removed: the report reads its studies by name now"),
+     "report.init_study was removed: the report reads its studies by their names"),
     ("config-set-and-grid", valid_config(lambda c: c["studies"]["rnn_adam"].setdefault("set", {}).update(model="lstm")), 1,
      "config studies.rnn_adam: model in both set and grid; a field goes in one of them"),
     ("config-text-temperature-0", valid_config(lambda c: c["studies"]["text_temperature"]["grid"].update(temperature=[0.0])), 1,

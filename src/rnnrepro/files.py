@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-# What a run directory's tables hold (train.py writes them, aggregate.py reads them back).
+# What a run directory's tables hold (train/loop.py writes them, analysis/tables.py reads them back).
 METRICS = ("step", "loss", "accuracy", "grad_norm")
 TIMING = ("step", "elapsed_s", "examples_per_s")
 EVALS = {"palindrome": ("step", "loss", "accuracy", "saturation", "w_h_norm"),

@@ -215,8 +215,8 @@ class Common(_Fields):
                 parts.append(key.replace("_", "") + _word(value))
         return "-".join(parts)
 
-    # The rows a run writes: train.py asks logs/evaluates at each step, aggregate.py checks a
-    # run's files whole against logged_steps/eval_steps, checks.py counts them
+    # The rows a run writes: the loop (train/loop.py) asks logs/evaluates at each step, and
+    # analysis/tables.py checks a run's files whole against logged_steps/eval_steps
     FLUSH = 50  # steps between transfers of the step metrics from the device (a timing row)
 
     def logs(self, step):

@@ -257,10 +257,10 @@ def _override_hint(error):
 
 
 # config keys that existed once, and where their meaning went
-REMOVED = {"report.text_study": "the report reads its studies by name now (config/README.md): "
+REMOVED = {"report.text_study": "the report reads its studies by their names (config/README.md): "
                                 "name your text study text_temperature",
-           "report.init_study": "the report reads its studies by name now (config/README.md)",
-           "report.init_lr_study": "the report reads its studies by name now (config/README.md)"}
+           "report.init_study": "the report reads its studies by their names (config/README.md)",
+           "report.init_lr_study": "the report reads its studies by their names (config/README.md)"}
 
 
 def _key_hint(error):

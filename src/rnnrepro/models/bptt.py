@@ -1,6 +1,7 @@
 """The recurrence with a hand-written backward pass (`impl bptt`), kept apart from the
-models so that models.py reads as the equations. Same parameters, same function; tests in
-tests/test_bench.py check values and gradients against the reference loop (and gradcheck).
+models so that models/rnn.py and models/lstm.py read as the equations. Same parameters, same
+function; tests/test_bptt.py checks values and gradients against the reference loop (and runs
+gradcheck).
 """
 
 import torch
@@ -244,7 +245,7 @@ class _Layer(torch.autograd.Function):
 
 def layer(gates, x, W_x, b, W_h, last_only=False):
     """Hidden states of an LSTM (gates=4) or vanilla RNN (gates=1) layer from a zero state,
-    the equations of models.py with the parameters as they are there:
+    the equations of models/rnn.py and models/lstm.py with the parameters as they are there:
     W_x (gates·H × d), b (gates·H), W_h (gates·H × H). x is time-major: floats (T, B, d)
     for dense inputs, integer ids (T, B) for one-hot inputs (d = the vocabulary).
     Returns h_1..h_T (T, B, H), or only h_T with `last_only`. Without gradients it keeps no

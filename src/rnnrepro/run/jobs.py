@@ -301,7 +301,7 @@ class Job:
         fp = self.fingerprint(entry)
         final = _read_json(entry.dir / "summary.json")
         if final is not None and final.get("fingerprint", fp) == fp:
-            return False  # done (a summary from before fingerprints counts as done)
+            return False  # done (a summary without a fingerprint counts as done too)
         staged = entry.dir / STAGED
         if (_read_json(staged / "summary.json") or {}).get("fingerprint") == fp:
             return False

@@ -344,7 +344,9 @@ def checkpoint(runs, u):
 
 def record(alive, pending, rows):
     """The step metrics of the last flush into each run's rows; a run whose loss is not
-    finite is dropped, naming the step. Returns the runs still alive."""
+    finite is dropped, naming the step. Returns the runs still alive. A run dropped from a
+    stack is still computed in the stack's step (as NaN) until the unit ends: each run's own
+    clipping and the elementwise optimizer keep it from the other runs' rows."""
     for run in alive:
         for s, row in zip(pending, rows):
             loss, acc, grad_norm = row[run.r]
@@ -372,7 +374,8 @@ def show(runs):
 
 def finish(run, u, info, tag=None):
     """A finished run's rows, model.pt and summary.json (last: the run is complete when it
-    exists); its resume.pt goes."""
+    exists); its resume.pt goes. The wall time of a run trained in a stack is the whole
+    unit's (analysis/tables.py divides it among the runs_in_step)."""
     task = u.task
     save_rows(run, task)
     torch_save(task.checkpoint_extra(run.r) | {"step": run.state["step"],

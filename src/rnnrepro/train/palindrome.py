@@ -16,6 +16,11 @@ from rnnrepro.train.loop import fit
 from rnnrepro.train.tasks import SingleRun
 
 
+# held-out sequences per forward pass of an evaluation: it bounds the memory an evaluation
+# takes, and sets the order its sums are taken in (a run's eval.csv depends on it)
+EVAL_CHUNK = 4096
+
+
 def train_palindrome(spec, out, execution=Execution(), **kw):
     return fit(spec, out, lambda device: PalindromeTask(spec, device, execution.impl),
                execution, **kw)
@@ -33,8 +38,9 @@ def palindrome_metadata(spec, model):
         "init": {"scheme": spec.init, "std": spec.init_std if spec.init == "normal" else None,
                  "description": INIT_DOC[spec.init]},
         "parameters": count_parameters(model),
-        "cell_parameters": model.cell_parameters() if spec.model == "lstm" else None,
-        "cell_formula": model.cell_formula(spec.hidden, d) if spec.model == "lstm" else None,
+        # the report's Question 1.5(b): a gated cell's parameters, counted and by its formula
+        "cell_parameters": model.cell_parameters() if hasattr(model, "cell_formula") else None,
+        "cell_formula": model.cell_formula(spec.hidden, d) if hasattr(model, "cell_formula") else None,
         "input_dim": d,
     }
 
@@ -78,7 +84,7 @@ class PalindromeTask(SingleRun):
     def evaluate(self):
         self.model.eval()
         loss = correct = 0.0
-        for x, y in zip(*(t.split(4096) for t in self.test)):
+        for x, y in zip(*(t.split(EVAL_CHUNK) for t in self.test)):
             logits = self.forward(x)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()

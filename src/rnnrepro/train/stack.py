@@ -46,7 +46,7 @@ def stack_key(spec):
 
 
 class StackedPalindromeTask(Task):
-    """S palindrome runs of one shape (`stack_key`) as one task for `train.fit_unit`."""
+    """S palindrome runs of one shape (`stack_key`) as one task for `train.loop.fit_unit`."""
 
     eval_columns = EVALS["palindrome"]
     impl = "stack"
@@ -133,7 +133,7 @@ class StackedPalindromeTask(Task):
         test set."""
         loss = torch.zeros(self.S, device=self.device, dtype=torch.float64)
         correct = torch.zeros(self.S, device=self.device, dtype=torch.float64)
-        for x, y in zip(*(t.split(4096) for t in self.test)):
+        for x, y in zip(*(t.split(palindrome.EVAL_CHUNK) for t in self.test)):
             logits = self.forward(x.expand(self.S, *x.shape))
             yy = y.expand(self.S, *y.shape)
             loss += F.cross_entropy(logits.flatten(0, 1), yy.flatten(),

@@ -9,7 +9,12 @@ from rnnrepro.train.fastpath import optimizer_step, zero_grads
 
 
 class Task:
-    """What the loop asks of every task, where a task has nothing to add."""
+    """What the loop asks of every task, where a task has nothing to add. Besides these, a
+    task has: S (its runs), impl (the code path its step takes), model (an nn.Module the loop
+    switches between train and eval), eval_columns; params() (what the optimizer steps),
+    draw(gens) and update(opt, params, max_norm, x, y) (one step), evaluate() (one row of
+    held-out metrics per run), and per run r: member_parameters, member_state, load_member,
+    metadata and checkpoint_extra."""
 
     stacked = False
 

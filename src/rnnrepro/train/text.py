@@ -1,5 +1,6 @@
 """The text task: one run of the character-level model on the corpus, with its samples."""
 
+import logging
 import math
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from rnnrepro.models.text import TextGenerationModel
 from rnnrepro.train.loop import fit
 from rnnrepro.train.tasks import SingleRun
 
+log = logging.getLogger("rnnrepro")
+
 BEST_CHECKPOINT = "best.pt"  # a text run's weights at its lowest held-out loss, in checkpoints/
+# held-out windows per forward pass of an evaluation: it bounds the memory an evaluation takes,
+# and sets the order its sums are taken in (a run's eval.csv depends on it)
+EVAL_CHUNK = 512
 
 
 def train_text(spec, corpus, out, execution=Execution(), **kw):
@@ -38,6 +44,8 @@ class TextTask(SingleRun):
         self.spec, self.device, self.corpus = spec, device, corpus
         self.impl = ("graph" if impl == "graph" and device.type == "cuda" and spec.dropout == 0
                      and spec.lr_decay == 1 else "fused")
+        if impl not in ("auto", self.impl):
+            log.info("impl %s: a text run takes impl %s here (see TextTask)", impl, self.impl)
         self.model = TextGenerationModel(len(corpus.vocab), spec.hidden, spec.layers,
                                          spec.dropout).to(device)
         self.data = corpus.data.to(device)
@@ -50,6 +58,8 @@ class TextTask(SingleRun):
 
     def loss(self, x, y):
         logits, _ = self.model(x)
+        # the training temperature divides the logits in training and in evaluation alike
+        # (SPEC §3): held-out loss and bpc are those of the model at that temperature
         logits = logits / self.spec.temperature
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         return loss, (logits.argmax(-1) == y).float().mean()
@@ -58,7 +68,7 @@ class TextTask(SingleRun):
     def evaluate(self):
         self.model.eval()
         loss = correct = 0.0
-        for x, y in zip(*(t.split(512) for t in self.val)):
+        for x, y in zip(*(t.split(EVAL_CHUNK) for t in self.val)):
             logits = self.model(x)[0] / self.spec.temperature
             loss += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()

@@ -74,7 +74,7 @@ def test_rnn_equals_plain_loop_and_torch_rnn():
     assert torch.allclose(ref(model.encode(x))[0][:, -1], h, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls", [VanillaRNN, LSTM])
+@pytest.mark.parametrize("cls", [VanillaRNN, LSTM, PhasedLSTM])
 def test_fused_and_reference_paths_have_the_same_gradients(cls):
     torch.manual_seed(3)
     model = cls(N)
@@ -91,10 +91,10 @@ def test_fused_and_reference_paths_have_the_same_gradients(cls):
 @pytest.mark.parametrize("cls", [VanillaRNN, LSTM, PhasedLSTM])
 @pytest.mark.parametrize("fast", [False, True])
 def test_float64_gradcheck(cls, fast):
-    if cls is PhasedLSTM and fast:
-        pytest.skip("the phased LSTM has only the reference path")
     torch.manual_seed(4)
-    model = cls(3).double()
+    # the phased LSTM with every timing parameter learned: the gradient check covers tau, s, r_on
+    model = cls(3, learn=PhasedLSTM.TIMING, r_on=0.5) if cls is PhasedLSTM else cls(3)
+    model = model.double()
     x = digits(2, 4)
     names = [n for n, _ in model.named_parameters()]
 
@@ -149,18 +149,56 @@ def test_phased_lstm_reduces_to_lstm_when_open_and_holds_when_closed():
     torch.manual_seed(6)
     model = PhasedLSTM(N, r_on=1.0, alpha=0.0).eval()
     plain = LSTM(N)
-    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in ("tau", "s")})
+    plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if k not in ("log_tau", "s", "r_on_fixed")})
     with torch.no_grad():
-        model.tau.fill_(1.0), model.s.zero_()
+        model.log_tau.fill_(0.0), model.s.zero_()
     x = digits()
     open_times = torch.arange(T).float().expand(B, -1) + 0.5  # φ = 0.5 = r_on/2: k = 1
     assert torch.allclose(model(x, open_times), plain(x, fast=False), atol=1e-6)
     with torch.no_grad():
-        model.tau.fill_(10.0)
+        model.log_tau.fill_(math.log(10.0))
         model.s.zero_()
-        model.r_on = 0.05
+        model.r_on_fixed.fill_(0.05)
     closed = torch.full((B, T), 5.0)  # φ = 0.5 > r_on: k = 0, h stays h_0 = 0
     assert torch.stack(model.states(x, closed)).abs().max() == 0
+
+
+def test_phased_lstm_learns_what_it_is_told_and_keeps_its_timing_in_range():
+    """tau is learned as log tau and r_on as its logit: no optimizer step can make tau <= 0
+    (an anti-update) or take r_on out of (0, 1); what `learn` leaves out does not move."""
+    torch.manual_seed(8)
+    frozen = PhasedLSTM(N)
+    assert frozen.log_tau.requires_grad and frozen.s.requires_grad and "r_on_fixed" in dict(
+        frozen.named_buffers())
+    fixed_s = PhasedLSTM(N, learn=("tau",))
+    assert not fixed_s.s.requires_grad
+    model = PhasedLSTM(N, learn=PhasedLSTM.TIMING)
+    assert 1 <= model.log_tau.min() and model.log_tau.max() <= 3  # tau = e^U(1, 3)
+    assert (model.s >= 0).all() and (model.s < model.tau).all()
+    opt = torch.optim.SGD(model.parameters(), lr=1e3)
+    x, y = digits(), torch.randint(10, (B,))
+    for sign in (1.0, -1.0):
+        opt.zero_grad()
+        (sign * F.cross_entropy(model(x), y) + sign * 1e3 * (model.tau.sum() + model.r_on)).backward()
+        opt.step()
+        assert (model.tau > 0).all() and 0 < model.r_on < 1
+    with pytest.raises(ValueError, match="learn takes tau, s, r_on"):
+        PhasedLSTM(N, learn=("period",))
+    with pytest.raises(ValueError, match="r_on must be in"):
+        PhasedLSTM(N, r_on=1.5)
+
+
+def test_phased_lstm_leaks_while_training_only_and_reads_the_inputs_times():
+    torch.manual_seed(9)
+    model = PhasedLSTM(N, alpha=0.5)
+    times = torch.rand(B, T).sort(dim=1).values * 20  # asynchronous, sorted, in a window
+    closed = model.gate(times)
+    model.eval()
+    assert (model.gate(times) <= closed).all() and (model.gate(times) < closed).any()
+    x = digits()
+    assert torch.allclose(model(x, times), model(x, times, fast=False), atol=1e-6)
+    assert not torch.allclose(model(x, times), model(x), atol=1e-4)  # other times, other gate
 
 
 def test_text_model_carries_state_across_chunks():

@@ -110,15 +110,15 @@ def health(model, digits):
             "w_h_norm": torch.linalg.matrix_norm(W, ord=2).item()}
 
 
-
 def initialise(model, scheme="default", std=0.01):
-    """Draw the weights of a `Recurrent` model by the named scheme (see INIT_DOC)."""
+    """Draw the weights of a `Recurrent` model by the named scheme (see INIT_DOC); further
+    parameters of a subclass (the phased LSTM's timing) are its own to draw."""
     if scheme not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, got {scheme!r}")
     bound = 1 / math.sqrt(model.hidden)
     with torch.no_grad():
         for name, p in model.named_parameters(recurse=False):
-            if name in ("tau", "s"):
+            if name not in ("W_x", "W_h", "b", "W_p", "b_p"):
                 continue
             if scheme == "default":
                 p.uniform_(-bound, bound)

@@ -1,7 +1,7 @@
 """The models, one module per model: `rnn` and `lstm` on palindromes, `text` on the corpus,
-and `phased`, the phased LSTM's time gate (drawn by the report, not trained); `recurrent`
-holds what the palindrome models share and `bptt` the hand-written backward pass of the RNN
-and the LSTM.
+and `phased`, the phased LSTM (its time gate drawn by the report; no study trains it yet);
+`recurrent` holds what the palindrome models share and `bptt` the hand-written backward pass
+of the RNN and the LSTM.
 
 A palindrome model named `m` in a spec lives in `models/m.py` as its `Model`, loaded by name
 only when a run needs it: a training job imports (and its rerun rule watches) its own model's

@@ -83,3 +83,46 @@ def test_short_or_undecodable_corpus_is_a_clear_error(tmp_path):
         Corpus.from_file(bad)
     with pytest.raises(CorpusError, match="empty"):
         Corpus("")
+
+
+# --- the frequency-discrimination task (the phased LSTM's) -------------------------------------------
+@pytest.mark.parametrize("sampling, lengths", [("regular", (15, 125)), ("fine", (150, 1250)),
+                                               ("async", (15, 125))])
+def test_frequency_batches_sample_a_sine_in_its_window_with_balanced_labels(sampling, lengths):
+    from rnnrepro.data.frequency import HORIZON, frequency_batch
+
+    gen = torch.Generator().manual_seed(3)
+    values, times, mask, labels = frequency_batch(512, sampling, gen)
+    n = mask.sum(1)
+    assert values.shape == (512, times.shape[1], 1) and times.shape[1] == lengths[1]
+    assert lengths[0] <= n.min() and n.max() <= lengths[1]
+    assert (mask[:, :-1] >= mask[:, 1:]).all()  # the real samples first, then the padding
+    assert (times >= 0).all() and (times <= HORIZON).all()
+    assert (times[:, 1:] >= times[:, :-1]).all()  # sorted, padding repeating the last time
+    last = times.gather(1, (n - 1).unsqueeze(1))
+    assert torch.equal(torch.where(mask, times, last), times)
+    assert values.abs().max() <= 1
+    # half of every batch is drawn in the labelled band; the rest falls there about 4 % of the time
+    assert 256 <= labels.sum() <= 256 + 40
+    if sampling != "async":  # regular sampling: one step apart
+        step = {"regular": 1.0, "fine": 0.1}[sampling]
+        gaps = (times[:, 1:] - times[:, :-1])[mask[:, 1:]]
+        assert torch.allclose(gaps, torch.full_like(gaps, step), atol=1e-3)
+    again = frequency_batch(512, sampling, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip((values, times, mask, labels), again))
+
+
+def test_frequency_labels_are_the_periods_in_the_band():
+    from rnnrepro.data import frequency
+
+    gen = torch.Generator().manual_seed(4)
+    values, times, mask, labels = frequency.frequency_batch(256, "regular", gen)
+    # read each sequence's period back from its zero crossings: a positive one (5 to 6 ms)
+    # crosses zero every 2.5 to 3 ms
+    crossings = ((values[:, 1:, 0] * values[:, :-1, 0]) < 0) & mask[:, 1:]
+    spans = times.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1) - times[:, 0]
+    half_periods = spans / crossings.sum(1).clamp(min=1)
+    positive = labels == 1
+    assert (half_periods[positive] > 2.0).all() and (half_periods[positive] < 3.5).all()
+    with pytest.raises(ValueError, match="sampling must be one of regular, fine, async"):
+        frequency.frequency_batch(4, "hourly")

@@ -97,10 +97,14 @@ def run_code(spec):
     """The modules that decide the results of the run of `spec`: the training loop, the
     task of its kind and, for a palindrome run, its own model's module (loaded by name, so
     no other module's imports reach it)."""
+    return list(_run_code(spec.kind, spec.model if spec.kind == "palindrome" else None))
+
+
+@functools.cache  # the workflow asks for every run, a job for every run it may take on
+def _run_code(kind, model):
     from rnnrepro.models import module_of
 
-    own = [module_of(spec.model)] if spec.kind == "palindrome" else []
-    return closure("train/loop.py", *TASKS[spec.kind], *own)
+    return tuple(closure("train/loop.py", *TASKS[kind], *([module_of(model)] if model else [])))
 
 
 def command(name):

@@ -260,7 +260,6 @@ class Run:
     out: Path
     r: int
     state: dict = field(default_factory=_fresh_state)
-    resumed: bool = False
     error: str = None
     live: object = None
 
@@ -306,7 +305,7 @@ def resume(runs, u):
                 f"(execution.device: {ck['device']} finishes it; deleting the file starts it over)")
         task.load_member(run.r, ck["model"])
         u.gens[run.r].set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
-        run.state, run.resumed = ck["state"], True
+        run.state = ck["state"]
         run.state["resumed_from"].append(run.state["step"])
         log.info("resuming %s from step %d (%s)", run.id, run.state["step"], path)
     load_optimizer(u.opt, [ck["optimizer"] for ck in checkpoints], task.stacked)
@@ -414,7 +413,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     for run in runs:
         run.state.setdefault("segments", []).append({"from_step": run.state["step"], **segment})
         if execution.tensorboard:  # live curves: a view of the rows as they are flushed
-            run.live = events.EventLog(execution.tensorboard, run.id, run.resumed)
+            run.live = events.EventLog(execution.tensorboard, run.id, bool(run.state["resumed_from"]))
     alive = list(runs)
     if not runs[0].state["evals"]:
         evaluate(alive, task, 0)

@@ -66,6 +66,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/palindrome.smk"
 include: "workflow/rules/text.smk"
+include: "workflow/rules/phased.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 

@@ -145,6 +145,6 @@ def test_config_files_given_together_are_checked_merged_as_snakemake_merges_them
     monkeypatch.chdir(ROOT)
     assert main(["check-config", "config/config.yaml", "config/ten_seeds.yaml"]) == 0
     out = capsys.readouterr().out
-    assert "config/config.yaml + config/ten_seeds.yaml: valid; 10 studies, 248 training runs" in out
+    assert "config/config.yaml + config/ten_seeds.yaml: valid; 15 studies, 263 training runs" in out
     assert main(["check-config", "config/ten_seeds.yaml"]) == 1
     assert "config: corpus must be given" in capsys.readouterr().err

@@ -24,7 +24,8 @@ PALINDROME = {
     "lstm_rmsprop": (LENGTHS, SEEDS, 1, 1e-3), "lstm_adam": (LENGTHS, SEEDS, 1, 1e-3),
     "lstm_adam_lr01": (LENGTHS[-1:], SEEDS, 1, 1e-2),
 }
-STUDIES = set(PALINDROME) | {"text_temperature", "init_study", "init_lr01"}
+SECTION2 = {"lstm_memory", "phased_short", "phased_long", "frequency_sampling", "frequency_learn"}
+STUDIES = set(PALINDROME) | {"text_temperature", "init_study", "init_lr01"} | SECTION2
 INITS = (("default", 0.01), ("normal", 1.0), ("normal", 0.001))
 
 
@@ -103,12 +104,62 @@ def fabricate(root, steps=300, log_every=1, eval_every=50, temperatures=(0.5, 1.
     if (root / "studies" / "init_study").is_dir():  # what the scorecard rule writes for fig11
         init_scorecard(root, 0.99).to_csv(root / "scorecard_init.csv",
                                                                      index=False)
+    fabricate_section2(root, rng, steps, eval_every)
     k = np.arange(1, 21)
     pd.DataFrame([dict(model=m, seed=s, k=int(i), distance=int(20 - i), grad_norm=float(g))
-                  for m, decay in [("rnn", 0.5), ("lstm", 0.7)] for s in range(3)
+                  for m, decay in [("rnn", 0.5), ("lstm", 0.7), ("phased", 0.95)] for s in range(3)
                   for i, g in zip(k, decay ** (20 - k) * rng.lognormal(0, 0.3, len(k)))]
                  ).to_csv(root / "grad_norms.csv", index=False)
     return root
+
+
+def fabricate_section2(root, rng, steps, eval_every, lengths=(4, 8, 16), seeds=(0, 1)):
+    """Section 2's tables: the memory studies (with the gate's measures for the phased ones),
+    the extrapolation table, the frequency task under two samplings and the timing study."""
+    te = np.arange(0, steps + 1, eval_every)
+    gate = dict(open_share=0.05, first_open=0.04, tau_median=6.0, r_on=0.05)
+    extrapolation = []
+    for study, model, speed in (("lstm_memory", "lstm", 1.0), ("phased_short", "phased", 1.5),
+                                ("phased_long", "phased", 0.7)):
+        runs, evals = [], []
+        for length in lengths:
+            for s in seeds:
+                key = dict(study=study, run_id=f"{study}-{length}-{s}", model=model, optimizer="adam",
+                           input_length=length, lr=1e-3, steps=steps, seed=s)
+                acc = 0.1 + 0.9 * (1 - np.exp(-speed * te / (steps * length / 8)))
+                run_evals = [key | dict(step=a, loss=2.3 * (1 - b), accuracy=b, saturation=0.1,
+                                        w_h_norm=2.0) | (gate if model == "phased" else {})
+                             for a, b in zip(te, acc)]
+                evals += run_evals
+                runs.append(key | classify(pd.DataFrame(run_evals), pd.DataFrame(
+                    {"step": te, "grad_norm": 1.0}), 0.99) | dict(
+                    kind="palindrome", hidden=32, batch=16, eval_final_accuracy=acc[-1],
+                    eval_best_accuracy=acc.max(), outcome_threshold=0.99))
+                if length == lengths[1]:
+                    extrapolation += [dict(study=study, run_id=key["run_id"], model=model, seed=s,
+                                           train_length=length, length=x, loss=1.0,
+                                           accuracy=max(0.1, acc[-1] * (length / x) ** (1 / speed)))
+                                      for x in (length, 2 * length, 4 * length)]
+        _write(root, study, runs=runs, curves=evals, evals=evals)
+    pd.DataFrame(extrapolation).to_csv(root / "extrapolation.csv", index=False)
+    sampling = [(m, sm, "tau, s, r_on" if m == "phased" else "no gate")
+                for m in ("lstm", "phased") for sm in ("regular", "async")]
+    learning = [("phased", "async", w) for w in ("none", "tau, s", "tau, s, r_on")]
+    for study, variants in (("frequency_sampling", sampling), ("frequency_learn", learning)):
+        runs, evals = [], []
+        for model, sampling, learn in variants:
+            for s in seeds:
+                key = dict(study=study, run_id=f"{study}-{model}-{sampling}-{learn}-{s}", model=model,
+                           sampling=sampling, learn=learn, hidden=16, steps=steps, seed=s)
+                acc = 0.5 + 0.45 * (1 - np.exp(-te / steps * (3 if model == "phased" else 1)))
+                tau = 6.0 + te / steps * ("tau" in learn)
+                r_on = 0.05 + 0.02 * te / steps * ("r_on" in learn)
+                evals += [key | dict(step=a, loss=1 - b, accuracy=b, open_share=0.05, first_open=0.05,
+                                     tau_median=t, r_on=r) for a, b, t, r in zip(te, acc, tau, r_on)]
+                runs.append(key | dict(kind="frequency", batch=32, lr=1e-3, eval_size=500,
+                                       eval_final_accuracy=acc[-1], tau_initial=6.0,
+                                       tau_final=tau[-1], r_on_initial=0.05, r_on_final=r_on[-1]))
+        _write(root, study, runs=runs, curves=evals, evals=evals)
 
 
 @pytest.fixture(scope="module")
@@ -236,12 +287,13 @@ def test_text_figure_uses_temperature_nearest_one(tmp_path):
 
 
 def test_each_figure_is_registered_once_with_a_drawing_plots_has():
-    """figures.FIGURES is the one registry: its drawing names a plots.draw_<drawing>, its
+    """figures.FIGURES is the one registry: its drawing names a draw_<drawing> (plots, or
+    phased_drawings for Section 2), its
     height sizes the figure; plots keeps no list of figure names of its own."""
     import rnnrepro.report.drawings as plots
 
     for name, spec in FIGURES.items():
-        assert callable(getattr(plots, f"draw_{spec['drawing']}")), name
+        assert callable(plots.drawing_of(spec["drawing"])), name
         assert spec["height"] > 0 and spec["caption"], name
     source = Path(plots.__file__).read_text()
     assert not [n for n in FIGURES if f'"{n}"' in source]  # no figure name spelt in plots.py

@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from rnnrepro.config.spec import INITS, MODELS, SPECS, Execution, PalindromeSpec, SpecError, TextSpec
+from rnnrepro.config.kinds import SPECS
+from rnnrepro.config.spec import INITS, MODELS, Execution, PalindromeSpec, SpecError, TextSpec
 
 
 def _spec_arguments(parser, cls, title=None):
@@ -215,6 +216,21 @@ def cmd_grad_probe(args):
                               args.seeds, args.threads), COLUMNS)
 
 
+def cmd_extrapolate(args):
+    from rnnrepro.analysis.extrapolation import COLUMNS, extrapolate
+    from rnnrepro.files import write_csv
+
+    _from_schema(args, lengths="extrapolation_lengths", size="extrapolation_size")
+    runs = []
+    for item in args.runs:
+        study, sep, folder = item.partition("=")
+        if not sep or not study or not folder:
+            raise SpecError(f"--runs {item!r}: give each run as STUDY=RUN_FOLDER")
+        runs.append((study, Path(folder)))
+    _outputs(args.out, inputs=[folder / "model.pt" for _, folder in runs])
+    write_csv(args.out, extrapolate(runs, args.lengths, args.size, args.threads), COLUMNS)
+
+
 def cmd_aggregate(args):
     from rnnrepro.analysis.tables import aggregate_study
 
@@ -244,11 +260,13 @@ def _from_schema(args, section="report", **keys):
 def cmd_scorecard(args):
     from rnnrepro.analysis.scorecard import write_scorecards
 
-    _from_schema(args, threshold="convergence_threshold")
+    _from_schema(args, threshold="convergence_threshold", frequency_target="frequency_target",
+                 extrapolation_size="extrapolation_size")
     if not args.tables_dir.is_dir():
         raise SpecError(f"--tables-dir {args.tables_dir}: no such folder")
     _outputs(*[o for o in (args.out, args.init_out) if o])
-    write_scorecards(args.tables_dir, args.threshold, args.out, args.init_out)
+    write_scorecards(args.tables_dir, args.threshold, args.out, args.init_out,
+                     args.frequency_target, args.extrapolation_size)
 
 
 def cmd_figure(args):
@@ -493,8 +511,19 @@ def build_parser():
     cs.add_argument("--out", type=Path, required=True)
     cs.set_defaults(func=cmd_corpus_stats)
 
+    x = sub.add_parser("extrapolate", help="palindrome runs scored at longer input lengths")
+    x.add_argument("--runs", nargs="+", required=True, metavar="STUDY=RUN_FOLDER",
+                   help="the runs, each with the study it is read for")
+    x.add_argument("--lengths", nargs="+", type=_config_type("report", "extrapolation_lengths", item=True),
+                   help="default: report.extrapolation_lengths")
+    x.add_argument("--size", type=_config_type("report", "extrapolation_size"),
+                   help="held-out palindromes per length; default: report.extrapolation_size")
+    x.add_argument("--threads", type=_spec_type(Execution, "threads"), default=Execution.threads)
+    x.add_argument("--out", type=Path, required=True)
+    x.set_defaults(func=cmd_extrapolate)
+
     g = sub.add_parser("grad-probe", help="‖∂L/∂h_k‖ against k for freshly initialised models")
-    g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    g.add_argument("--models", nargs="+", choices=[*MODELS, "phased"], default=list(MODELS))
     g.add_argument("--input-length", type=_config_type("report", "probe_length"),
                    help="default: report.probe_length")
     g.add_argument("--hidden", type=_spec_type(PalindromeSpec, "hidden"), default=PalindromeSpec.hidden)
@@ -524,6 +553,12 @@ def build_parser():
     sc.add_argument("--threshold", type=_config_type("report", "convergence_threshold"),
                     help="converged: final accuracy ≥ this (default: the config schema's "
                     "report.convergence_threshold)")
+    sc.add_argument("--frequency-target", type=_config_type("report", "frequency_target"),
+                    help="claims 13 and 15: the frequency task's accuracy target (default: the "
+                    "config schema's report.frequency_target)")
+    sc.add_argument("--extrapolation-size", type=_config_type("report", "extrapolation_size"),
+                    help="held-out palindromes per length of the extrapolation table (default: "
+                    "report.extrapolation_size)")
     sc.add_argument("--out", type=Path, required=True)
     sc.add_argument("--init-out", type=Path, help="also the per-initialisation verdicts")
     sc.set_defaults(func=cmd_scorecard)

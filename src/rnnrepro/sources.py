@@ -26,7 +26,8 @@ NOT_RESULTS = ("run/progress.py", "run/events.py", "run/numerics.py", "train/fau
 
 # The code of a run of each kind beside its model: the loop and the task (for palindrome
 # runs also the stack, which trains runs of one shape side by side, as jobs.py decides).
-TASKS = {"palindrome": ("train/palindrome.py", "train/stack.py"), "text": ("train/text.py",)}
+TASKS = {"palindrome": ("train/palindrome.py", "train/stack.py"), "text": ("train/text.py",),
+         "phased": ("train/phased.py",), "frequency": ("train/frequency.py",)}
 
 
 def _path(dotted):

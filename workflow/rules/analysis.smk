@@ -62,7 +62,7 @@ rule grad_probe:
     conda:
         ENV
     shell:
-        "rnnrepro grad-probe --models rnn lstm --input-length={params.length}"
+        "rnnrepro grad-probe --models rnn lstm phased --input-length={params.length}"
         " --out={output:q} > {log:q} 2>&1"
 
 

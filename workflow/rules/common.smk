@@ -10,7 +10,7 @@ from rnnrepro.run import jobs as J
 from rnnrepro import sources
 from rnnrepro.config import studies as S
 from rnnrepro.analysis.tables import study_table_path
-from rnnrepro.config.roles import TEXT_STUDY
+from rnnrepro.config.roles import MEMORY_STUDIES, TEXT_STUDY
 from rnnrepro.report.registry import FIGURES, rst_caption
 from rnnrepro.report.latex import NO_TEX, tex_engine
 from rnnrepro.config.spec import RUN_ID, reference_order
@@ -197,7 +197,7 @@ def planned_training_runs():
         return {
             job.wildcards.run_id
             for job in workflow.dag.needrun_jobs()
-            if job.rule.name in ("train_palindrome", "train_text")
+            if job.rule.name in ("train_palindrome", "train_text", "train_timed")
         }
     except (AttributeError, TypeError):
         return None

@@ -29,6 +29,7 @@ rule scorecard:
     input:
         tables=all_study_tables(),
         corpus="results/tables/corpus_stats.json",
+        extrapolation=EXTRAPOLATION,
         code=command_code("scorecard"),
     output:
         main=report(
@@ -39,12 +40,15 @@ rule scorecard:
         init="results/tables/scorecard_init.csv",
     params:
         threshold=REPORT["convergence_threshold"],
+        target=REPORT["frequency_target"],
+        size=REPORT["extrapolation_size"],
     log:
         "logs/scorecard.log",
     conda:
         ENV
     shell:
         "rnnrepro scorecard --tables-dir results/tables --threshold={params.threshold}"
+        " --frequency-target={params.target} --extrapolation-size={params.size}"
         " --out {output.main:q} --init-out {output.init:q}"
         " > {log:q} 2>&1"
 
@@ -60,6 +64,7 @@ rule render_report:
         compute="results/tables/compute.csv",
         completions="results/tables/completions.jsonl" if HAS_TEXT else [],
         grad_norms="results/tables/grad_norms.csv",
+        extrapolation=EXTRAPOLATION,
         bench=rules.bench.output if config["bench"]["enabled"] else [],
         templates=sorted(str(p) for p in Path("report/templates").glob("*.tex.j2")),
         code=command_code("report"),

@@ -88,6 +88,23 @@ def classify(evals, metrics, threshold):
     return row
 
 
+def crossing_step(e, column, target):
+    """The step at which a held-out curve (rows of one run) first meets `target`: accuracy at
+    or above it, loss at or below it. Interpolated linearly between the evaluation before and
+    the first one that met it, so that runs meeting it between the same two evaluations are
+    still told apart; None if it never does."""
+    e = e.sort_values("step")
+    sign = 1 if column == "accuracy" else -1
+    v, x, goal = sign * e[column].to_numpy(), e["step"].to_numpy(), sign * target
+    hit = np.flatnonzero(v >= goal)
+    if not len(hit):
+        return None
+    i = hit[0]
+    if i == 0:
+        return float(x[0])
+    return float(x[i - 1] + (goal - v[i - 1]) / (v[i] - v[i - 1]) * (x[i] - x[i - 1]))
+
+
 def tally(outcomes):
     """Seeds, and how many of them converged (kept), lost it or never reached it, with the
     Wilson interval of the share converged: for the `outcome` column of some runs."""

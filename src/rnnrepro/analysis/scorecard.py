@@ -15,11 +15,15 @@ could test the claim. The criterion is held-out accuracy at or above
 report.convergence_threshold (its default: the schema).
 """
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rnnrepro.analysis.outcomes import crossing_step
+from rnnrepro.analysis.phased import CHECKS as PHASED_CHECKS
+from rnnrepro.analysis.phased import CLAIMS as PHASED_CLAIMS
 from rnnrepro.analysis.statistics import difference_verdict, paired_interval, share_verdict, wilson
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, read_study, study_table_path
 from rnnrepro.config import roles as R
@@ -42,6 +46,7 @@ CLAIMS = {
     9: "Training at temperature 0.5 converges earlier than at 1; at 2 it converges more slowly.",
     10: "Early greedy samples (step 100) are dominated by spaces and repeated characters.",
     11: "The LSTM cell has 4(nd + n^2 + n) trainable parameters.",
+    **PHASED_CLAIMS,
 }
 
 
@@ -50,9 +55,20 @@ class Tables:
     the named study's rows that match, so a claim written for `rnn_adam` can be judged on,
     say, the RNN runs of the initialisation study."""
 
-    def __init__(self, tables_dir, threshold=None, views=None):
+    def __init__(self, tables_dir, threshold=None, views=None, frequency_target=None,
+                 extrapolation_size=None):
         self.dir, self.threshold = Path(tables_dir), threshold
         self.views = views or {}
+        # Section 2's: the frequency task's accuracy target, the extrapolation's held-out size
+        self.frequency_target, self.extrapolation_size = frequency_target, extrapolation_size
+
+    def table(self, name):
+        """results/tables/<name>.csv (extrapolation, grad_norms), or None where it is not made."""
+        from rnnrepro.files import read_table
+
+        path = self.dir / f"{name}.csv"
+        columns = {"extrapolation": ("study", "seed", "length", "train_length", "accuracy")}
+        return read_table(path, f"{name} table", columns.get(name, ())) if path.exists() else None
 
     def study(self, name, table="runs"):
         real, where = self.views.get(name, (name, {}))
@@ -230,23 +246,6 @@ ACCURACY_TARGETS = (0.8, 0.9, 0.95)
 LOSS_TARGET = 1.05
 
 
-def crossing_step(e, column, target):
-    """The step at which a held-out curve (rows of one run) first meets `target`: accuracy at
-    or above it, loss at or below it. Interpolated linearly between the evaluation before and
-    the first one that met it, so that runs meeting it between the same two evaluations are
-    still told apart; None if it never does."""
-    e = e.sort_values("step")
-    sign = 1 if column == "accuracy" else -1
-    v, x, goal = sign * e[column].to_numpy(), e["step"].to_numpy(), sign * target
-    hit = np.flatnonzero(v >= goal)
-    if not len(hit):
-        return None
-    i = hit[0]
-    if i == 0:
-        return float(x[0])
-    return float(x[i - 1] + (goal - v[i - 1]) / (v[i] - v[i - 1]) * (x[i] - x[i - 1]))
-
-
 def steps_to_targets(evals, ref, seed):
     """Per target (label, {T: the step its held-out curve met the target (crossing_step, to
     the nearest step), or None}) for the run of `seed` at each training temperature in `evals`."""
@@ -391,6 +390,7 @@ def _checks(t):
         9: lambda: temperature_claim(t),
         10: lambda: early_samples_claim(t),
         11: lambda: parameter_claim(t),
+        **{n: functools.partial(check, t) for n, check in PHASED_CHECKS.items()},
     }
 
 
@@ -414,8 +414,9 @@ def _row(n, check):
     return row
 
 
-def scorecard(tables_dir, threshold):
-    t = Tables(tables_dir, threshold)
+def scorecard(tables_dir, threshold, frequency_target=None, extrapolation_size=None):
+    t = Tables(tables_dir, threshold, frequency_target=frequency_target,
+               extrapolation_size=extrapolation_size)
     return pd.DataFrame([_row(n, check) for n, check in _checks(t).items()], columns=list(ROW))
 
 
@@ -478,10 +479,11 @@ def init_scorecard(tables_dir, threshold):
                                        *(f"{m}_match" for m in MODEL_PATTERNS), *ROW])
 
 
-def write_scorecards(tables_dir, threshold, out, init_out=None):
+def write_scorecards(tables_dir, threshold, out, init_out=None, frequency_target=None,
+                     extrapolation_size=None):
     """scorecard.csv, and where asked the per-initialisation scorecard_init.csv."""
     from rnnrepro.files import write_table
 
-    write_table(out, scorecard(tables_dir, threshold))
+    write_table(out, scorecard(tables_dir, threshold, frequency_target, extrapolation_size))
     if init_out:
         write_table(init_out, init_scorecard(tables_dir, threshold))

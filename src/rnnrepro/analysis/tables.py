@@ -12,12 +12,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rnnrepro.analysis import outcomes
-from rnnrepro.config.spec import SPECS, PalindromeSpec, SpecError
+from rnnrepro.config.kinds import EVALS, SPECS, learn_word
+from rnnrepro.config.spec import PalindromeSpec, SpecError
 from rnnrepro.files import (
-    EVALS,
     METRICS,
     SAMPLE_KEYS,
     SUMMARY_KEYS,
@@ -33,7 +34,12 @@ log = logging.getLogger("rnnrepro")
 KEYS = {
     "palindrome": ["model", "optimizer", "input_length", "lr", "steps", "init", "init_std", "seed"],
     "text": ["temperature", "optimizer", "lr", "steps", "seed"],
+    "phased": ["model", "optimizer", "input_length", "lr", "steps", "tau_low", "tau_high", "learn",
+               "seed"],
+    "frequency": ["model", "sampling", "learn", "hidden", "steps", "seed"],
 }
+# the kinds whose runs are judged by the palindrome task's convergence criterion
+CONVERGING = ("palindrome", "phased")
 
 # what sets a palindrome run's results apart, besides its seed (PalindromeSpec's training
 # fields): a study's table rows are its settings, one per input length unless a study varies more
@@ -84,7 +90,7 @@ def run_row(summary, study):
     row.update({k: _flat(v) for k, v in spec.items()})
     row.update({
         "parameters": summary["parameters"],
-        "init_scheme": summary["init"]["scheme"],
+        "init_scheme": summary.get("init", {}).get("scheme", "default"),
         "final_loss": summary["final_loss"],
         "final_batch_accuracy": summary["final_batch_accuracy"],
         "final_window": summary["final_window"],
@@ -101,6 +107,14 @@ def run_row(summary, study):
     if summary["kind"] == "palindrome":
         row["cell_parameters"] = summary["cell_parameters"]
         row["cell_formula"] = summary["cell_formula"]
+    elif summary["kind"] in ("phased", "frequency"):
+        row["model"] = spec.get("model", "phased")
+        row["learn"] = learn_word(spec["learn"]) if row["model"] == "phased" else "no gate"
+        timing = summary.get("timing")
+        if timing:  # the phased LSTM's timing at the start and the end
+            row.update({f"{k}_{when}": float(np.median(timing[f"{k}_{when}"]))
+                        for k in ("tau",) for when in ("initial", "final")})
+            row.update(r_on_initial=timing["r_on_initial"], r_on_final=timing["r_on_final"])
     else:
         row["eval_final_bpc"] = summary["eval_final"]["bpc"]
         row["eval_lowest_loss"] = summary["eval_lowest_loss"]["loss"]
@@ -204,10 +218,10 @@ def aggregate_study(study, run_dirs, out_dir, threshold):
         seen[summary["run_id"]] = d
         kinds.add(summary["kind"])
         if len(kinds) > 1:
-            raise BadFile(f"study {study} mixes palindrome and text runs ({d} is a "
-                          f"{summary['kind']} run): a study is of one kind")
+            raise BadFile(f"study {study} mixes runs of the kinds {', '.join(sorted(kinds))} ({d} "
+                          f"is a {summary['kind']} run): a study is of one kind")
         row = run_row(summary, study)
-        if summary["kind"] == "palindrome":
+        if summary["kind"] in CONVERGING:
             row.update(outcomes.classify(run_evals, run_curves, threshold),
                        outcome_threshold=threshold)
         runs.append(row)

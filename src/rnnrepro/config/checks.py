@@ -161,12 +161,17 @@ def memory_needs(spec):
     rows = (_rows(spec.steps, spec.log_every) + _rows(spec.steps, spec.eval_every)
             + spec.steps // Common.FLUSH) * ROW_BYTES
     needs["steps"] = (rows, "the rows of metrics, evaluations and timings kept while it trains")
-    if spec.kind == "palindrome":
-        g = 4 if spec.model == "lstm" else 1
+    if spec.kind in ("palindrome", "phased"):
+        g = 1 if spec.model == "rnn" else 4
         d = 10 if spec.input_encoding == "onehot" else 1
         params = g * h * (d + h + 1) + 10 * h  # the cell, and the readout W_p
         needs["eval_size"] = (8 * spec.eval_size * (spec.input_length + 1), "the held-out set")
         activations = 4 * spec.batch * spec.input_length * g * h
+    elif spec.kind == "frequency":  # up to 125 samples (1,250 at 0.1 ms) of value, time, mask
+        length = 1250 if spec.sampling == "fine" else 125
+        params = 4 * h * (2 + h + 1) + 2 * h
+        needs["eval_size"] = (13 * spec.eval_size * length, "the held-out set")
+        activations = 4 * spec.batch * length * 6 * h
     else:
         # the recurrent weights and biases of every layer (the first layer's input weights and
         # the readout grow with the vocabulary, unknown here: left out)

@@ -6,7 +6,8 @@ test checks it is current. A key the schema does not describe is an error here."
 import json
 
 from rnnrepro.config.roles import REPORT_STUDIES
-from rnnrepro.config.spec import CHOICES, SPECS, Execution, SpecError
+from rnnrepro.config.kinds import SPECS, choices
+from rnnrepro.config.spec import CHOICES, Execution, SpecError
 
 HEADER = """# Config reference
 
@@ -43,12 +44,12 @@ def _default(value):
     return "" if value is None else f"`{json.dumps(value)}`"
 
 
-def _table(where, props, defs, defaults=None, required=()):
-    """`defaults`: a dataclass's (the run specs, Execution), whose fields' words are CHOICES."""
+def _table(where, props, defs, defaults=None, required=(), words=CHOICES):
+    """`defaults`: a dataclass's (the run specs, Execution), whose fields' words are `words`."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, prop in props.items():
-        if defaults is not None and key in CHOICES:
-            prop = {**prop, "enum": list(CHOICES[key])}
+        if defaults is not None and key in words:
+            prop = {**prop, "enum": list(words[key])}
         described = _resolve(prop, defs).get("description") or prop.get("description")
         if not described:
             raise SpecError(f"the config schema does not describe {where}.{key}")
@@ -75,7 +76,7 @@ def config_reference(schema_path):
                              "study's `set` and `grid` take; the default is rnnrepro.config.spec's, where "
                              "neither `defaults` nor the study sets the field.\n\n"
                              + _table(f"defaults.{kind}", fields, defs,
-                                      SPECS[kind].defaults()))
+                                      SPECS[kind].defaults(), words=choices(kind)))
         elif key == "studies":
             study = prop["additionalProperties"]
             parts.append("Each study, `studies.<name>` (a name of letters, digits and _):\n\n"

@@ -11,20 +11,27 @@ RNN_ADAM_LONG, RNN_ADAM_40K = "rnn_adam_long", "rnn_adam_40k"
 LSTM_RMSPROP, LSTM_ADAM, LSTM_ADAM_LR = "lstm_rmsprop", "lstm_adam", "lstm_adam_lr01"
 INIT_STUDY, INIT_LR_STUDY = "init_study", "init_lr01"
 TEXT_STUDY = "text_temperature"
+# Section 2: the LSTM and the phased LSTM (short and long periods) on palindromes, and the
+# frequency task (regular against asynchronous samples; which timing parameters learn)
+LSTM_MEMORY, PHASED_SHORT, PHASED_LONG = "lstm_memory", "phased_short", "phased_long"
+FREQUENCY_STUDY, LEARN_STUDY = "frequency_sampling", "frequency_learn"
 
 REPORT_STUDIES = {
     RNN_RMSPROP: "palindrome", RNN_ADAM: "palindrome", RNN_ADAM_LONG: "palindrome",
     RNN_ADAM_40K: "palindrome", LSTM_RMSPROP: "palindrome", LSTM_ADAM: "palindrome",
     LSTM_ADAM_LR: "palindrome", INIT_STUDY: "palindrome", INIT_LR_STUDY: "palindrome",
-    TEXT_STUDY: "text",
+    TEXT_STUDY: "text", LSTM_MEMORY: "palindrome", PHASED_SHORT: "phased", PHASED_LONG: "phased",
+    FREQUENCY_STUDY: "frequency", LEARN_STUDY: "frequency",
 }
+MEMORY_STUDIES = (LSTM_MEMORY, PHASED_SHORT, PHASED_LONG)  # Section 2's palindrome studies
 
 # The initialisation studies, which the report treats in a section of their own; the main
 # palindrome studies are the others, and their lost runs are what the collapse figure and the
-# report's collapse table show (the initialisation studies' default runs are among them).
+# report's collapse table show (the initialisation studies' default runs are among them);
+# Section 2's LSTM runs are Section 2's.
 INIT_STUDIES = (INIT_STUDY, INIT_LR_STUDY)
 COLLAPSE_STUDIES = [s for s, kind in REPORT_STUDIES.items()
-                    if kind == "palindrome" and s not in INIT_STUDIES]
+                    if kind == "palindrome" and s not in INIT_STUDIES + MEMORY_STUDIES]
 
 
 def _lengths(study, lengths, want):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnrepro.config.checks import coerce, describe, memory_problem, name_at, walk_problems
-from rnnrepro.config.spec import SPECS, Execution, SpecError, check_seed
+from rnnrepro.config.kinds import SPECS
+from rnnrepro.config.spec import Execution, SpecError, check_seed
 
 
 @dataclass
@@ -484,13 +485,15 @@ def cli_args(spec, skip=()):
     """A spec (or an Execution) as `rnnrepro train` arguments (a list: shlex.join it for a
     shell), in field order; each value joined to its flag (`--tensorboard=-x`), so that no
     value is ever read as a flag of its own."""
-    args = []
+    args, defaults = [], spec.defaults()
     for key, value in spec.to_dict().items():
         if key in skip:
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, (list, tuple)):  # numbers, each > 0: none looks like a flag
-            args += [flag, *map(repr, value)] if value else []
+        if isinstance(value, (list, tuple)):  # numbers > 0 or words: none looks like a flag
+            words = [v if isinstance(v, str) else repr(v) for v in value]
+            # an empty list is given only where it is not the default
+            args += [flag, *words] if value or defaults[key] else []
         else:
             args.append(f"{flag}={repr(value) if isinstance(value, float) else value}")
     return args

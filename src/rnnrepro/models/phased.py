@@ -1,6 +1,6 @@
 """The phased LSTM of SPEC §2 and §7: an LSTM whose state updates pass only while a per-unit
-time gate is open (Neil, Pfeiffer and Liu 2016). Its gate is what the report draws; the model
-trains on its own too (no study trains it yet).
+time gate is open (Neil, Pfeiffer and Liu 2016): on palindromes (its gate reading the step
+index) and on the frequency task (reading each sample's time, models/frequency.py).
 
 The period τ is learned as log τ, so that it stays positive whatever the optimizer does; r_on,
 where it is learned, as the logit of r_on, so that it stays in (0, 1). The gradient to τ
@@ -69,34 +69,37 @@ class PhasedLSTM(LSTM):
             return self.r_on_fixed
         return torch.sigmoid(self.r_on_logit.clamp(-self.R_ON_LOGIT_MAX, self.R_ON_LOGIT_MAX))
 
-    def gate(self, times):
-        """k_t for every step and unit, (B, T, hidden), at the input's times (B, T)."""
+    def gate(self, times, mask=None):
+        """k_t for every step and unit, (B, T, hidden), at the input's times (B, T); 0 where
+        `mask` (B, T) is False, so that a padded step holds the state."""
         alpha = self.alpha if self.training else 0.0
-        return time_gate(times.unsqueeze(-1), self.tau, self.s, self.r_on, alpha)
+        k = time_gate(times.unsqueeze(-1), self.tau, self.s, self.r_on, alpha)
+        return k if mask is None else k * mask.unsqueeze(-1).to(k.dtype)
 
     def _times(self, x, times):
         if times is None:
             times = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
         return times.to(x.dtype)
 
-    def states(self, digits, times=None):
+    def states(self, digits, times=None, mask=None):
         """Reference path: the equations, one step at a time."""
         x = self.encode(digits)
         times = self._times(x, times)
         h, c = self.initial_state(x.shape[0], self.W_h)
         alpha, hs = (self.alpha if self.training else 0.0), []
-        for x_t, t in zip(x.unbind(1), times.unbind(1)):
-            k = time_gate(t.unsqueeze(-1), self.tau, self.s, self.r_on, alpha)
+        ones = torch.ones_like(times, dtype=torch.bool)
+        for x_t, t, m in zip(x.unbind(1), times.unbind(1), (ones if mask is None else mask).unbind(1)):
+            k = time_gate(t.unsqueeze(-1), self.tau, self.s, self.r_on, alpha) * m.unsqueeze(-1)
             h_new, c_new = self.cell(x_t, (h, c))
             c = k * c_new + (1 - k) * c
             h = k * h_new + (1 - k) * h
             hs.append(h)
         return hs
 
-    def fused(self, x, times=None):
+    def fused(self, x, times=None, mask=None):
         """The last hidden state by the fast path: the gate for every step at once, the LSTM
         update by torch's cell (fused on CUDA), then the gate's interpolation."""
-        k = self.gate(self._times(x, times))
+        k = self.gate(self._times(x, times), mask)
         h, c = self.initial_state(x.shape[0], self.W_h)
         for x_t, k_t in zip(x.unbind(1), k.unbind(1)):
             h_new, c_new = torch.lstm_cell(x_t, (h, c), self.W_x, self.W_h, self.b, self.zero_bias)
@@ -104,9 +107,13 @@ class PhasedLSTM(LSTM):
             h = torch.lerp(h, h_new, k_t)
         return h
 
-    def forward(self, digits, times=None, fast=True):
-        h = self.fused(self.encode(digits), times) if fast else self.states(digits, times)[-1]
+    def forward(self, digits, times=None, mask=None, fast=True):
+        h = (self.fused(self.encode(digits), times, mask) if fast
+             else self.states(digits, times, mask)[-1])
         return F.linear(h, self.W_p, self.b_p)
 
-    def forward_bptt(self, digits, times=None):  # no hand-written backward: the fast path
-        return self.forward(digits, times)
+    def forward_bptt(self, digits, times=None, mask=None):  # no hand-written backward: fused
+        return self.forward(digits, times, mask)
+
+
+Model = PhasedLSTM

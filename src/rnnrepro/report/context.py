@@ -26,7 +26,8 @@ from rnnrepro.analysis.statistics import ALPHA, MIN_PAIRS, VERDICTS, fisher_exac
 from rnnrepro.analysis.tables import SAMPLE_CHECKPOINTS, SETTING_FIELDS
 from rnnrepro.config import roles as R
 from rnnrepro.config.roles import COLLAPSE_STUDIES, INIT_STUDIES, LR_STUDIES, LR_STUDY, TEXT_STUDY
-from rnnrepro.config.spec import SPECS
+from rnnrepro.config.kinds import SPECS
+from rnnrepro.report.phased_context import PhasedSection, phased_context
 from rnnrepro.files import read_json, read_jsonl, read_table
 from rnnrepro.report.collapse import Collapse, collapses
 from rnnrepro.report.latex import raw
@@ -397,6 +398,7 @@ class GradientSection:
     length: int
     rnn: dict
     lstm: dict
+    phased: dict = None  # where the probe measured the phased LSTM too
 
 
 def gradient_context(tables_dir):
@@ -406,7 +408,8 @@ def gradient_context(tables_dir):
     for model, g in df.groupby("model"):
         m = g.groupby("k")["grad_norm"].mean()
         ends[model] = {"first": m.iloc[0], "last": m.iloc[-1], "ratio": m.iloc[0] / m.iloc[-1]}
-    return GradientSection(length=int(df["k"].max()), rnn=ends.get("rnn"), lstm=ends.get("lstm"))
+    return GradientSection(length=int(df["k"].max()), rnn=ends.get("rnn"), lstm=ends.get("lstm"),
+                           phased=ends.get("phased"))
 
 
 def provenance(config):
@@ -469,6 +472,7 @@ class ReportContext:
     init: InitSection
     bench: BenchSection  # None unless the bench ran
     gradients: GradientSection
+    phased: PhasedSection  # Section 2
     meta: dict  # provenance
 
     def variables(self):
@@ -478,7 +482,8 @@ class ReportContext:
 def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir="."):
     report = config["report"]  # the resolved config: the schema filled in every default
     threshold = report["convergence_threshold"]
-    t = Tables(tables_dir, threshold)
+    t = Tables(tables_dir, threshold, frequency_target=report["frequency_target"],
+               extrapolation_size=report["extrapolation_size"])
     studies = {name: palindrome_rows(t, name) for name in config["studies"]
                if config["studies"][name]["kind"] == "palindrome"}
     outcomes = {name: lengths_by_outcome(rows) for name, rows in studies.items()}
@@ -518,6 +523,7 @@ def build_context(tables_dir, figures_dir, figures, config, bench=None, tex_dir=
         init=init_context(tables_dir),
         bench=bench_context(bench, config.get("bench", {}).get("quick", False)),
         gradients=gradient_context(tables_dir),
+        phased=phased_context(t, report["frequency_target"]),
         meta=provenance(config),
     )
 

@@ -52,7 +52,7 @@ LENGTH_TITLE = "input length $T$\n(palindrome length $T{+}1$)"
 GATE = {"tau": 10.0, "s": 2.0, "r_on": 0.3}   # fig08's gate, drawn over three periods
 GATE_LEAK = 0.05                              # fig08's dashed curve: Neil et al.'s leak α
 CB = sns.color_palette("colorblind")
-MODEL_COLORS = {"RNN": CB[0], "LSTM": CB[1]}
+MODEL_COLORS = {"RNN": CB[0], "LSTM": CB[1], "PHASED": CB[2]}
 SPLIT_COLORS = {"train": CB[0], "held-out": CB[3]}
 VARIANT_STYLES = ["-", "--", ":", "-."]
 
@@ -586,6 +586,16 @@ def draw_text_temperature(fig, tables, smoothing, threshold):
     _text_figure(fig, tables, smoothing, threshold, by_temperature=True)
 
 
+def drawing_of(name):
+    """The function that draws `name`: draw_<name> here, or in phased_drawings.py (Section 2)."""
+    from rnnrepro.report import phased_drawings
+
+    found = globals().get(f"draw_{name}") or getattr(phased_drawings, f"draw_{name}", None)
+    if found is None:
+        raise KeyError(f"no drawing {name!r} (draw_{name} in drawings.py or phased_drawings.py)")
+    return found
+
+
 def draw(name, tables_dir, smoothing, threshold, present=None):
     """Figure `name` of FIGURES from the tables under tables_dir; `present`: the figure's
     studies to draw (default: all; one with no tables is drawn as "no runs")."""
@@ -594,7 +604,7 @@ def draw(name, tables_dir, smoothing, threshold, present=None):
     spec = FIGURES[name]
     with style():
         fig = Figure(figsize=(WIDTH, spec["height"]), layout="constrained")
-        drawing = globals()[f"draw_{spec['drawing']}"]
+        drawing = drawing_of(spec["drawing"])
         studies = spec["studies"]
         drawing(fig, _Tables(tables_dir, studies, studies if present is None else present),
                 smoothing, threshold)

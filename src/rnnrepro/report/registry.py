@@ -71,8 +71,37 @@ FIGURES = {
         "drawing": "gradient_norms", "height": 2.9,
         "studies": [],
         "tables": ["grad_norms.csv"],
-        "caption": "Measured gradient norms of the loss with respect to each hidden state, RNN and "
-                   "LSTM at initialisation.",
+        "caption": "Measured gradient norms of the loss with respect to each hidden state: the "
+                   "RNN, the LSTM and the phased LSTM (training mode, leak $\\alpha$ = 0.001) at "
+                   "initialisation.",
+    },
+    "fig_phased_memory": {
+        "drawing": "phased_memory", "height": 2.6,
+        "studies": list(R.MEMORY_STUDIES),
+        "caption": "Memory on palindromes: held-out accuracy of the LSTM and of the phased LSTM "
+                   "with short periods ($\\tau = e^{U(1,3)}$ steps) and long ones "
+                   "($\\tau = e^{U(3,5)}$), Adam, one panel per input length.",
+    },
+    "fig_extrapolation": {
+        "drawing": "extrapolation", "height": 2.5,
+        "studies": list(R.MEMORY_STUDIES),
+        "tables": ["extrapolation.csv"],
+        "caption": "Length extrapolation: the memory studies' models trained at one input length "
+                   "scored on held-out palindromes of that length and longer ones.",
+    },
+    "fig_frequency": {
+        "drawing": "frequency", "height": 2.5,
+        "studies": [R.FREQUENCY_STUDY],
+        "caption": "The frequency-discrimination task: held-out accuracy of the LSTM (the time "
+                   "as a second input) and the phased LSTM (the time in its gate), sine waves "
+                   "sampled every millisecond and at random times.",
+    },
+    "fig_timing": {
+        "drawing": "timing", "height": 2.4,
+        "studies": [R.LEARN_STUDY],
+        "caption": "Which timing parameters to learn (phased LSTM, asynchronous samples): the "
+                   "median period $\\tau$ over the units, $r_{on}$ and the share of "
+                   "(sample, unit) pairs with an open gate on the held-out set, over training.",
     },
     "fig09_text_curves": {
         "drawing": "text_curves", "height": 2.9,

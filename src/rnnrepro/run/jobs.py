@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rnnrepro import sources
-from rnnrepro.config.spec import SPECS
+from rnnrepro.config.kinds import SPECS
 from rnnrepro.files import write_json
 from rnnrepro.run import gpus
 
@@ -105,8 +105,11 @@ class Entry:
         return self.spec.kind
 
     def cost(self):
-        per_step = {"text": 30.0, "palindrome": 4.0 if getattr(self.spec, "model", "") == "lstm" else 1.0}
-        return self.spec.steps * per_step[self.kind]
+        s = self.spec
+        per_step = {"text": 30.0, "palindrome": 4.0 if getattr(s, "model", "") == "lstm" else 1.0,
+                    "phased": 4.0 * s.input_length / 10 if s.kind == "phased" else 0,
+                    "frequency": 15.0 if getattr(s, "model", "") == "phased" else 3.0}
+        return s.steps * per_step[self.kind]
 
 
 def write_run_table(path, runs, run_dir, corpus, planned=None):
@@ -379,6 +382,8 @@ class Job:
         from rnnrepro.train.palindrome import PalindromeTask
         from rnnrepro.train.stack import StackedPalindromeTask
         from rnnrepro.train.text import TextTask
+        from rnnrepro.train.phased import PhasedTask
+        from rnnrepro.train.frequency import FrequencyTask
 
         ex = self.execution
         specs = [m.entry.spec for m in members]
@@ -388,7 +393,9 @@ class Job:
             corpus = Corpus.from_file(members[0].entry.corpus, specs[0].val_fraction)
             make = functools.partial(TextTask, specs[0], corpus=corpus, impl=ex.impl)
         else:
-            make = functools.partial(PalindromeTask, specs[0], impl=ex.impl)
+            task = {"palindrome": PalindromeTask, "phased": PhasedTask,
+                    "frequency": FrequencyTask}[specs[0].kind]
+            make = functools.partial(task, specs[0], impl=ex.impl)
         extra = {"job": self.own.run_id}
         if self.slot:
             import torch

@@ -310,6 +310,31 @@ def test_a_training_job_reruns_for_its_own_model_and_task_only(done):
     assert not [r for r, _ in jobs if r == "train_text"], out
 
 
+def test_section_2_studies_are_added_and_edited_apart_from_the_other_runs(done):
+    """Without Section 2's studies the config plans no training (its runs are what they were
+    before those studies existed), and an edit of the phased LSTM's module retrains Section 2's
+    runs alone: the phased runs on palindromes and the frequency task's."""
+    config = yaml.safe_load((done / "test.yaml").read_text())
+    section2 = ("lstm_memory", "phased_short", "phased_long", "frequency_sampling", "frequency_learn")
+    for name in section2:
+        del config["studies"][name]
+    write_config(done / "without.yaml", config)
+    jobs, out = planned_jobs(done, config="without.yaml")
+    assert not [r for r, _ in jobs if r.startswith("train_")], out
+    phased = done / "src" / "rnnrepro" / "models" / "phased.py"
+    original = phased.read_text()
+    try:
+        phased.write_text(original + "\n# an edit of the phased LSTM's module\n")
+        jobs, out = planned_jobs(done)
+    finally:
+        phased.write_text(original)
+    timed = [p.parent.name for kind in ("phased", "frequency")
+             for p in (done / "results" / "runs" / kind).glob("*/summary.json")]
+    assert sorted(w for r, w in jobs if r.startswith("train_")) == sorted(
+        f"kind={'phased' if r.startswith('phased') else 'frequency'}, run_id={r}" for r in timed), out
+    assert {r for r, _ in jobs if r.startswith("train_")} == {"train_timed"}, out
+
+
 def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     config = yaml.safe_load((done / "test.yaml").read_text())
     config["studies"]["lstm_adam_lr01"]["set"]["lr"] = 0.02

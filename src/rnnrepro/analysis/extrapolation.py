@@ -23,14 +23,14 @@ def load_model(path):
 
     ck = load_checkpoint(path, keys=("kind", "spec", "model"))
     spec = SPECS[ck["kind"]].from_dict(ck["spec"])
+    if spec.kind not in ("phased", "palindrome"):
+        raise ValueError(f"{path}: a {spec.kind} run is not a palindrome model")
     onehot = spec.input_encoding == "onehot"
     if spec.kind == "phased":
         model = PhasedLSTM(spec.hidden, onehot=onehot, **spec.timing())
-    elif spec.kind == "palindrome":
+    else:
         model = palindrome_model(spec.model)(spec.hidden, onehot=onehot, init=spec.init,
                                              init_std=spec.init_std)
-    else:
-        raise ValueError(f"{path}: a {spec.kind} run is not a palindrome model")
     model.load_state_dict(ck["model"])
     return model.eval(), spec
 

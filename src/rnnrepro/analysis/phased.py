@@ -19,6 +19,10 @@ from rnnrepro.config import roles as R
 VARIANTS = {R.LSTM_MEMORY: "LSTM", R.PHASED_SHORT: "phased, short periods",
             R.PHASED_LONG: "phased, long periods"}
 PHASED_VARIANTS = (R.PHASED_SHORT, R.PHASED_LONG)
+MODEL_NAMES = {"lstm": "LSTM", "phased": "phased LSTM"}
+LEARNED = {"none": "nothing learned", "tau, s": "tau and s learned",
+           "tau, s, r_on": "tau, s and r_on learned"}
+SAMPLING_NAMES = {"regular": "regular", "async": "asynchronous", "fine": "every 0.1 ms"}
 
 
 def beyond_noise(a, b, n_a, n_b):
@@ -161,8 +165,11 @@ def async_claim(t):
             per_seed[seed] = bool(beyond_noise(p["eval_final_accuracy"], q["eval_final_accuracy"],
                                                p["eval_size"], q["eval_size"]))
     means = runs.groupby(["model", "sampling"])["eval_final_accuracy"].mean()
-    shown = ", ".join(f"{m} {s} {v:.3f}" for (m, s), v in means.items())
-    return per_seed, f"final held-out accuracy on the frequency task: {shown}"
+    shown = "; ".join(f"{MODEL_NAMES[m]}: " + ", ".join(
+        f"{SAMPLING_NAMES.get(s, s)} {means[(m, s)]:.3f}" for s in sorted(
+            {s for mm, s in means.index if mm == m}, key=lambda x: x != "regular"))
+        for m in ("lstm", "phased") if m in {mm for mm, _ in means.index})
+    return per_seed, f"final held-out accuracy on the frequency task, {shown}"
 
 
 def timing_claim(t):
@@ -192,8 +199,10 @@ def timing_claim(t):
         per_seed[seed] = bool(moved and no_worse and harder)
     seed = min(runs["seed"])
     rows = {w: by.loc[(w, seed)] for w in (frozen, ts, all3)}
-    acc = ", ".join(f"{w} learned {r['eval_final_accuracy']:.3f}" for w, r in rows.items())
-    reach = ", ".join(f"{w} {_steps_text(steps.get(('phased', 'async', w, seed)))}" for w in rows)
+    said = {w: LEARNED.get(w, w + " learned") for w in rows}
+    acc = "; ".join(f"{said[w]} {r['eval_final_accuracy']:.3f}" for w, r in rows.items())
+    reach = "; ".join(f"{said[w]} {_steps_text(steps.get(('phased', 'async', w, seed)))}"
+                      for w in rows)
     r = rows[all3]
     tau = rows[ts]
     return per_seed, (f"seed {seed}, asynchronous samples: final held-out accuracy {acc}; steps "

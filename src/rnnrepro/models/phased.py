@@ -33,8 +33,9 @@ class PhasedLSTM(LSTM):
     c_t = k_t ⊙ c̃_t + (1 − k_t) ⊙ c_{t−1},  h_t = k_t ⊙ h̃_t + (1 − k_t) ⊙ h_{t−1},
     with c̃_t, h̃_t the ordinary LSTM update and k_t the time gate at the input's time t (its
     own timestamps, or the step index). Period τ = exp(U(tau_range)) (e^U(1,3) as Neil et al.)
-    and shift s ~ U(0, τ) per unit; r_on one value for all units. `learn` names which of τ, s
-    and r_on train. The leak α applies while training only (α = 0 at evaluation).
+    and shift s ~ U(0, τ) per unit (the authors' code draws s ~ U(0, 100 ms); the gate reads
+    s modulo τ only, so the gates start nearly alike); r_on one value for all units. `learn`
+    names which of τ, s and r_on train. The leak α applies while training only (α = 0 at evaluation).
     """
 
     TIMING = ("tau", "s", "r_on")

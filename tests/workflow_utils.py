@@ -12,6 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 COPY = ("Snakefile", "workflow", "config", "report", "src", "profiles", "benchmarks")
 
 
+def config_run_ids():
+    """The run ids config/test.yaml trains (its studies expanded as the workflow expands them)."""
+    from rnnrepro.config.studies import check_config_file
+
+    return sorted(check_config_file(ROOT / "config" / "test.yaml")[1])
+
+
 def make_workdir(tmp, corpus_path, edit=None):
     """Copy the workflow into `tmp` and write `test.yaml` pointing at the shared corpus."""
     for name in COPY:

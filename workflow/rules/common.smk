@@ -131,6 +131,24 @@ def train_runtime(wildcards, attempt):
     return (10 + spec.steps // per_second // 60) * 2 ** (attempt - 1)
 
 
+TIMED_KINDS = ("phased", "frequency")  # the kinds train_timed trains
+
+
+def extrapolation_runs():
+    """(study, run id) of the memory studies' runs trained at the first extrapolation length."""
+    length = REPORT["extrapolation_lengths"][0]
+    return [
+        (s, r)
+        for s in MEMORY_STUDIES
+        for r in STUDY_RUNS.get(s, [])
+        if RUNS[r].spec.input_length == length
+    ]
+
+
+# the extrapolation table, where the config has runs for it (the scorecard and figures read it)
+EXTRAPOLATION = ["results/tables/extrapolation.csv"] if extrapolation_runs() else []
+
+
 def text_reference_run():
     """The report's reference text run (spec.reference_order) of the text study."""
     specs = [RUNS[r].spec for r in STUDY_RUNS[TEXT_STUDY]]

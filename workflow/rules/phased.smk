@@ -1,7 +1,6 @@
 # Section 2's runs: the phased LSTM on palindromes (kind phased) and the frequency task
 # (kind frequency), one rule for both; their files are the palindrome runs' (the
 # evaluations add the time gate's measures).
-TIMED_KINDS = ("phased", "frequency")
 
 
 rule train_timed:
@@ -37,21 +36,6 @@ rule train_timed:
 
 localrules:
     extrapolate,
-
-
-def extrapolation_runs():
-    """(study, run id) of the memory studies' runs trained at the first extrapolation length."""
-    length = REPORT["extrapolation_lengths"][0]
-    return [
-        (s, r)
-        for s in MEMORY_STUDIES
-        for r in STUDY_RUNS.get(s, [])
-        if RUNS[r].spec.input_length == length
-    ]
-
-
-# the extrapolation table, where the config has runs for it (the scorecard and figures read it)
-EXTRAPOLATION = ["results/tables/extrapolation.csv"] if extrapolation_runs() else []
 
 
 rule extrapolate:

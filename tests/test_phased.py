@@ -201,7 +201,7 @@ def test_claim_12_longest_length_then_extrapolation(tmp_path, longest, extrapola
     _memory(tmp_path, longest, extrapolated)
     row = _card(tmp_path, 12)
     assert row["verdict"] == want, row["measured"]
-    assert "longest input length reaching the criterion" in row["measured"]
+    assert "longest input length that kept the criterion to the end" in row["measured"]
 
 
 def test_claim_13_counts_which_model_met_its_criterion_first(tmp_path):
@@ -264,3 +264,37 @@ def test_section_2_claims_are_not_run_without_their_studies(tmp_path):
     (tmp_path / "corpus_stats.json").write_text(json.dumps({"characters": 1, "distinct": 1}))
     card = scorecard(tmp_path, 0.99, 0.9, 2000).set_index("claim")
     assert list(card.loc[[12, 13, 14, 15], "verdict"]) == ["not run"] * 4
+
+
+def test_claim_12_is_unresolved_for_a_tie_without_the_extrapolation(tmp_path):
+    _memory(tmp_path, {"lstm_memory": 20, "phased_short": 20, "phased_long": 10})
+    assert _card(tmp_path, 12)["verdict"] == "unresolved"
+
+
+def test_claim_15_reads_its_three_sets_by_name_and_the_studys_own_sampling(tmp_path):
+    """A study with a fourth set of learned parameters, sampled regularly: the rule still
+    compares nothing / tau and s / all three, at the study's sampling."""
+    tau = {"tau_initial": 7.0, "r_on_initial": 0.05, "r_on_final": 0.05}
+    sets = {"none": 7.0, "s": 7.0, "tau, s": 7.5, "tau, s, r_on": 7.4}
+    rows = [_freq_run("phased", "regular", 0.95, w, tau_final=f, **tau) for w, f in sets.items()]
+    curves = [[(0, 0.5), (500, 0.95), (2000, 0.95)]] * 3 + [[(0, 0.5), (1000, 0.6), (2000, 0.95)]]
+    _frequency(tmp_path, "frequency_learn", rows, curves)
+    row = _card(tmp_path, 15)
+    assert row["verdict"] == "held", row["measured"]
+    assert row["measured"].startswith("seed 0, regular samples")
+
+
+@pytest.mark.parametrize("claim", [14, 15])
+def test_a_study_with_several_runs_per_setting_is_unresolved_not_a_crash(tmp_path, claim):
+    rows = [_freq_run(m, "async", 0.9, "tau, s, r_on" if m == "phased" else "no gate", hidden=h,
+                      tau_initial=7.0, tau_final=7.0, r_on_initial=0.05, r_on_final=0.05)
+            for m in ("lstm", "phased") for h in (32, 110)]
+    for r in rows:
+        r["run_id"] += f"-{r['hidden']}"
+    study = "frequency_sampling" if claim == 14 else "frequency_learn"
+    if claim == 15:
+        rows = [dict(r, model="phased", learn=w, run_id=f"{w}-{r['hidden']}")
+                for r in rows[2:] for w in ("none", "tau, s", "tau, s, r_on")]
+    _frequency(tmp_path, study, rows, [[(0, 0.5), (3000, 0.9)]] * len(rows))
+    row = _card(tmp_path, claim)
+    assert row["verdict"] == "unresolved" and "several runs per" in row["measured"], row["measured"]

@@ -458,6 +458,19 @@ def test_values_given_with_config_on_the_command_line_are_read_as_their_types(do
     assert "with --config, write seeds=[a, b]" in res.stdout + res.stderr
 
 
+def test_no_extrapolation_without_memory_runs_at_its_first_length(tmp_path, corpus_path):
+    """report.extrapolation_lengths starting at a length no memory study trains: no
+    extrapolation job and no extrapolation figure; the rest of Section 2 is planned."""
+    def edit(config):
+        config["report"]["extrapolation_lengths"] = [50, 100]
+
+    workdir = make_workdir(tmp_path, corpus_path, edit)
+    jobs, out = planned_jobs(workdir)
+    assert not [r for r, _ in jobs if r == "extrapolate"], out
+    figures = {w for r, w in jobs if r == "figure"}
+    assert "figure=fig_extrapolation" not in figures and "figure=fig_phased_memory" in figures, out
+
+
 def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(tmp_path, corpus_path):
     workdir = make_workdir(tmp_path, corpus_path)
     jobs, out = planned_jobs(workdir, "--batch", "runs=1/3", "runs")

@@ -128,6 +128,11 @@ def train_runtime(wildcards, attempt):
     """Minutes for the cluster's time limit: a CPU estimate, doubled on each retry."""
     spec = RUNS[wildcards.run_id].spec
     per_second = 20 if spec.kind == "text" else 60
+    if spec.kind == "phased":  # about 26 ms a step at input length 20 (benchmarks/README.md)
+        per_second = max(1, 800 // spec.input_length)
+    elif spec.kind == "frequency":  # steps/s at 32 units; 0.1 ms sampling: ten times the steps
+        rate = (30 if spec.model == "phased" else 150) * 32 / max(32, spec.hidden)
+        per_second = max(1, int(rate / (10 if spec.sampling == "fine" else 1)))
     return (10 + spec.steps // per_second // 60) * 2 ** (attempt - 1)
 
 
@@ -158,8 +163,15 @@ def text_reference_run():
 check_folders()
 
 
-# Figures whose studies are all in the config; the report lists the others as not run.
-ACTIVE_FIGURES = [f for f in FIGURES if all(s in STUDY_RUNS for s in FIGURES[f]["studies"])]
+# Figures whose studies are all in the config and whose tables are made (the extrapolation
+# needs memory runs at its first length); the report lists the others as not drawn.
+OPTIONAL_TABLES = {"extrapolation.csv": bool(EXTRAPOLATION)}
+ACTIVE_FIGURES = [
+    f
+    for f in FIGURES
+    if all(s in STUDY_RUNS for s in FIGURES[f]["studies"])
+    and all(OPTIONAL_TABLES.get(t, True) for t in FIGURES[f].get("tables", []))
+]
 
 
 def figure_inputs(wildcards):

@@ -14,11 +14,14 @@ import math
 from rnnrepro.analysis.outcomes import crossing_step
 from rnnrepro.analysis.statistics import Z95
 from rnnrepro.config import roles as R
+from rnnrepro.config.kinds import TIMING, learn_word
 
 # the memory studies' models, as the report names them
 VARIANTS = {R.LSTM_MEMORY: "LSTM", R.PHASED_SHORT: "phased, short periods",
             R.PHASED_LONG: "phased, long periods"}
 PHASED_VARIANTS = (R.PHASED_SHORT, R.PHASED_LONG)
+UNRESOLVED = {"verdict": "unresolved"}
+VARIES = "{} has several runs per {}: the claim's rule compares one run per setting"
 MODEL_NAMES = {"lstm": "LSTM", "phased": "phased LSTM"}
 LEARNED = {"none": "nothing learned", "tau, s": "tau and s learned",
            "tau, s, r_on": "tau, s and r_on learned"}
@@ -33,7 +36,7 @@ def beyond_noise(a, b, n_a, n_b):
 
 
 def longest_converged(runs):
-    """Per seed, the longest input length whose run kept the criterion (0: none did)."""
+    """Per seed, the longest input length whose run kept the criterion to the end (0: none)."""
     kept = runs[runs["outcome"] == "kept"]
     return {s: int(kept[kept["seed"] == s]["input_length"].max()) if (kept["seed"] == s).any() else 0
             for s in runs["seed"].unique()}
@@ -44,10 +47,11 @@ def _length_text(length):
 
 
 def memory_claim(t):
-    """Claim 12: per seed, the best phased variant reaches the criterion at a longer input
-    length than the LSTM; or at the same longest length, its models trained at the
+    """Claim 12: per seed, the best phased variant keeps the criterion to the end at a longer
+    input length than the LSTM; or at the same longest length, its models trained at the
     extrapolation's first length keep more accuracy at its second (beyond the held-out noise).
-    A seed where no model reached the criterion at any length is not judged."""
+    A seed where no model kept the criterion at any length, or a tie without the
+    extrapolation, is not judged."""
     runs = {s: t.study(s) for s in VARIANTS}
     if runs[R.LSTM_MEMORY] is None or all(runs[s] is None for s in PHASED_VARIANTS):
         return {}, "no runs"
@@ -55,8 +59,10 @@ def memory_claim(t):
     ext = t.table("extrapolation")
     far = None
     if ext is not None and ext["length"].nunique() > 1:
-        far = sorted(ext["length"].unique())[1]
+        far = ext["length"].unique()[1]  # the second of report.extrapolation_lengths
         ext = ext[ext["length"] == far].set_index(["study", "seed"])
+        if not ext.index.is_unique:
+            return {}, VARIES.format("extrapolation table", "study and seed"), UNRESOLVED
     per_seed = {}
     for seed, lstm_len in longest[R.LSTM_MEMORY].items():
         phased = {s: longest[s].get(seed) for s in PHASED_VARIANTS if s in longest}
@@ -67,13 +73,15 @@ def memory_claim(t):
         if best == lstm_len == 0:
             continue  # no model learned the task at any length: nothing to judge
         held = best > lstm_len
-        if best == lstm_len and far is not None and (R.LSTM_MEMORY, seed) in ext.index:
+        if best == lstm_len and (far is None or (R.LSTM_MEMORY, seed) not in ext.index):
+            continue  # a tie that the extrapolation would break, without it: not judged
+        if best == lstm_len:
             lstm_acc = ext.loc[(R.LSTM_MEMORY, seed), "accuracy"]
             size = t.extrapolation_size
             held = any(beyond_noise(ext.loc[(s, seed), "accuracy"], lstm_acc, size, size)
                        for s in phased if (s, seed) in ext.index)
         per_seed[seed] = bool(held)
-    parts = ["longest input length reaching the criterion: " + ", ".join(
+    parts = ["longest input length that kept the criterion to the end: " + ", ".join(
         f"{VARIANTS[s]} {'/'.join(_length_text(v) for _, v in sorted(longest[s].items()))}"
         for s in VARIANTS if s in longest)]
     if far is not None:
@@ -81,8 +89,8 @@ def memory_claim(t):
         means = ext.groupby("study")["accuracy"].mean()
         parts.append(f"trained at length {trained}, scored at {far}: " + ", ".join(
             f"{VARIANTS[s]} {means[s]:.3f}" for s in VARIANTS if s in means))
-    if not per_seed:  # runs, none of which learned: the claim is neither shown nor refuted
-        return {}, "; ".join(parts), {"verdict": "unresolved"}
+    if not per_seed:  # no seed could be judged: the claim is neither shown nor refuted
+        return {}, "; ".join(parts), UNRESOLVED
     return per_seed, "; ".join(parts)
 
 
@@ -133,7 +141,7 @@ def speed_claim(t):
             counts.setdefault(seed, []).append(fast)
     per_seed = {s: sum(v) > len(v) / 2 for s, v in counts.items()}
     if not counts:
-        return {}, "neither model met its criterion in any comparison", {"verdict": "unresolved"}
+        return {}, "neither model met its criterion in any comparison", UNRESOLVED
     shown = "; ".join(f"{what}: phased {_steps_text(a)}, LSTM {_steps_text(b)}"
                       for seed, what, a, b in pairs if seed == min(s for s, *_ in pairs))
     won = sum(sum(v) for v in counts.values())
@@ -158,6 +166,8 @@ def async_claim(t):
     if runs is None or not {"lstm", "phased"} <= set(runs["model"]):
         return {}, "no runs"
     acc = runs.set_index(["model", "sampling", "seed"])
+    if not acc.index.is_unique:
+        return {}, VARIES.format(R.FREQUENCY_STUDY, "model, sampling and seed"), UNRESOLVED
     per_seed = {}
     for seed in sorted(runs["seed"].unique()):
         if ("phased", "async", seed) in acc.index and ("lstm", "async", seed) in acc.index:
@@ -178,12 +188,18 @@ def timing_claim(t):
     makes it harder: that run meets the frequency target later than the τ-and-s run, or never,
     or ends below it (beyond the held-out noise)."""
     runs = t.study(R.LEARN_STUDY)
-    if runs is None or runs["learn"].nunique() < 3:
-        return {}, "needs the runs with none, τ and s, and τ, s and r_on learned"
-    steps = frequency_steps(t, R.LEARN_STUDY, t.frequency_target)
+    frozen, ts, all3 = learn_word(()), learn_word(("tau", "s")), learn_word(TIMING)
+    if runs is None:
+        return {}, "no runs"
+    if not {frozen, ts, all3} <= set(runs["learn"]):
+        return {}, ("needs the runs with nothing, tau and s, and tau, s and r_on learned; the study "
+                    f"has {', '.join(sorted(set(runs['learn'])))}"), UNRESOLVED
+    runs = runs[runs["learn"].isin([frozen, ts, all3])]
     by = runs.set_index(["learn", "seed"])
-    names = sorted(runs["learn"].unique(), key=lambda w: (w != "none", len(w)))
-    frozen, ts, all3 = names[0], names[1], names[-1]
+    if not by.index.is_unique or runs["sampling"].nunique() != 1:
+        return {}, VARIES.format(R.LEARN_STUDY, "the learned parameters and seed"), UNRESOLVED
+    sampling = runs["sampling"].iloc[0]
+    steps = frequency_steps(t, R.LEARN_STUDY, t.frequency_target)
     per_seed = {}
     for seed in sorted(runs["seed"].unique()):
         if not all((w, seed) in by.index for w in (frozen, ts, all3)):
@@ -192,8 +208,8 @@ def timing_claim(t):
         n = f["eval_size"]
         moved = abs(math.log(a["tau_final"] / a["tau_initial"])) > 0.01
         no_worse = not beyond_noise(f["eval_final_accuracy"], a["eval_final_accuracy"], n, n)
-        step_ts = steps.get(("phased", "async", ts, seed))
-        step_all = steps.get(("phased", "async", all3, seed))
+        step_ts = steps.get(("phased", sampling, ts, seed))
+        step_all = steps.get(("phased", sampling, all3, seed))
         harder = (_faster(step_ts, step_all) is True
                   or beyond_noise(a["eval_final_accuracy"], b["eval_final_accuracy"], n, n))
         per_seed[seed] = bool(moved and no_worse and harder)
@@ -201,11 +217,12 @@ def timing_claim(t):
     rows = {w: by.loc[(w, seed)] for w in (frozen, ts, all3)}
     said = {w: LEARNED.get(w, w + " learned") for w in rows}
     acc = "; ".join(f"{said[w]} {r['eval_final_accuracy']:.3f}" for w, r in rows.items())
-    reach = "; ".join(f"{said[w]} {_steps_text(steps.get(('phased', 'async', w, seed)))}"
+    reach = "; ".join(f"{said[w]} {_steps_text(steps.get(('phased', sampling, w, seed)))}"
                       for w in rows)
     r = rows[all3]
     tau = rows[ts]
-    return per_seed, (f"seed {seed}, asynchronous samples: final held-out accuracy {acc}; steps "
+    return per_seed, (f"seed {seed}, {SAMPLING_NAMES.get(sampling, sampling)} samples: final "
+                      f"held-out accuracy {acc}; steps "
                       f"to {t.frequency_target:.0%}: {reach}; median period {tau['tau_initial']:.2f} "
                       f"→ {tau['tau_final']:.2f} ms (tau, s learned); r_on {r['r_on_initial']:.3f} "
                       f"→ {r['r_on_final']:.3f} (all three learned)")

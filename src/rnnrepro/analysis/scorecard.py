@@ -68,7 +68,11 @@ class Tables:
 
         path = self.dir / f"{name}.csv"
         columns = {"extrapolation": ("study", "seed", "length", "train_length", "accuracy")}
-        return read_table(path, f"{name} table", columns.get(name, ())) if path.exists() else None
+        numeric = {"extrapolation": ("seed", "length", "train_length", "accuracy")}
+        if not path.exists():
+            return None
+        return read_table(path, f"{name} table", columns.get(name, ()), numeric.get(name, ()),
+                          rows=True)
 
     def study(self, name, table="runs"):
         real, where = self.views.get(name, (name, {}))

@@ -112,6 +112,12 @@ def run_row(summary, study):
         row["learn"] = learn_word(spec["learn"]) if row["model"] == "phased" else "no gate"
         timing = summary.get("timing")
         if timing:  # the phased LSTM's timing at the start and the end
+            for key in ("tau_initial", "tau_final", "r_on_initial", "r_on_final"):
+                value = timing.get(key)
+                if not (isinstance(value, (int, float)) or isinstance(value, list) and value
+                        and all(isinstance(v, (int, float)) for v in value)):
+                    raise BadFile(f"{summary['run_id']}: summary.json's timing.{key} is not "
+                                  "numbers; delete the run's folder to train it again")
             row.update({f"{k}_{when}": float(np.median(timing[f"{k}_{when}"]))
                         for k in ("tau",) for when in ("initial", "final")})
             row.update(r_on_initial=timing["r_on_initial"], r_on_final=timing["r_on_final"])

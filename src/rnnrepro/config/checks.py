@@ -170,7 +170,9 @@ def memory_needs(spec):
     elif spec.kind == "frequency":  # up to 125 samples (1,250 at 0.1 ms) of value, time, mask
         length = 1250 if spec.sampling == "fine" else 125
         params = 4 * h * (2 + h + 1) + 2 * h
-        needs["eval_size"] = (13 * spec.eval_size * length, "the held-out set")
+        # the held-out set, and the gate of one evaluation chunk (1,000 sequences) as it is scored
+        needs["eval_size"] = (13 * spec.eval_size * length + 5 * min(spec.eval_size, 1000) * length * h,
+                              "the held-out set and one evaluation chunk's gate")
         activations = 4 * spec.batch * length * 6 * h
     else:
         # the recurrent weights and biases of every layer (the first layer's input weights and

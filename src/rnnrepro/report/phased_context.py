@@ -69,14 +69,17 @@ def memory_rows(t):
 
 
 def memory_setup(t):
-    runs = t.study(R.PHASED_SHORT)
-    if runs is None:
-        runs = t.study(R.LSTM_MEMORY)
-    if runs is None:
+    """The memory runs' settings (the first memory study's first run), and each phased
+    study's periods (log τ range) and learned timing parameters."""
+    present = {s: r for s in VARIANTS if (r := t.study(s)) is not None}
+    if not present:
         return None
-    r = runs.iloc[0]
+    r = next(iter(present.values())).iloc[0]
+    periods = {s: {"low": float(g["tau_low"].iloc[0]), "high": float(g["tau_high"].iloc[0]),
+                   "r_on": float(g["r_on"].iloc[0]), "learn": g["learn"].iloc[0]}
+               for s, g in present.items() if s != R.LSTM_MEMORY}
     return {"steps": int(r["steps"]), "hidden": int(r["hidden"]), "batch": int(r["batch"]),
-            "lr": float(r["lr"]), "optimizer": r["optimizer"]}
+            "lr": float(r["lr"]), "optimizer": r["optimizer"], "periods": periods}
 
 
 def extrapolation(t):
@@ -107,7 +110,12 @@ def frequency(t):
                      "accuracy": {s: _mean(100 * g[g.sampling == s]["eval_final_accuracy"])
                                   for s in samplings}})
     r = runs.iloc[0]
+    phased = runs[runs["model"] == "phased"]
+    timing = phased.iloc[0] if len(phased) else None
     return {"rows": rows, "samplings": samplings, "words": SAMPLING_WORDS,
+            "optimizer": r["optimizer"], "learn": None if timing is None else timing["learn"],
+            "tau": None if timing is None else (float(timing["tau_low"]), float(timing["tau_high"])),
+            "r_on": None if timing is None else float(timing["r_on"]),
             "hidden": int(r["hidden"]), "steps": int(r["steps"]), "batch": int(r["batch"]),
             "lr": float(r["lr"]), "seeds": int(runs.groupby(["model", "sampling"])["seed"].nunique().min()),
             "eval_size": int(r["eval_size"])}
@@ -117,6 +125,8 @@ def timing(t, target):
     runs, evals = t.study(R.LEARN_STUDY), t.study(R.LEARN_STUDY, "evals")
     if runs is None or evals is None:
         return None
+    # one table row per set of learned parameters: the study's sampling is its only one
+    sampling = runs["sampling"].iloc[0]
     rows = []
     for learn, g in sorted(runs.groupby("learn"), key=lambda kv: (kv[0] != "none", len(kv[0]))):
         e = evals[evals["learn"] == learn]
@@ -127,7 +137,7 @@ def timing(t, target):
             "reached": sum(s is not None for s in steps), "steps": _median(steps),
             "tau_initial": _mean(g["tau_initial"]), "tau_final": _mean(g["tau_final"]),
             "r_on_initial": _mean(g["r_on_initial"]), "r_on_final": _mean(g["r_on_final"]),
-            "open_share": _mean(final["open_share"]),
+            "open_share": _mean(final["open_share"]), "sampling": SAMPLING_WORDS.get(sampling, sampling),
         })
     return rows
 

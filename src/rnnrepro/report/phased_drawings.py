@@ -111,7 +111,8 @@ def draw_timing(fig, tables, smoothing, threshold):
         return _no_runs(fig.subplots())
     df = df.assign(learn=df.learn.fillna("none"))
     axes = fig.subplots(1, 3)
-    colors = dict(zip(sorted(df.learn.unique(), key=len), (CB[0], CB[2], CB[3], CB[4])))
+    learned = sorted(df.learn.unique(), key=lambda w: (w != "none", len(w), w))
+    colors = {w: CB[(0, 2, 3, 4, 5, 6, 7, 8, 9)[i % 9]] for i, w in enumerate(learned)}
     for ax, (column, label) in zip(axes, [("tau_median", "median period τ (ms)"),
                                           ("r_on", "$r_{on}$"),
                                           ("open_share", "share of open gates")]):
@@ -121,4 +122,5 @@ def draw_timing(fig, tables, smoothing, threshold):
         ax.set_ylabel(label)
         _steps_axis(ax)
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
-    _note(fig, band_note(_seeds([df], ["learn"])) + "; asynchronous samples")
+    sampling = SAMPLING_NAMES.get(df.sampling.iloc[0], df.sampling.iloc[0]).split(" (")[0]
+    _note(fig, band_note(_seeds([df], ["learn"])) + f"; {sampling}")

@@ -79,8 +79,8 @@ FIGURES = {
         "drawing": "phased_memory", "height": 2.6,
         "studies": list(R.MEMORY_STUDIES),
         "caption": "Memory on palindromes: held-out accuracy of the LSTM and of the phased LSTM "
-                   "with short periods ($\\tau = e^{U(1,3)}$ steps) and long ones "
-                   "($\\tau = e^{U(3,5)}$), Adam, one panel per input length.",
+                   "with short and with long periods (their settings: the text), one panel per "
+                   "input length.",
     },
     "fig_extrapolation": {
         "drawing": "extrapolation", "height": 2.5,
@@ -93,13 +93,13 @@ FIGURES = {
         "drawing": "frequency", "height": 2.5,
         "studies": [R.FREQUENCY_STUDY],
         "caption": "The frequency-discrimination task: held-out accuracy of the LSTM (the time "
-                   "as a second input) and the phased LSTM (the time in its gate), sine waves "
-                   "sampled every millisecond and at random times.",
+                   "as a second input) and the phased LSTM (the time in its gate), one panel per "
+                   "sampling of the sine waves.",
     },
     "fig_timing": {
         "drawing": "timing", "height": 2.4,
         "studies": [R.LEARN_STUDY],
-        "caption": "Which timing parameters to learn (phased LSTM, asynchronous samples): the "
+        "caption": "Which timing parameters to learn (phased LSTM, frequency task): the "
                    "median period $\\tau$ over the units, $r_{on}$ and the share of "
                    "(sample, unit) pairs with an open gate on the held-out set, over training.",
     },

@@ -19,16 +19,21 @@ def train_phased(spec, out, execution=Execution(), **kw):
 
 
 @torch.no_grad()
-def gate_measures(model, times, mask=None):
+def gate_measures(model, times, mask=None, chunk=1000):
     """The gate at evaluation (α = 0) at `times` (B, T): the share of (sample, unit) pairs with
     an open gate (k > 0) over the real samples, the share of units open at each sequence's first
-    sample, the median period τ and r_on."""
-    k = model.gate(times, mask) > 0  # the gate of a model in eval mode: no leak
+    sample, the median period τ and r_on. Counted `chunk` sequences at a time, so that the
+    gate of a whole held-out set (B × T × units) is never held at once."""
     real = torch.ones_like(times, dtype=torch.bool) if mask is None else mask
-    weight = real.unsqueeze(-1).expand_as(k)
+    opened = first = 0
+    for t, m in zip(times.split(chunk), real.split(chunk)):
+        k = model.gate(t, m) > 0  # the gate of a model in eval mode: no leak
+        opened += int(k.sum())  # shut on padding (the mask), so only real samples count
+        first += int(k[:, 0].sum())
+    units = model.log_tau.numel()
     bad = not torch.isfinite(model.log_tau).all()
-    return {"open_share": math.nan if bad else (k & weight).sum().item() / weight.sum().item(),
-            "first_open": math.nan if bad else k[:, 0].double().mean().item(),
+    return {"open_share": math.nan if bad else opened / (int(real.sum()) * units),
+            "first_open": math.nan if bad else first / (len(times) * units),
             # the mean of the two middle values for an even count, as the tables' medians
             "tau_median": model.tau.quantile(0.5).item(), "r_on": float(model.r_on)}
 

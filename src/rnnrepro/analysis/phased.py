@@ -56,7 +56,7 @@ def memory_claim(t):
     if runs[R.LSTM_MEMORY] is None or all(runs[s] is None for s in PHASED_VARIANTS):
         return {}, "no runs"
     longest = {s: longest_converged(r) for s, r in runs.items() if r is not None}
-    ext = t.table("extrapolation")
+    ext = whole = t.table("extrapolation")
     far = None
     if ext is not None and ext["length"].nunique() > 1:
         far = ext["length"].unique()[1]  # the second of report.extrapolation_lengths
@@ -85,7 +85,7 @@ def memory_claim(t):
         f"{VARIANTS[s]} {'/'.join(_length_text(v) for _, v in sorted(longest[s].items()))}"
         for s in VARIANTS if s in longest)]
     if far is not None:
-        trained = int(t.table("extrapolation")["train_length"].iloc[0])
+        trained = int(whole["train_length"].iloc[0])
         means = ext.groupby("study")["accuracy"].mean()
         parts.append(f"trained at length {trained}, scored at {far}: " + ", ".join(
             f"{VARIANTS[s]} {means[s]:.3f}" for s in VARIANTS if s in means))

@@ -22,14 +22,18 @@ SAMPLING_WORDS = {"regular": "every 1 ms", "fine": "every 0.1 ms", "async": "ran
 MODEL_WORDS = {"lstm": "LSTM (time as input)", "phased": "phased LSTM"}
 
 
-def _mean(values):
+def _of_numbers(statistic, values):
+    """`statistic` of the values that are numbers (None and NaN left out), or None."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.mean(values)) if values else None
+    return float(statistic(values)) if values else None
+
+
+def _mean(values):
+    return _of_numbers(np.mean, values)
 
 
 def _median(values):
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.median(values)) if values else None
+    return _of_numbers(np.median, values)
 
 
 @dataclass
@@ -59,7 +63,7 @@ def memory_rows(t):
             rows.append({
                 "study": study, "variant": name, "length": int(length), "seeds": len(g),
                 "converged": int((g["outcome"] == "kept").sum()),
-                "reached_step": _median([None if math.isnan(v) else v for v in g["reached_step"]]),
+                "reached_step": _median(g["reached_step"]),
                 "accuracy": _mean(g["eval_final_accuracy"]),
                 "open_share": _mean(final["open_share"]) if gate else None,
                 "first_open": _mean(final["first_open"]) if gate else None,

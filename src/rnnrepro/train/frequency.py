@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from rnnrepro.config.kinds import EVALS
+from rnnrepro.config.kinds import EVALS, GATE_COLUMNS
 from rnnrepro.config.spec import Execution
 from rnnrepro.data.frequency import frequency_batch
 from rnnrepro.models import count_parameters
@@ -70,9 +70,8 @@ class FrequencyTask(SingleRun):
         row = {"loss": loss / n, "accuracy": correct / n}
         if self.spec.model == "phased":
             row |= gate_measures(self.model, times, mask)
-        else:
-            row |= {"open_share": math.nan, "first_open": math.nan, "tau_median": math.nan,
-                    "r_on": math.nan}
+        else:  # no gate to measure
+            row |= dict.fromkeys(GATE_COLUMNS, math.nan)
         self.model.train()
         return [row]
 

@@ -67,9 +67,6 @@ class PhasedTask(PalindromeTask):
         fast = self.impl != "loop"
         self.forward = lambda x: self.model(x, fast=fast)
 
-    def params(self):
-        return [p for p in self.model.parameters() if p.requires_grad]
-
     @torch.no_grad()
     def evaluate(self):
         (row,) = super().evaluate()

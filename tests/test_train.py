@@ -54,6 +54,21 @@ def test_same_spec_and_seed_give_identical_metrics(tmp_path):
     assert other["run_id"] != spec.run_id()
 
 
+def test_summary_says_where_the_wall_time_went(tmp_path):
+    """phases_s: the unit's setup, steps, evaluation (health inside it), logs and
+    checkpoints, summed in the process; together no more than the call took, and the
+    phases a run of this shape has are all there."""
+    spec = PalindromeSpec(model="lstm", input_length=6, steps=120, eval_every=40, **FAST)
+    start = time.perf_counter()
+    summary = train_palindrome(spec, tmp_path)
+    took = time.perf_counter() - start
+    phases = summary["phases_s"]
+    assert {"setup", "steps", "evaluation", "health", "logs"} <= set(phases)
+    assert all(v >= 0 for v in phases.values())
+    assert phases["health"] <= phases["evaluation"]
+    assert sum(v for k, v in phases.items() if k != "health") <= took
+
+
 def _cli(*args):
     return [sys.executable, "-m", "rnnrepro", *args]
 

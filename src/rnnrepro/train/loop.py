@@ -42,6 +42,7 @@ from rnnrepro.files import (
     write_jsonl,
 )
 from rnnrepro.run import events, numerics
+from rnnrepro.run.phases import Phases
 from rnnrepro.run.progress import progress
 from rnnrepro.train import faults
 from rnnrepro.train.fastpath import (
@@ -262,6 +263,7 @@ class Run:
     state: dict = field(default_factory=_fresh_state)
     error: str = None
     live: object = None
+    phases_before: dict = field(default_factory=dict)
 
     @property
     def id(self):
@@ -399,10 +401,18 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     `tags[r]` to run r's summary."""
     if execution.tensorboard:
         events.check_available()
-    runs = open_runs(specs, outs)
-    u = prepare(specs, make_task, execution)
-    task, spec = u.task, specs[0]
-    resume(runs, u)
+    with Phases() as phases:
+        with phases("setup"):
+            runs = open_runs(specs, outs)
+            u = prepare(specs, make_task, execution)
+            resume(runs, u)
+        return _train(runs, u, phases, execution, inject_nan, stream, extra, tags)
+
+
+def _train(runs, u, phases, execution, inject_nan, stream, extra, tags):
+    task, spec = u.task, runs[0].spec
+    for run in runs:  # the phases' sums of the run's earlier stretches (resume.pt)
+        run.phases_before = run.state.get("phases_s", {})
     if task.stacked:
         log.info("%d runs in one batched step (impl %s): %s", task.S, task.impl,
                  ", ".join(run.id for run in runs))
@@ -416,7 +426,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             run.live = events.EventLog(execution.tensorboard, run.id, bool(run.state["resumed_from"]))
     alive = list(runs)
     if not runs[0].state["evals"]:
-        evaluate(alive, task, 0)
+        with phases("evaluation"):
+            evaluate(alive, task, 0)
     show(alive)
     step, pending = runs[0].state["step"], []
     buf = torch.zeros(FLUSH, task.S, 3, device=u.device)
@@ -430,7 +441,8 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
                    desc=runs[0].id + (f" +{task.S - 1}" if task.S > 1 else ""))
     try:
         while step < spec.steps:
-            buf[len(pending)] = train_step(u.gens)
+            with phases("steps"):
+                buf[len(pending)] = train_step(u.gens)
             step += 1
             pending.append(step)
             boundary = (spec.evaluates(step) or step % execution.checkpoint_every == 0
@@ -438,22 +450,30 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
             if len(pending) < FLUSH and not boundary:
                 continue
             # flush: one transfer from the device for the last <= FLUSH steps of every run
-            alive = record(alive, pending, buf[: len(pending)].tolist())
+            with phases("steps"):
+                alive = record(alive, pending, buf[: len(pending)].tolist())
             if not alive:
                 break
-            clock.tick(alive, step)
-            last = alive[0].state["metrics"]
-            bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
-            bar.update(len(pending))
+            with phases("logs"):
+                clock.tick(alive, step)
+                last = alive[0].state["metrics"]
+                bar.set_postfix(loss=f"{last[-1]['loss']:.3f}" if last else "-", refresh=False)
+                bar.update(len(pending))
             pending = []
             if spec.evaluates(step):
-                evaluate(alive, task, step)
-            show(alive)
-            task.after_step(step, alive)
+                with phases("evaluation"):
+                    evaluate(alive, task, step)
+            with phases("logs"):
+                show(alive)
+            with phases("task"):
+                task.after_step(step, alive)
             for run in alive:
                 run.state["step"] = step
             if step % execution.checkpoint_every == 0 and step < spec.steps:
-                checkpoint(alive, u)
+                with phases("checkpoints"):
+                    for run in alive:
+                        run.state["phases_s"] = phases.total(run.phases_before)
+                    checkpoint(alive, u)
             clock.restart(step)
     finally:  # an error in a step leaves the log with the error last, not the bar
         bar.close()
@@ -469,6 +489,7 @@ def fit_unit(specs, outs, make_task, execution=Execution(), inject_nan=None, str
     for run in runs:
         if run.error is None:
             run.state["elapsed"] = elapsed
+            run.state["phases_s"] = phases.total(run.phases_before)
             others = [other.id for other in runs if other is not run]
             results.append((finish(run, u, {**info, "stacked_with": others},
                                    tags[run.r] if tags else None), None))
@@ -522,6 +543,7 @@ def make_summary(spec, meta, st, device, execution):
         "steps_per_second": spec.steps / st["elapsed"],
         "median_examples_per_s": rates[len(rates) // 2] if rates else None,
         "resumed_from": st["resumed_from"],
+        "phases_s": st.get("phases_s", {}),
         "device": describe_device(device),
         "threads": execution["threads"],
         "execution": execution,

@@ -11,6 +11,7 @@ from rnnrepro.data import palindromes as D
 from rnnrepro.files import EVALS
 from rnnrepro.models import count_parameters, palindrome_model
 from rnnrepro.models.recurrent import INIT_DOC, health
+from rnnrepro.run.phases import timed
 from rnnrepro.train.fastpath import flat_parameters, resolve_impl
 from rnnrepro.train.loop import fit
 from rnnrepro.train.tasks import SingleRun
@@ -90,7 +91,9 @@ class PalindromeTask(SingleRun):
             correct += (logits.argmax(-1) == y).sum().item()
         self.model.train()
         n = len(self.test[1])
-        return [{"loss": loss / n, "accuracy": correct / n, **health(self.model, self.test[0])}]
+        with timed("health"):
+            measures = health(self.model, self.test[0])
+        return [{"loss": loss / n, "accuracy": correct / n, **measures}]
 
     def metadata(self, r=0):
         return palindrome_metadata(self.spec, self.model)

@@ -29,6 +29,7 @@ from rnnrepro.files import EVALS
 from rnnrepro.models import palindrome_model
 from rnnrepro.models.bptt import layer
 from rnnrepro.models.recurrent import health
+from rnnrepro.run.phases import timed
 from rnnrepro.train import palindrome
 from rnnrepro.train.fastpath import flat_parameters, optimizer_step, zero_grads
 from rnnrepro.train.tasks import Task
@@ -140,8 +141,10 @@ class StackedPalindromeTask(Task):
                                     reduction="none").view(self.S, -1).sum(1).double()
             correct += (logits.argmax(-1) == yy).sum(1).double()
         n = len(self.test[1])
-        return [{"loss": total / n, "accuracy": c / n, **health(m, self.test[0])}
-                for total, c, m in zip(loss.tolist(), correct.tolist(), self.models)]
+        with timed("health"):
+            measures = [health(m, self.test[0]) for m in self.models]
+        return [{"loss": total / n, "accuracy": c / n, **h}
+                for total, c, h in zip(loss.tolist(), correct.tolist(), measures)]
 
     def member_state(self, r):
         """Run r's weights, as the state_dict of a model trained alone."""

@@ -9,7 +9,8 @@
    hand-written recurrence), a stack of runs (stack.py) run by run, and the text model.
 2. `impl graph` (the step captured in one CUDA graph) against the eager step with the same
    capturable optimizer, through `fit_unit`, for one run and for a stack of runs: per-step
-   loss curves within GRAPH_TOL for adam, rmsprop and sgd, and for the text model; a NaN
+   loss curves within GRAPH_TOL for adam, rmsprop and sgd, for the text model, the phased
+   LSTM on palindromes and the frequency task's LSTM and phased LSTM; a NaN
    injected at step 37 stops a graph run naming step 37.
 3. Runs that share a job (a stack) against the same runs trained alone (impl auto): within
    SHARED_TOL, stated in the output.
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from rnnrepro.config.kinds import FrequencySpec, PhasedSpec
 from rnnrepro.config.spec import Execution, PalindromeSpec, TextSpec
 from rnnrepro.data.corpus import Corpus
 from rnnrepro.data.palindromes import palindrome_batch
@@ -47,8 +49,10 @@ from rnnrepro.models import bptt
 from rnnrepro.models.lstm import LSTM
 from rnnrepro.models.rnn import VanillaRNN
 from rnnrepro.models.text import TextGenerationModel
+from rnnrepro.train.frequency import FrequencyTask
 from rnnrepro.train.loop import fit_unit
 from rnnrepro.train.palindrome import PalindromeTask
+from rnnrepro.train.phased import PhasedTask
 from rnnrepro.train.stack import StackedPalindromeTask
 from rnnrepro.train.text import TextTask
 
@@ -219,6 +223,31 @@ if CORPUS:  # the text model's step (torch's LSTM kernel) in a graph
     ok = ok and len(curves["graph"][0]) == n and dl < GRAPH_TOL["whole curve"]
     graph_ok &= ok
     check("graph = eager (text model, same optimizer form)", ok, f"max |dloss| {dl:.1e} over {n} steps")
+# Section 2's runs in a graph: the phased LSTM on palindromes (its gate reads the step index)
+# and the frequency task's two models on asynchronous samples (a batch of values, times and
+# a mask, padded to one shape)
+n = steps(300)
+SECTION2 = {"phased": (PhasedSpec(steps=n, eval_every=n, eval_size=1000),
+                       lambda spec, d, impl: PhasedTask(spec, d, impl)),
+            **{f"frequency {m}": (FrequencySpec(model=m, sampling="async", hidden=32, steps=n,
+                                                eval_every=n, eval_size=1000),
+                                  lambda spec, d, impl: FrequencyTask(spec, d, impl))
+               for m in ("lstm", "phased")}}
+for label, (spec2, task2) in SECTION2.items():
+    curves = {}
+    for impl, capt in (("auto", dev.type == "cuda"), ("graph", None)):
+        try:
+            curves[impl], _, _ = train([spec2], f"{label}-{impl}".replace(" ", "-"), impl, capt,
+                                       make=lambda d, i=impl, sp=spec2, t=task2: t(sp, d, i))
+        except Exception as err:  # noqa: BLE001 - a step that cannot be captured is a FAIL
+            curves[impl] = None
+            report(f"{label} {impl}", f"{type(err).__name__}: {err}"[:120])
+    ok = curves["graph"] is not None and curves["auto"] is not None
+    dl = (max(abs(a - b) for a, b in zip(curves["auto"][0], curves["graph"][0])) if ok
+          else float("nan"))
+    ok = ok and len(curves["graph"][0]) == n and dl < GRAPH_TOL["whole curve"]
+    graph_ok &= ok
+    check(f"graph = eager ({label}, same optimizer form)", ok, f"max |dloss| {dl:.1e} over {n} steps")
 nan_spec = PalindromeSpec(model="lstm", steps=60, eval_size=100)
 _, res, _ = train(stack_specs(nan_spec, 3), "nan", "graph", inject_nan={nan_spec.run_id(): 37})
 err = res[0][1] or ""

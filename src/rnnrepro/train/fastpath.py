@@ -116,13 +116,14 @@ def make_optimizer(spec, params, capturable=False):
 
 
 class GraphStep:
-    """The step captured in one CUDA graph and replayed: one run's fused palindrome step, or
-    a stack's batched step.
+    """The step captured in one CUDA graph and replayed: one run's fused step (palindrome,
+    phased, frequency or text), or a stack's batched step.
 
     A fixed-shape step is a few hundred tiny kernels; replaying them as one graph removes
     the launch cost that bounds these models on a GPU. The batches are still drawn eagerly
     from the runs' generators (so the data are those of the eager step) and copied into the
-    graph's static inputs; loss, accuracy and gradient norm come out in a static (S, 3)
+    graph's static inputs (a batch is a tensor, or a tuple of them: the frequency task's
+    values, times and mask); loss, accuracy and gradient norm come out in a static (S, 3)
     tensor (valid until the next call, and copied out by `fit_unit` before it). Warm-up steps
     (needed before capture) are undone: parameters and optimizer state are put back as
     they were.
@@ -136,7 +137,7 @@ class GraphStep:
         self.task, self.opt, self.params, self.spec = task, opt, params, spec
         shapes = [torch.Generator(device=task.device).manual_seed(0)] * task.S
         x, y = task.draw(shapes)  # shapes only
-        self.x, self.y = x.clone(), y.clone()
+        self.x, self.y = _static(x), y.clone()
         saved_params = [p.detach().clone() for p in params]
         saved_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
                        for p, st in opt.state.items()}
@@ -168,10 +169,20 @@ class GraphStep:
 
     def __call__(self, gens):
         x, y = self.task.draw(gens)
-        self.x.copy_(x)
+        for static, fresh in zip(_tensors(self.x), _tensors(x)):
+            static.copy_(fresh)
         self.y.copy_(y)
         self.graph.replay()
         return self.out
+
+
+def _tensors(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _static(x):
+    """A copy of a batch (a tensor or a tuple of them) for a graph's inputs."""
+    return tuple(t.clone() for t in x) if isinstance(x, tuple) else x.clone()
 
 
 # What `impl auto` runs, per device and model: the fastest path `rnnrepro bench` measured

@@ -13,6 +13,7 @@ from rnnrepro.config.spec import Execution
 from rnnrepro.data.frequency import frequency_batch
 from rnnrepro.models import count_parameters
 from rnnrepro.models.frequency import MODELS
+from rnnrepro.train.fastpath import resolve_impl
 from rnnrepro.train.loop import fit
 from rnnrepro.train.phased import gate_measures, initial_timing, timing_metadata
 from rnnrepro.train.tasks import SingleRun
@@ -42,8 +43,9 @@ class FrequencyTask(SingleRun):
         self.model = MODELS[spec.model](spec.hidden, **timing).to(device)
         self.initial = initial_timing(self.model) if spec.model == "phased" else None
         # the reference loop where asked for; else the fast path (torch's LSTM kernel, or the
-        # phased LSTM's fused cell): a batch is a tuple, which a CUDA graph's capture does not take
-        self.impl = "loop" if impl == "loop" else "fused"
+        # phased LSTM's fused cell), captured in a CUDA graph under impl graph (every batch
+        # is padded to one shape, so one capture serves every step)
+        self.impl = resolve_impl("phased", "fused" if impl == "bptt" else impl, device)
         if impl not in ("auto", self.impl):
             log.info("impl %s: a frequency run takes impl %s", impl, self.impl)
         self.test = [t.to(device) for t in frequency_test_set(spec.sampling, spec.eval_size)]

@@ -15,8 +15,8 @@ _active = None
 
 
 class Phases:
-    def __init__(self, base=None):
-        self.seconds = dict(base or {})
+    def __init__(self):
+        self.seconds = {}
 
     def __enter__(self):
         global _active

@@ -190,9 +190,16 @@ def _static(x):
 AUTO_IMPL = {("cpu", "rnn"): "bptt", ("cpu", "lstm"): "fused"}
 
 
+# The models with a hand-written backward pass (models/bptt.py); the others take their fast
+# path (fused) where impl bptt is asked for.
+BPTT_MODELS = ("rnn", "lstm")
+
+
 def resolve_impl(model, impl, device):
-    """The path a palindrome run of `model` takes on `device` for the execution's `impl`:
-    fused, loop, bptt or graph."""
+    """The path a run of `model` (rnn, lstm, phased, or frequency: the frequency task's
+    models) takes on `device` for the execution's `impl`: fused, loop, bptt or graph."""
+    if impl == "bptt" and model not in BPTT_MODELS:
+        impl = "fused"
     if impl == "graph" and device.type != "cuda":
         log.info("impl graph needs CUDA; on %s the run takes impl auto", device.type)
         impl = "auto"

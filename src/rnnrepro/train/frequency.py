@@ -45,7 +45,7 @@ class FrequencyTask(SingleRun):
         # the reference loop where asked for; else the fast path (torch's LSTM kernel, or the
         # phased LSTM's fused cell), captured in a CUDA graph under impl graph (every batch
         # is padded to one shape, so one capture serves every step)
-        self.impl = resolve_impl("phased", "fused" if impl == "bptt" else impl, device)
+        self.impl = resolve_impl("frequency", impl, device)
         if impl not in ("auto", self.impl):
             log.info("impl %s: a frequency run takes impl %s", impl, self.impl)
         self.test = [t.to(device) for t in frequency_test_set(spec.sampling, spec.eval_size)]

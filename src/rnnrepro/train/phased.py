@@ -62,8 +62,7 @@ class PhasedTask(PalindromeTask):
                                 **spec.timing()).to(device)
         self.initial = initial_timing(self.model)
         self.test = [t.to(device) for t in D.palindrome_test_set(spec.input_length, spec.eval_size)]
-        # bptt has no phased backward of its own: it runs the fast path
-        self.impl = resolve_impl("phased", "fused" if impl == "bptt" else impl, device)
+        self.impl = resolve_impl("phased", impl, device)
         fast = self.impl != "loop"
         self.forward = lambda x: self.model(x, fast=fast)
 

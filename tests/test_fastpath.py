@@ -64,6 +64,48 @@ def test_every_cpu_path_is_deterministic_and_learns(model, impl, tmp_path):
     assert a["eval_final"]["loss"] < 0.8 * first
 
 
+# --- evaluation in blocks --------------------------------------------------------------------------
+def _evaluation_task(kind):
+    from rnnrepro.config.kinds import PhasedSpec
+    from rnnrepro.train.phased import PhasedTask
+    from rnnrepro.train.stack import StackedPalindromeTask
+
+    cpu, few = torch.device("cpu"), dict(eval_size=1300, input_length=6)
+    if kind == "phased":
+        return PhasedTask(PhasedSpec(**few), cpu)
+    if kind == "stack":
+        return StackedPalindromeTask([PalindromeSpec(model="lstm", seed=s, **few) for s in (0, 1)], cpu)
+    return palindrome.PalindromeTask(PalindromeSpec(model=kind, **few), cpu)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "phased", "stack"])
+def test_an_evaluation_in_blocks_is_the_evaluation_in_one_pass(kind, monkeypatch):
+    """The held-out forward runs FORWARD_ROWS sequences at a time, and its sums are still
+    taken per EVAL_CHUNK: the same rows as one forward per EVAL_CHUNK, to the bit wherever
+    each sequence's logits do not depend on the sequences beside it (on the CPUs measured),
+    else within float rounding. Blocks of 384 cut the chunks of 1000 unevenly."""
+    task = _evaluation_task(kind)
+    monkeypatch.setattr(palindrome, "EVAL_CHUNK", 1000)
+    monkeypatch.setattr(palindrome, "FORWARD_ROWS", 384)
+    blocks = task.evaluate()
+    x = task.test[0] if kind != "stack" else task.test[0].expand(task.S, *task.test[0].shape)
+    with torch.no_grad():
+        by_row = torch.equal(palindrome.logits_in_blocks(task.forward, x, x.dim() - 2),
+                             task.forward(x))
+    monkeypatch.setattr(palindrome, "FORWARD_ROWS", 10**9)
+    whole = task.evaluate()
+    assert len(blocks) == len(whole) == task.S
+    for b, w in zip(blocks, whole):
+        assert set(b) == set(w)
+        if by_row:
+            assert b == w
+        else:
+            assert b["loss"] == pytest.approx(w["loss"], rel=1e-6)
+            assert abs(b["accuracy"] - w["accuracy"]) <= 1 / 1300
+            assert {k: b[k] for k in b if k not in ("loss", "accuracy")} == \
+                   {k: w[k] for k in w if k not in ("loss", "accuracy")}
+
+
 # --- the optimizer step without torch's wrapper -----------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
 def test_optimizer_step_is_torchs_step(optimizer):

@@ -135,7 +135,7 @@ class StackedPalindromeTask(Task):
         loss = torch.zeros(self.S, device=self.device, dtype=torch.float64)
         correct = torch.zeros(self.S, device=self.device, dtype=torch.float64)
         for x, y in zip(*(t.split(palindrome.EVAL_CHUNK) for t in self.test)):
-            logits = self.forward(x.expand(self.S, *x.shape))
+            logits = palindrome.logits_in_blocks(self.forward, x.expand(self.S, *x.shape), 1)
             yy = y.expand(self.S, *y.shape)
             loss += F.cross_entropy(logits.flatten(0, 1), yy.flatten(),
                                     reduction="none").view(self.S, -1).sum(1).double()

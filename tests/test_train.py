@@ -166,6 +166,20 @@ def test_nan_loss_stops_the_run_naming_run_and_step(tmp_path):
     assert res.returncode == 1 and "loss is nan at step 5" in res.stderr
 
 
+@pytest.mark.parametrize("kind", ["palindrome", "text", "phased", "frequency"])
+def test_a_folder_holding_another_runs_model_stops_a_run_of_any_kind(kind, tmp_path):
+    from rnnrepro.config.kinds import SPECS
+    from rnnrepro.files import torch_save
+    from rnnrepro.run.folders import FolderError, own_folder
+
+    spec = SPECS[kind]()
+    torch_save({"kind": kind, "spec": spec.to_dict(), "step": 1, "model": {}}, tmp_path / "model.pt")
+    with pytest.raises(FolderError, match=rf"holds the results of run {spec.run_id()} \(model.pt\)"):
+        own_folder(tmp_path, "another-run")
+    own_folder(tmp_path, spec.run_id())  # its own model.pt: the run may write there
+    assert (tmp_path / "model.pt").exists()
+
+
 def test_text_run_outputs(tmp_path, corpus_path):
     spec = TextSpec(steps=60, hidden=32, eval_every=30, sample_every=30, sample_first=10,
                     samples_per_step=2, sample_temperatures=(0.5, 2.0), temperature=2.0)

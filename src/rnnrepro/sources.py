@@ -18,12 +18,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 NAME = PACKAGE.name
 
-# Where a run is trained and who trains it, its progress bar, its live curves, how the CPU
-# computes (an execution setting, like the device) and the testing aid that makes a run
-# diverge on request are not what its results are a function of: these modules are left out
-# of a run's code and not followed.
+# Where a run is trained and who trains it, whose folder it may write into, its progress bar,
+# its live curves, how the CPU computes (an execution setting, like the device) and the
+# testing aid that makes a run diverge on request are not what its results are a function
+# of: these modules are left out of a run's code and not followed.
 NOT_RESULTS = ("run/progress.py", "run/events.py", "run/numerics.py", "run/phases.py",
-               "train/faults.py")
+               "run/folders.py", "train/faults.py")
 
 # The code of a run of each kind beside its model: the loop and the task (for palindrome
 # runs also the stack, which trains runs of one shape side by side, as jobs.py decides).

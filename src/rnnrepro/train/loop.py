@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import torch
 
-from rnnrepro.config.spec import SPECS, Common, Execution
+from rnnrepro.config.spec import Common, Execution
 from rnnrepro.files import (
     METRICS,
     TIMING,
@@ -42,6 +42,7 @@ from rnnrepro.files import (
     write_jsonl,
 )
 from rnnrepro.run import events, numerics
+from rnnrepro.run.folders import own_folder
 from rnnrepro.run.phases import Phases
 from rnnrepro.run.progress import progress
 from rnnrepro.train import faults
@@ -218,37 +219,6 @@ def load_resume(path, device, identity=None):
         aside = set_aside(path)
         log.warning("%s; moved to %s, and the run starts over", err, aside.name)
         return None
-
-
-class FolderError(RuntimeError):
-    """An output folder that holds another run's results."""
-
-
-def own_folder(out, run_id):
-    """A run writes only into a folder that holds nothing or its own files. Another run's
-    summary.json or model.pt there stops it before it trains; its own earlier summary.json
-    goes first, so that the folder never shows a summary older than its metrics."""
-    import json
-
-    found = {}
-    summary = out / "summary.json"
-    if summary.exists():
-        try:
-            found["summary.json"] = json.loads(summary.read_text(encoding="utf-8")).get("run_id")
-        except (ValueError, AttributeError, OSError):
-            found["summary.json"] = None  # unreadable: it is replaced below
-    if (out / "model.pt").exists():
-        try:
-            ck = load_checkpoint(out / "model.pt", keys=("kind", "spec"))
-            found["model.pt"] = SPECS[ck["kind"]].from_dict(ck["spec"]).run_id()
-        except (CheckpointError, KeyError, TypeError, ValueError):
-            found["model.pt"] = None  # unreadable: rewritten when the run finishes
-    for name, other in found.items():
-        if other is not None and other != run_id:
-            raise FolderError(f"{out} holds the results of run {other} ({name}), and this is run "
-                              f"{run_id}: a run writes only into its own folder. Give another "
-                              "output folder, or move that one away to train this run there")
-    summary.unlink(missing_ok=True)
 
 
 @dataclass

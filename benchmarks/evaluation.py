@@ -5,8 +5,8 @@ blocks of FORWARD_ROWS sequences (what the pipeline runs) against one forward pe
     PYTHONPATH=src python benchmarks/evaluation.py [--lengths 10 20 40] [--rounds 7] [--rows 512]
 
 For each model (RNN, LSTM, phased LSTM, at the default spec's size and held-out set: 128
-units, 10,000 sequences, impl auto) and input length it first checks that both give the same
-row of eval.csv, to the bit, and then prints the median seconds per evaluation of each, their
+units, 10,000 sequences, impl auto) and input length it times both, checks that they gave the
+same row of eval.csv, to the bit, and prints the median seconds per evaluation of each, their
 ratio (baseline / blocks, min–max over the rounds' pairs) and what the health measures (the
 reference loop on 1,000 sequences, the same in both) take of it.
 """

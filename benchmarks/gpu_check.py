@@ -206,39 +206,17 @@ for optimizer in ("adam", "rmsprop", "sgd"):
         graph_ok &= ok
         check(f"graph = eager ({label}, {optimizer}, same optimizer form)", ok,
               f"max |dloss| {dl:.1e}, first 20 steps {first:.1e}")
-if CORPUS:  # the text model's step (torch's LSTM kernel) in a graph
-    corpus = Corpus.from_file(CORPUS)
-    n = steps(300)
-    tspec = TextSpec(steps=n, eval_every=n, sample_every=n, sample_first=0, samples_per_step=1)
-    curves = {}
+
+
+def graph_against_eager(label, spec, make):
+    """One run of `spec` trained eagerly (with the optimizer form a graph needs on CUDA) and
+    in a graph (`make(spec, device, impl)` gives its task): a check that their loss curves
+    agree over the whole run. Returns whether it passed."""
+    n, curves = spec.steps, {}
     for impl, capt in (("auto", dev.type == "cuda"), ("graph", None)):
         try:
-            curves[impl], _, _ = train([tspec], f"text-{impl}", impl, capt,
-                                           make=lambda d, i=impl: TextTask(tspec, d, corpus, i))
-        except Exception as err:  # noqa: BLE001 - a step that cannot be captured is a FAIL
-            curves[impl] = None
-            report(f"text {impl}", f"{type(err).__name__}: {err}"[:120])
-    ok = curves["graph"] is not None
-    dl = max(abs(a - b) for a, b in zip(curves["auto"][0], curves["graph"][0])) if ok else float("nan")
-    ok = ok and len(curves["graph"][0]) == n and dl < GRAPH_TOL["whole curve"]
-    graph_ok &= ok
-    check("graph = eager (text model, same optimizer form)", ok, f"max |dloss| {dl:.1e} over {n} steps")
-# Section 2's runs in a graph: the phased LSTM on palindromes (its gate reads the step index)
-# and the frequency task's two models on asynchronous samples (a batch of values, times and
-# a mask, padded to one shape)
-n = steps(300)
-SECTION2 = {"phased": (PhasedSpec(steps=n, eval_every=n, eval_size=1000),
-                       lambda spec, d, impl: PhasedTask(spec, d, impl)),
-            **{f"frequency {m}": (FrequencySpec(model=m, sampling="async", hidden=32, steps=n,
-                                                eval_every=n, eval_size=1000),
-                                  lambda spec, d, impl: FrequencyTask(spec, d, impl))
-               for m in ("lstm", "phased")}}
-for label, (spec2, task2) in SECTION2.items():
-    curves = {}
-    for impl, capt in (("auto", dev.type == "cuda"), ("graph", None)):
-        try:
-            curves[impl], _, _ = train([spec2], f"{label}-{impl}".replace(" ", "-"), impl, capt,
-                                       make=lambda d, i=impl, sp=spec2, t=task2: t(sp, d, i))
+            curves[impl], _, _ = train([spec], f"{label}-{impl}".replace(" ", "-"), impl, capt,
+                                       make=lambda d, i=impl: make(spec, d, i))
         except Exception as err:  # noqa: BLE001 - a step that cannot be captured is a FAIL
             curves[impl] = None
             report(f"{label} {impl}", f"{type(err).__name__}: {err}"[:120])
@@ -246,8 +224,25 @@ for label, (spec2, task2) in SECTION2.items():
     dl = (max(abs(a - b) for a, b in zip(curves["auto"][0], curves["graph"][0])) if ok
           else float("nan"))
     ok = ok and len(curves["graph"][0]) == n and dl < GRAPH_TOL["whole curve"]
-    graph_ok &= ok
     check(f"graph = eager ({label}, same optimizer form)", ok, f"max |dloss| {dl:.1e} over {n} steps")
+    return ok
+
+
+if CORPUS:  # the text model's step (torch's LSTM kernel) in a graph
+    corpus = Corpus.from_file(CORPUS)
+    n = steps(300)
+    graph_ok &= graph_against_eager(
+        "text model", TextSpec(steps=n, eval_every=n, sample_every=n, sample_first=0, samples_per_step=1),
+        lambda spec, d, impl: TextTask(spec, d, corpus, impl))
+# Section 2's runs in a graph: the phased LSTM on palindromes (its gate reads the step index)
+# and the frequency task's two models on asynchronous samples (a batch of values, times and
+# a mask, padded to one shape)
+n = steps(300)
+graph_ok &= graph_against_eager("phased", PhasedSpec(steps=n, eval_every=n, eval_size=1000), PhasedTask)
+for m in ("lstm", "phased"):
+    graph_ok &= graph_against_eager(
+        f"frequency {m}", FrequencySpec(model=m, sampling="async", hidden=32, steps=n, eval_every=n,
+                                        eval_size=1000), FrequencyTask)
 nan_spec = PalindromeSpec(model="lstm", steps=60, eval_size=100)
 _, res, _ = train(stack_specs(nan_spec, 3), "nan", "graph", inject_nan={nan_spec.run_id(): 37})
 err = res[0][1] or ""

@@ -80,28 +80,38 @@ def _evaluation_task(kind):
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "phased", "stack"])
 def test_an_evaluation_in_blocks_is_the_evaluation_in_one_pass(kind, monkeypatch):
-    """The held-out forward runs FORWARD_ROWS sequences at a time, and its sums are still
-    taken per EVAL_CHUNK: the same rows as one forward per EVAL_CHUNK, to the bit wherever
-    each sequence's logits do not depend on the sequences beside it (on the CPUs measured),
-    else within float rounding. Blocks of 384 cut the chunks of 1000 unevenly."""
+    """On CPU the held-out forward runs FORWARD_ROWS sequences at a time, and its sums are
+    still taken per EVAL_CHUNK: the same rows as one forward per EVAL_CHUNK, to the bit
+    wherever each sequence's logits do not depend on the sequences beside it (on the CPUs
+    measured), else within float rounding. Blocks of 384 cut the chunks of 1000 unevenly."""
     task = _evaluation_task(kind)
     monkeypatch.setattr(palindrome, "EVAL_CHUNK", 1000)
     monkeypatch.setattr(palindrome, "FORWARD_ROWS", 384)
+    forward, sizes = task.forward, []
+    dim = 1 if kind == "stack" else 0
+
+    def counted(x):
+        sizes.append(x.shape[dim])
+        return forward(x)
+
+    monkeypatch.setattr(task, "forward", counted)
     blocks = task.evaluate()
-    x = task.test[0] if kind != "stack" else task.test[0].expand(task.S, *task.test[0].shape)
-    with torch.no_grad():
-        by_row = torch.equal(palindrome.logits_in_blocks(task.forward, x, x.dim() - 2),
-                             task.forward(x))
+    assert sizes == [384, 384, 232, 300]
     monkeypatch.setattr(palindrome, "FORWARD_ROWS", 10**9)
     whole = task.evaluate()
+    assert sizes[4:] == [1000, 300]
+    x = task.test[0] if kind != "stack" else task.test[0].expand(task.S, *task.test[0].shape)
+    with torch.no_grad():  # does this CPU give each sequence the same logits in either shape?
+        by_row = all(torch.equal(torch.cat([forward(p) for p in chunk.split(384, dim)], dim),
+                                 forward(chunk)) for chunk in x.split(1000, dim))
     assert len(blocks) == len(whole) == task.S
     for b, w in zip(blocks, whole):
         assert set(b) == set(w)
         if by_row:
             assert b == w
-        else:
+        else:  # a near-tie may flip a sequence's prediction (and its copies in the set)
             assert b["loss"] == pytest.approx(w["loss"], rel=1e-6)
-            assert abs(b["accuracy"] - w["accuracy"]) <= 1 / 1300
+            assert abs(b["accuracy"] - w["accuracy"]) <= 3 / 1300
             assert {k: b[k] for k in b if k not in ("loss", "accuracy")} == \
                    {k: w[k] for k in w if k not in ("loss", "accuracy")}
 

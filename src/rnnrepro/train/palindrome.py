@@ -20,15 +20,18 @@ from rnnrepro.train.tasks import SingleRun
 # held-out sequences per sum of an evaluation: it sets the order its sums are taken in (a
 # run's eval.csv depends on it)
 EVAL_CHUNK = 4096
-# held-out sequences per forward pass: it bounds the memory an evaluation takes and keeps a
-# step's activations in the CPU's cache. On CPU each sequence's logits come out the same
-# whatever the number of sequences beside it (a test checks it), so this sets no result;
-# 512 rather than 4096 measured 25-40 % faster on CPU (benchmarks/README.md, "Evaluation").
+# held-out sequences per forward pass on CPU: it keeps a step's activations in the CPU's
+# cache. There each sequence's logits come out the same whatever the number of sequences
+# beside it (a test compares the two), so this sets no result; 512 rather than 4096 measured
+# 1.0-1.6x faster (benchmarks/README.md, "Evaluation in blocks"). On a GPU, where a forward is
+# bound by kernel launches, an evaluation takes EVAL_CHUNK sequences per forward.
 FORWARD_ROWS = 512
 
 
 def logits_in_blocks(forward, x, dim=0):
-    """forward(x), computed FORWARD_ROWS sequences (along `dim`) at a time."""
+    """forward(x), computed FORWARD_ROWS sequences (along `dim`) at a time on CPU."""
+    if x.device.type != "cpu":
+        return forward(x)
     return torch.cat([forward(part) for part in x.split(FORWARD_ROWS, dim)], dim)
 
 

@@ -9,6 +9,12 @@ files (`results/compute/<kind>/<run>.tsv`: the job's wall seconds, process start
 and each run's `summary.json` (`phases_s`: the training process's phases, timed in-process).
 A training job's time beyond its phases is its process start, imports and the writing of
 its results ("start and finish" below). Prints Markdown.
+
+Beside the training steps and evaluations it puts their floor: the matrix products they
+multiply (from each run's spec: the recurrences, input terms and readouts, forward and
+backward; one-hot inputs as lookups, none for h_0 = 0) at `--gflops`, the rate of a plain
+matrix product on the machine (the bench's floor:matmuls; benchmarks/README.md). The gates'
+pointwise work is not in it, so no implementation reaches it.
 """
 
 import argparse
@@ -24,6 +30,38 @@ STARTED = re.compile(r"^(?:local)?rule (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
 PHASES = ("setup", "steps", "evaluation", "health", "task", "logs", "checkpoints")
+# the matrix-product rate of one thread on the 2-core AMD EPYC VM (90-101 GFLOP/s for these
+# models' shapes, torch 2.13.0+cpu; benchmarks/README.md, "Where a training job's time goes")
+GFLOPS = 95.0
+FREQUENCY_LENGTH = {"regular": 125, "async": 125, "fine": 1250}  # padded samples a sequence
+
+
+def recurrence_flops(T, B, H, G, d, classes):
+    """Matrix-product FLOPs of B sequences through one recurrent layer of G gate blocks and
+    H units over T steps, with inputs of width d (0: a lookup) and a readout of `classes`:
+    (forward, forward and backward)."""
+    rec, inp, out = 2 * (T - 1) * G * H * H, 2 * T * G * H * d, 2 * H * classes
+    return B * (rec + inp + out), B * (3 * rec + 2 * inp + 3 * out)
+
+
+def matmul_flops(kind, spec, summary, evaluations):
+    """(training steps, evaluations) matrix-product FLOPs of a whole run."""
+    if kind in ("palindrome", "phased"):
+        G = 1 if spec.get("model") == "rnn" else 4
+        d = 0 if spec.get("input_encoding") == "onehot" else 1
+        one = lambda B: recurrence_flops(spec["input_length"], B, spec["hidden"], G, d, 10)  # noqa: E731
+        return spec["steps"] * one(spec["batch"])[1], evaluations * one(spec["eval_size"])[0]
+    if kind == "frequency":
+        T, d = FREQUENCY_LENGTH[spec["sampling"]], summary.get("input_dim", 1)
+        one = lambda B: recurrence_flops(T, B, spec["hidden"], 4, d, 2)  # noqa: E731
+        return spec["steps"] * one(spec["batch"])[1], evaluations * one(spec["eval_size"])[0]
+    if kind == "text":  # one layer on looked-up inputs, the others on the layer below
+        T, H, V, L = spec["seq_length"], spec["hidden"], summary["corpus"]["distinct"], spec["layers"]
+        per_char = L * 2 * 4 * H * H * (T - 1) / T + (L - 1) * 2 * 4 * H * H + 2 * H * V
+        corpus = summary["corpus"]
+        held_out = corpus["validation_end"] - corpus["validation_start"]
+        return spec["steps"] * spec["batch"] * T * 3 * per_char, evaluations * held_out * per_char
+    return 0.0, 0.0
 
 
 def jobs_from_log(path):
@@ -48,10 +86,13 @@ def training_jobs(results):
     for tsv in sorted((results / "compute").glob("*/*.tsv")):
         with tsv.open() as f:
             bench = next(csv.DictReader(f, delimiter="\t"))
-        summary = results / "runs" / tsv.parent.name / tsv.stem / "summary.json"
-        phases = json.loads(summary.read_text()).get("phases_s", {}) if summary.exists() else {}
+        run = results / "runs" / tsv.parent.name / tsv.stem
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        evals = (run / "eval.csv").read_text().count("\n") - 1 if (run / "eval.csv").exists() else 0
+        kind = summary.get("kind", tsv.parent.name)
+        flops = matmul_flops(kind, summary["spec"], summary, evals) if "spec" in summary else (0, 0)
         rows.append({"kind": tsv.parent.name, "run": tsv.stem, "s": float(bench["s"]),
-                     "phases": phases})
+                     "phases": summary.get("phases_s", {}), "flops": flops})
     return rows
 
 
@@ -64,6 +105,8 @@ def main(argv=None):
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--log", type=Path, help="Snakemake's log (default: the newest)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--gflops", type=float, default=GFLOPS,
+                    help=f"one thread's matrix-product rate on the machine (default {GFLOPS:g})")
     a = ap.parse_args(argv)
     log = a.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
     jobs = jobs_from_log(log)
@@ -88,9 +131,10 @@ def main(argv=None):
     rows = training_jobs(a.results)
     if not rows:
         return
-    print("\nTraining jobs by phase (minutes of job time; benchmark files and `phases_s`):\n")
-    head = ["kind", "jobs", "job time", "steps", "evaluation (health in it)", "setup",
-            "task", "logs", "checkpoints", "start and finish"]
+    print("\nTraining jobs by phase (minutes of job time; benchmark files and `phases_s`; the "
+          f"floors: their matrix products at {a.gflops:g} GFLOP/s):\n")
+    head = ["kind", "jobs", "job time", "steps", "steps' floor", "evaluation (health in it)",
+            "evaluations' floor", "setup", "task", "logs", "checkpoints", "start and finish"]
     print("| " + " | ".join(head) + " |\n|" + " --- |" * len(head))
     sums = defaultdict(lambda: defaultdict(float))
     for r in rows:
@@ -100,12 +144,15 @@ def main(argv=None):
         for p in PHASES:
             k[p] += r["phases"].get(p, 0.0)
         k["rest"] += r["s"] - sum(v for p, v in r["phases"].items() if p != "health")
+        k["steps floor"] += r["flops"][0] / (a.gflops * 1e9)
+        k["evaluation floor"] += r["flops"][1] / (a.gflops * 1e9)
     sums["all"] = {key: sum(k[key] for k in list(sums.values())) for key in
-                   ("jobs", "s", "rest", *PHASES)}
+                   ("jobs", "s", "rest", "steps floor", "evaluation floor", *PHASES)}
     for kind, k in sums.items():
         share = lambda key: f"{minutes(k[key])} ({100 * k[key] / k['s']:.0f} %)"  # noqa: E731
         print(f"| {kind} | {int(k['jobs'])} | {minutes(k['s'])} | {share('steps')} | "
-              f"{share('evaluation')} ({minutes(k['health'])}) | {share('setup')} | "
+              f"{minutes(k['steps floor'])} | {share('evaluation')} ({minutes(k['health'])}) | "
+              f"{minutes(k['evaluation floor'])} | {share('setup')} | "
               f"{share('task')} | {share('logs')} | {share('checkpoints')} | {share('rest')} |")
 
 

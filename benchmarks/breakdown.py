@@ -33,7 +33,13 @@ PHASES = ("setup", "steps", "evaluation", "health", "task", "logs", "checkpoints
 # the matrix-product rate of one thread on the 2-core AMD EPYC VM (90-101 GFLOP/s for these
 # models' shapes, torch 2.13.0+cpu; benchmarks/README.md, "Where a training job's time goes")
 GFLOPS = 95.0
-FREQUENCY_LENGTH = {"regular": 125, "async": 125, "fine": 1250}  # padded samples a sequence
+
+
+def frequency_length(sampling):
+    """The samples a frequency-task sequence is padded to, as its data module draws them."""
+    from rnnrepro.data.frequency import frequency_batch
+
+    return frequency_batch(1, sampling)[0].shape[1]
 
 
 def recurrence_flops(T, B, H, G, d, classes):
@@ -52,7 +58,7 @@ def matmul_flops(kind, spec, summary, evaluations):
         one = lambda B: recurrence_flops(spec["input_length"], B, spec["hidden"], G, d, 10)  # noqa: E731
         return spec["steps"] * one(spec["batch"])[1], evaluations * one(spec["eval_size"])[0]
     if kind == "frequency":
-        T, d = FREQUENCY_LENGTH[spec["sampling"]], summary.get("input_dim", 1)
+        T, d = frequency_length(spec["sampling"]), summary.get("input_dim", 1)
         one = lambda B: recurrence_flops(T, B, spec["hidden"], 4, d, 2)  # noqa: E731
         return spec["steps"] * one(spec["batch"])[1], evaluations * one(spec["eval_size"])[0]
     if kind == "text":  # one layer on looked-up inputs, the others on the layer below

@@ -229,12 +229,14 @@ def test_a_run_that_learned_and_lost_the_task_reaches_the_collapse_table_and_fig
     assert "1 of 1 seed at length 6 reached it and then lost it" in flat
 
 
+@pytest.mark.plan
 def test_unchanged_config_has_nothing_to_do(done):
     jobs, out = planned_jobs(done)
     assert jobs == [], out
     assert "Nothing to be done" in out
 
 
+@pytest.mark.plan
 @pytest.mark.parametrize("gone", ["folder", "summary.json"])
 def test_a_deleted_run_is_trained_again_with_what_depends_on_it(done, gone):
     """Snakemake by itself keeps an up-to-date report whose inputs were deleted ("Nothing to
@@ -254,6 +256,7 @@ def test_a_deleted_run_is_trained_again_with_what_depends_on_it(done, gone):
     assert planned_jobs(done)[0] == []
 
 
+@pytest.mark.plan
 def test_device_cuda_without_cuda_is_refused_when_the_workflow_starts(tmp_path, corpus_path):
     workdir = make_workdir(tmp_path, corpus_path, edit=lambda c: c["execution"].update(device="cuda"))
     res = snakemake(workdir, check=False)
@@ -262,6 +265,7 @@ def test_device_cuda_without_cuda_is_refused_when_the_workflow_starts(tmp_path, 
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
 
 
+@pytest.mark.plan
 @pytest.mark.parametrize("fault,expect", [
     ("corpus", "holds a file with sha256"),
     ("folder", "is a file where the workflow keeps a folder: move it away"),
@@ -293,6 +297,7 @@ def test_workflow_faults_are_named_before_any_job(tmp_path, corpus_path, fault, 
     assert after == [p for p in before if ".snakemake" not in p.parts]  # no job ran
 
 
+@pytest.mark.plan
 def test_a_yaml_error_in_the_default_config_names_the_line(tmp_path, corpus_path):
     workdir = make_workdir(tmp_path, corpus_path)
     with open(workdir / "config" / "config.yaml", "a") as f:
@@ -304,6 +309,7 @@ def test_a_yaml_error_in_the_default_config_names_the_line(tmp_path, corpus_path
                      res.stdout + res.stderr), res.stdout + res.stderr
 
 
+@pytest.mark.plan
 def test_unrelated_changes_plan_nothing(done):
     (done / "NOTES.md").write_text("a note\n")
     (done / "config" / "config.yaml").write_text(
@@ -313,6 +319,7 @@ def test_unrelated_changes_plan_nothing(done):
     assert jobs == [], out
 
 
+@pytest.mark.plan
 def test_a_training_job_reruns_for_its_own_model_and_task_only(done):
     """A run's code inputs are the loop, its task and its own model's module: a new model or
     task module retrains nothing; an edit of the LSTM's module retrains the LSTM runs alone."""
@@ -340,6 +347,7 @@ def test_a_training_job_reruns_for_its_own_model_and_task_only(done):
     assert not [r for r, _ in jobs if r == "train_text"], out
 
 
+@pytest.mark.plan
 def test_section_2_studies_are_added_and_edited_apart_from_the_other_runs(done):
     """Without Section 2's studies the config plans no training (its runs are what they were
     before those studies existed), and an edit of the phased LSTM's module retrains Section 2's
@@ -365,6 +373,7 @@ def test_section_2_studies_are_added_and_edited_apart_from_the_other_runs(done):
     assert {r for r, _ in jobs if r.startswith("train_")} == {"train_timed"}, out
 
 
+@pytest.mark.plan
 def test_changing_one_study_reruns_only_that_study_and_what_uses_it(done):
     config = yaml.safe_load((done / "test.yaml").read_text())
     config["studies"]["lstm_adam_lr01"]["set"]["lr"] = 0.02
@@ -405,6 +414,7 @@ def test_more_text_seeds_train_only_their_runs_and_give_claim_9_an_interval(done
         (done / "results" / "report" / "report.pdf").stat().st_mtime
 
 
+@pytest.mark.plan
 @pytest.mark.parametrize("key,value", [
     ("device", "auto"), ("threads", 2), ("checkpoint_every", 7), ("impl", "loop"),
     ("jobs_per_gpu", 3), ("runs_per_job", 5), ("mem_mb", 3000), ("deterministic", True),
@@ -422,6 +432,7 @@ def test_changing_how_runs_are_computed_retrains_nothing(done, key, value):
     assert {r for r, _ in jobs} <= {"save_config", "render_report", "compile_report", "all"}, out
 
 
+@pytest.mark.plan
 @pytest.mark.parametrize("key,value", [
     ("retries", 7), ("timeout", 5.0), ("backoff", 0.5), ("max_mb", 20.0),
     ("urls", ["https://example.org/grimm.txt", "file:///elsewhere/grimm.txt"]),
@@ -436,6 +447,7 @@ def test_how_the_corpus_is_fetched_changes_nothing(done, key, value):
     assert {r for r, _ in jobs} <= {"save_config", "render_report", "compile_report", "all"}, out
 
 
+@pytest.mark.plan
 def test_a_deleted_benchmark_file_retrains_nothing(done):
     tsv = next((done / "results" / "compute" / "palindrome").glob("*.tsv"))
     aside = done / "aside.tsv"
@@ -447,6 +459,7 @@ def test_a_deleted_benchmark_file_retrains_nothing(done):
     assert jobs == [], out
 
 
+@pytest.mark.plan
 def test_values_given_with_config_on_the_command_line_are_read_as_their_types(done):
     """Snakemake hands `--config` list and mapping items over as text: they are read as the
     schema's types; a value of the wrong shape is told the form that works."""
@@ -458,6 +471,7 @@ def test_values_given_with_config_on_the_command_line_are_read_as_their_types(do
     assert "with --config, write seeds=[a, b]" in res.stdout + res.stderr
 
 
+@pytest.mark.plan
 def test_no_extrapolation_without_memory_runs_at_its_first_length(tmp_path, corpus_path):
     """report.extrapolation_lengths starting at a length no memory study trains: no
     extrapolation job and no extrapolation figure; the rest of Section 2 is planned."""
@@ -471,6 +485,7 @@ def test_no_extrapolation_without_memory_runs_at_its_first_length(tmp_path, corp
     assert "figure=fig_extrapolation" not in figures and "figure=fig_phased_memory" in figures, out
 
 
+@pytest.mark.plan
 def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(tmp_path, corpus_path):
     workdir = make_workdir(tmp_path, corpus_path)
     jobs, out = planned_jobs(workdir, "--batch", "runs=1/3", "runs")
@@ -483,6 +498,7 @@ def test_batches_split_the_training_and_batching_all_is_told_the_form_that_does(
 
 # A few of the config checks through Snakemake itself; tests/test_bad_inputs.py holds the
 # rest, through `rnnrepro check-config`, which makes the same checks (studies.py).
+@pytest.mark.plan
 @pytest.mark.parametrize("override,expect", [
     ({"bogus": 1}, "config: bogus is not one of its keys"),
     ({"execution": {"device": "tpu"}}, "device must be one of ('auto', 'cpu', 'cuda'), got 'tpu'"),
